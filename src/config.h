@@ -1,0 +1,100 @@
+/* config.h - the libconfig file as a validated struct config */
+#ifndef MX_CONFIG_H
+#define MX_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CONFIG_DEFAULT_PATH	"/etc/mxrelay/mxrelay.conf"
+#define CONFIG_MAX_LISTEN	16
+#define CONFIG_MAX_LIST		64	/* xclient_hosts, nameservers, zones, retry steps */
+#define CONFIG_ERR_MAX		512
+
+/* a CIDR for xclient_hosts */
+struct cidr {
+	int family;			/* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+struct listen_addr {
+	char host[256];			/* numeric address, no brackets */
+	int port;
+};
+
+enum tls_outbound { TLS_OUT_NONE, TLS_OUT_OPPORTUNISTIC, TLS_OUT_REQUIRED };
+
+struct config {
+	char *path;			/* file it was read from */
+
+	/* server */
+	char *hostname;
+	struct listen_addr listen[CONFIG_MAX_LISTEN];
+	int nlisten;
+	char *user;
+	struct cidr xclient_hosts[CONFIG_MAX_LIST];
+	int nxclient_hosts;
+
+	/* paths */
+	char *spool;
+	char *state;
+	char *control_socket;
+
+	/* limits */
+	int max_connections;
+	int max_connections_per_client;
+	int64_t max_message_size;
+	int max_recipients;
+	int command_timeout;
+	int data_timeout;
+
+	/* tls */
+	char *tls_certificate;		/* NULL: STARTTLS not offered */
+	char *tls_key;
+	enum tls_outbound tls_outbound;
+
+	/* hosting */
+	char *hosting_destination;	/* NULL until set */
+
+	/* delivery */
+	int retry_schedule[CONFIG_MAX_LIST];
+	int nretry_schedule;
+	int max_lifetime;
+	int connect_timeout;
+	int max_connections_per_destination;
+	int smtp_port;
+
+	/* dns: empty list = /etc/resolv.conf */
+	struct listen_addr nameservers[CONFIG_MAX_LIST];
+	int nnameservers;
+
+	/* filters */
+	int spf_enabled;
+	int spf_reject_fail;
+	char *dnsbl_zones[CONFIG_MAX_LIST];
+	int ndnsbl_zones;
+	int pregreet_wait;
+
+	/* srs */
+	char *srs_domain;
+	char *srs_secret;
+
+	/* top level */
+	char recipient_delimiter;	/* '\0' = none */
+};
+
+/* config_load - read and validate PATH. Returns a config, or NULL with a
+ * message "FILE:LINE: KEY: reason" in err. */
+struct config *config_load(const char *path, char *err, size_t errlen);
+/* config_defaults - a config holding every default (no file) */
+struct config *config_defaults(void);
+void config_free(struct config *);
+/* cidr_match - is the address (AF_INET/AF_INET6 sockaddr) inside c? */
+int cidr_match(const struct cidr *c, const struct sockaddr *sa);
+/* destination syntax of SPEC 3: smtp:HOST[:PORT], smtp:[HOST]:PORT,
+ * lmtp:[HOST]:PORT, lmtp:unix:/PATH. Returns 0 when valid. */
+int config_check_destination(const char *dest, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,3 @@
+#ifndef MX_ctlproto_H
+#define MX_ctlproto_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MX_dict_H
+#define MX_dict_H
+#endif

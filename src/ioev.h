@@ -1,0 +1,3 @@
+#ifndef MX_ioev_H
+#define MX_ioev_H
+#endif

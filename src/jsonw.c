@@ -1,0 +1,3 @@
+/* jsonw.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_jsonw;

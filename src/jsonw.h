@@ -1,0 +1,3 @@
+#ifndef MX_jsonw_H
+#define MX_jsonw_H
+#endif

@@ -1,0 +1,3 @@
+/* smtp_data.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_smtp_data;

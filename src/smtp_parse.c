@@ -1,0 +1,3 @@
+/* smtp_parse.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_smtp_parse;

@@ -1,0 +1,3 @@
+/* smtp_server.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_smtp_server;

@@ -1,0 +1,3 @@
+#ifndef MX_smtp_server_H
+#define MX_smtp_server_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef MX_spool_H
+#define MX_spool_H
+#endif

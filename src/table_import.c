@@ -1,0 +1,3 @@
+/* table_import.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_table_import;

@@ -1,0 +1,3 @@
+#ifndef MX_table_import_H
+#define MX_table_import_H
+#endif

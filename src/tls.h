@@ -1,0 +1,3 @@
+#ifndef MX_tls_H
+#define MX_tls_H
+#endif

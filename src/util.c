@@ -1,0 +1,152 @@
+/* util.c - allocators that abort, small string and time helpers */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		fatal("malloc %zu", n);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+	if (p == NULL)
+		fatal("calloc %zu*%zu", n, sz);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (q == NULL)
+		fatal("realloc %zu", n);
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (p == NULL)
+		fatal("strdup");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+	if (p == NULL)
+		fatal("strndup");
+	return p;
+}
+
+int
+xasprintf(char **ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatal("asprintf");
+	return n;
+}
+
+size_t
+mx_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t len = strlen(src);
+
+	if (size > 0) {
+		size_t n = len >= size ? size - 1 : len;
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+
+char *
+mx_lower(char *s)
+{
+	for (char *p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return s;
+}
+
+uint64_t
+mx_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+mx_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* mx_split_hostport - "host", "host:25", "[::1]:25", "[10.0.0.1]" -> host, port.
+ * Returns 0, or -1 on syntax error (bad port, unbalanced bracket, empty host). */
+int
+mx_split_hostport(const char *in, char *host, size_t hostlen, int *port, int defport)
+{
+	const char *end, *colon;
+	size_t n;
+	char *ep;
+	long p;
+
+	*port = defport;
+	if (*in == '[') {
+		end = strchr(in, ']');
+		if (end == NULL)
+			return -1;
+		n = (size_t)(end - in - 1);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, in + 1, n);
+		host[n] = '\0';
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (end[1] != '\0' && colon == NULL)
+			return -1;
+	} else {
+		colon = strchr(in, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return -1;	/* bare IPv6 must be bracketed */
+		n = colon ? (size_t)(colon - in) : strlen(in);
+		if (n == 0 || n >= hostlen)
+			return -1;
+		memcpy(host, in, n);
+		host[n] = '\0';
+	}
+	if (colon) {
+		errno = 0;
+		p = strtol(colon + 1, &ep, 10);
+		if (colon[1] == '\0' || *ep != '\0' || errno || p < 1 || p > 65535)
+			return -1;
+		*port = (int)p;
+	}
+	return 0;
+}

@@ -1,0 +1,27 @@
+/* util.h - allocators that abort, bounded string helpers */
+#ifndef MX_UTIL_H
+#define MX_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xrealloc(void *, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+/* strlcpy-like: returns strlen(src); truncation when >= size */
+size_t mx_strlcpy(char *dst, const char *src, size_t size);
+/* ASCII lower-case in place; returns s */
+char *mx_lower(char *s);
+/* monotonic and wall clocks in microseconds */
+uint64_t mx_now_us(void);
+uint64_t mx_mono_us(void);
+/* parse "host:port", "[v6]:port", "host" into host (no brackets) and port */
+int mx_split_hostport(const char *in, char *host, size_t hostlen, int *port, int defport);
+
+#define MX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif
