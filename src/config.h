@@ -97,4 +97,23 @@ int cidr_match(const struct cidr *c, const struct sockaddr *sa);
  * lmtp:[HOST]:PORT, lmtp:unix:/PATH. Returns 0 when valid. */
 int config_check_destination(const char *dest, char *err, size_t errlen);
 
+/* a parsed destination (hosting, legacy servers) */
+struct destination {
+	int lmtp;			/* 1: LMTP (RFC 2033), 0: SMTP */
+	int mx_lookup;			/* 1: smtp:HOST, look up HOST's MX first */
+	char host[256];			/* name or numeric address, no brackets;
+					 * empty for lmtp:unix: */
+	int port;			/* 0 for lmtp:unix: */
+	char unix_path[108];		/* lmtp:unix:/PATH, else empty */
+};
+
+/* destination_parse - parse S into D. Returns 0, or -1 with a reason in err.
+ * smtp: port defaults to 25; lmtp with a host requires a port. */
+int destination_parse(const char *s, struct destination *d, char *err, size_t errlen);
+/* cidr_parse - "10.0.0.0/8", "2001:db8::/32", "192.0.2.1" (full-length
+ * prefix) into c, host bits cleared. Returns 0, or -1 when malformed. */
+int cidr_parse(const char *s, struct cidr *c);
+/* config_valid_domain - is S a syntactically valid domain name? */
+int config_valid_domain(const char *s);
+
 #endif

@@ -1,3 +1,247 @@
-/* ioev.c - placeholder until written */
+/* ioev.c - bufferevent and OpenSSL behind semantic I/O events
+ *
+ * A plaintext socket bufferevent is created first; STARTTLS stacks an
+ * OpenSSL filter on top of it, so the session always talks to io->top.
+ */
 #include "autoconf.h"
-extern int mx_placeholder_ioev;
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+
+#include "ioev.h"
+#include "log.h"
+#include "util.h"
+
+struct io {
+	struct event_base *base;
+	struct bufferevent *bev;	/* plaintext socket */
+	struct bufferevent *top;	/* bev, or the TLS filter over it */
+	SSL *ssl;
+	io_callback cb;
+	void *arg;
+	int timeout;
+	int want_lowat;
+	char err[128];
+};
+
+static void io_readcb(struct bufferevent *, void *);
+static void io_writecb(struct bufferevent *, void *);
+static void io_eventcb(struct bufferevent *, short, void *);
+
+const char *
+io_event_name(enum io_event ev)
+{
+	static const char *names[] = { "datain", "lowat", "tlsready",
+	    "timeout", "disconnected", "error" };
+	return (size_t)ev < MX_ARRAY_LEN(names) ? names[ev] : "?";
+}
+
+/* io_setup_top - callbacks, watermark and timeout on the current top */
+static void
+io_setup_top(struct io *io)
+{
+	bufferevent_setcb(io->top, io_readcb, io_writecb, io_eventcb, io);
+	bufferevent_setwatermark(io->top, EV_READ, 0, IO_READ_HIWAT);
+	io_set_timeout(io, io->timeout);
+	bufferevent_enable(io->top, EV_READ | EV_WRITE);
+}
+
+struct io *
+io_new(struct event_base *base, int fd, io_callback cb, void *arg)
+{
+	struct io *io = xcalloc(1, sizeof(*io));
+
+	io->base = base;
+	io->cb = cb;
+	io->arg = arg;
+	io->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (io->bev == NULL) {
+		close(fd);
+		free(io);
+		return NULL;
+	}
+	io->top = io->bev;
+	io_setup_top(io);
+	return io;
+}
+
+void
+io_free(struct io *io)
+{
+	if (io == NULL)
+		return;
+	/* The TLS filter owns the socket bufferevent (BEV_OPT_CLOSE_ON_FREE). */
+	bufferevent_free(io->top);
+	free(io);
+}
+
+struct evbuffer *
+io_input(struct io *io)
+{
+	return bufferevent_get_input(io->top);
+}
+
+void
+io_write(struct io *io, const void *p, size_t n)
+{
+	bufferevent_write(io->top, p, n);
+}
+
+void
+io_printf(struct io *io, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(bufferevent_get_output(io->top), fmt, ap);
+	va_end(ap);
+}
+
+size_t
+io_queued(struct io *io)
+{
+	return evbuffer_get_length(bufferevent_get_output(io->top));
+}
+
+void
+io_set_timeout(struct io *io, int secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	io->timeout = secs;
+	/* The write timeout covers a client that stops reading our replies. */
+	bufferevent_set_timeouts(io->top, secs ? &tv : NULL, secs ? &tv : NULL);
+}
+
+void
+io_pause(struct io *io)
+{
+	bufferevent_disable(io->top, EV_READ);
+}
+
+void
+io_resume(struct io *io)
+{
+	bufferevent_enable(io->top, EV_READ);
+}
+
+void
+io_want_lowat(struct io *io, int on)
+{
+	/* Never reported from inside this call: the caller checks
+	 * io_queued() itself when the buffer may already be empty. */
+	io->want_lowat = on;
+}
+
+int
+io_start_tls(struct io *io, SSL_CTX *ctx)
+{
+	struct bufferevent *f;
+	struct evbuffer *in;
+
+	if (io->ssl)
+		return -1;
+	/* Drop what the client pipelined behind STARTTLS (RFC 3207 4.2). */
+	in = bufferevent_get_input(io->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	io->ssl = SSL_new(ctx);
+	if (io->ssl == NULL)
+		return -1;
+	f = bufferevent_openssl_filter_new(io->base, io->bev, io->ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL) {
+		SSL_free(io->ssl);
+		io->ssl = NULL;
+		return -1;
+	}
+	/* The filter frees the SSL object with itself. */
+	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
+	bufferevent_setcb(io->bev, NULL, NULL, NULL, NULL);
+	io->top = f;
+	io_setup_top(io);
+	return 0;
+}
+
+int
+io_is_tls(struct io *io)
+{
+	return io->ssl != NULL && io->top != io->bev;
+}
+
+const char *
+io_tls_version(struct io *io)
+{
+	return io->ssl ? SSL_get_version(io->ssl) : NULL;
+}
+
+const char *
+io_tls_cipher(struct io *io)
+{
+	return io->ssl ? SSL_get_cipher_name(io->ssl) : NULL;
+}
+
+int
+io_tls_bits(struct io *io)
+{
+	return io->ssl ? SSL_get_cipher_bits(io->ssl, NULL) : 0;
+}
+
+const char *
+io_error_string(struct io *io)
+{
+	return io->err[0] ? io->err : "unknown";
+}
+
+static void
+io_readcb(struct bufferevent *bev, void *arg)
+{
+	struct io *io = arg;
+
+	io->cb(io, IO_DATAIN, io->arg);
+}
+
+static void
+io_writecb(struct bufferevent *bev, void *arg)
+{
+	struct io *io = arg;
+
+	if (io->want_lowat && io_queued(io) == 0) {
+		io->want_lowat = 0;
+		io->cb(io, IO_LOWAT, io->arg);
+	}
+}
+
+/* io_eventcb - map bufferevent events; the callee may free io */
+static void
+io_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct io *io = arg;
+	unsigned long e;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		io->cb(io, IO_TLSREADY, io->arg);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		io->cb(io, IO_TIMEOUT, io->arg);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		mx_strlcpy(io->err, "eof", sizeof(io->err));
+		io->cb(io, IO_DISCONNECTED, io->arg);
+		return;
+	}
+	if (io->ssl && (e = bufferevent_get_openssl_error(bev)) != 0)
+		ERR_error_string_n(e, io->err, sizeof(io->err));
+	else
+		snprintf(io->err, sizeof(io->err), "%s", strerror(errno));
+	io->cb(io, IO_ERROR, io->arg);
+}

@@ -1,3 +1,55 @@
-#ifndef MX_ioev_H
-#define MX_ioev_H
+/* ioev.h - buffered socket I/O as semantic events for the session code
+ *
+ * The only module that touches bufferevent and SSL objects: sessions see
+ * IO_DATAIN, IO_LOWAT, IO_TLSREADY, IO_TIMEOUT, IO_DISCONNECTED, IO_ERROR.
+ */
+#ifndef MX_IOEV_H
+#define MX_IOEV_H
+
+#include <stddef.h>
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <openssl/ssl.h>
+
+#define IO_READ_HIWAT	(64 * 1024)	/* stop reading when this much is unread */
+
+enum io_event {
+	IO_DATAIN,		/* new input in io_input() */
+	IO_LOWAT,		/* everything written has been sent */
+	IO_TLSREADY,		/* TLS handshake done */
+	IO_TIMEOUT,		/* read timeout */
+	IO_DISCONNECTED,	/* peer closed */
+	IO_ERROR,		/* socket or TLS error */
+};
+
+struct io;
+typedef void (*io_callback)(struct io *, enum io_event, void *arg);
+
+/* io_new - wrap a connected non-blocking socket; the io owns fd */
+struct io *io_new(struct event_base *, int fd, io_callback, void *arg);
+void io_free(struct io *);
+const char *io_event_name(enum io_event);
+
+struct evbuffer *io_input(struct io *);
+void io_write(struct io *, const void *, size_t);
+void io_printf(struct io *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+size_t io_queued(struct io *);
+/* io_set_timeout - read timeout in seconds (0: none) */
+void io_set_timeout(struct io *, int secs);
+void io_pause(struct io *);	/* stop reading */
+void io_resume(struct io *);
+/* io_want_lowat - report IO_LOWAT once pending output has been sent */
+void io_want_lowat(struct io *, int on);
+
+/* io_start_tls - discard unread input (RFC 3207 4.2 / SPEC 5: plaintext
+ * pipelined behind STARTTLS must not be processed) and start a server-side
+ * handshake after what is already queued for output. Returns 0 or -1. */
+int io_start_tls(struct io *, SSL_CTX *);
+int io_is_tls(struct io *);
+const char *io_tls_version(struct io *);
+const char *io_tls_cipher(struct io *);
+int io_tls_bits(struct io *);
+/* io_error_string - last socket or TLS error, for logs */
+const char *io_error_string(struct io *);
+
 #endif

@@ -1,2 +1,194 @@
+/* mxrelayd.c - start-up, signals, privilege drop */
 #include "autoconf.h"
-int main(void) { return 0; }
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "smtp_server.h"
+#include "spool.h"
+#include "stats.h"
+#include "store.h"
+#include "tls.h"
+#include "util.h"
+
+#define MXRELAYD_ERR_MAX	512
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: mxrelayd [-dstV] [-c FILE]\n"
+	    "  -c FILE  configuration (default %s)\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -s       log to syslog instead of stderr\n"
+	    "  -d       debug logging\n"
+	    "  -V       print the version and exit\n", CONFIG_DEFAULT_PATH);
+	exit(2);
+}
+
+/* raise_nofile - as many descriptors as we may have: max_connections
+ * sockets plus spool, store and control files. */
+static void
+raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("setrlimit NOFILE");
+	}
+	if (rl.rlim_cur < want)
+		log_warnx("startup nofile=%llu below max_connections+256=%llu",
+		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
+/* make_dir_for - create a directory (0750) owned by the daemon's user */
+static void
+make_dir_for(const char *dir, const struct passwd *pw)
+{
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		fatal("mkdir %s", dir);
+	if (pw && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+		fatal("chown %s", dir);
+}
+
+/* drop_privileges - after binding: become server.user when started as root */
+static void
+drop_privileges(const struct passwd *pw)
+{
+	if (pw == NULL)
+		return;
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("cannot drop privileges to %s", pw->pw_name);
+	if (setuid(0) == 0)
+		fatalx("privileges could be regained after the drop");
+	log_info("startup running as user=%s uid=%d", pw->pw_name, (int)pw->pw_uid);
+}
+
+static void
+on_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct event_base *base = arg;
+
+	if (sig == SIGHUP) {
+		log_info("signal HUP: reload is not implemented yet, ignored");
+		return;
+	}
+	log_info("signal %s: shutting down", sig == SIGTERM ? "TERM" : "INT");
+	event_base_loopexit(base, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = CONFIG_DEFAULT_PATH;
+	char err[MXRELAYD_ERR_MAX];
+	int ch, check = 0, use_syslog = 0, debug = 0;
+	struct config *cfg;
+	struct event_base *base;
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct smtp_server *srv;
+	struct passwd *pw = NULL;
+	SSL_CTX *tls = NULL;
+
+	while ((ch = getopt(argc, argv, "c:dstV")) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'd': debug = 1; break;
+		case 's': use_syslog = 1; break;
+		case 't': check = 1; break;
+		case 'V':
+			printf("mxrelayd %s\n", PACKAGE_VERSION);
+			return 0;
+		default: usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init("mxrelayd", use_syslog);
+	log_set_debug(debug);
+
+	if ((cfg = config_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxrelayd: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("mxrelayd: %s: configuration ok\n", path);
+		config_free(cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() < 0)
+		fatalx("libevent: no pthreads support");
+	if ((base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	raise_nofile(cfg);
+
+	if (getuid() == 0 && strcmp(cfg->user, "root") != 0) {
+		if ((pw = getpwnam(cfg->user)) == NULL)
+			fatalx("%s: server.user: no such user: %s", path, cfg->user);
+	}
+	if (cfg->tls_certificate &&
+	    (tls = tls_server_ctx(cfg->tls_certificate, cfg->tls_key, err, sizeof(err))) == NULL)
+		fatalx("tls: %s", err);
+	make_dir_for(cfg->spool, pw);
+	make_dir_for(cfg->state, pw);
+	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
+		fatalx("%s", err);
+	if (control_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("control: %s", err);
+	drop_privileges(pw);
+
+	/* State and spool are opened as the unprivileged user, so every file
+	 * they create is that user's. */
+	if (store_open(base, cfg->state, err, sizeof(err)) < 0)
+		fatalx("store: %s", err);
+	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+
+	sig_term = evsignal_new(base, SIGTERM, on_signal, base);
+	sig_int = evsignal_new(base, SIGINT, on_signal, base);
+	sig_hup = evsignal_new(base, SIGHUP, on_signal, base);
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	evsignal_add(sig_hup, NULL);
+
+	mx_stats.started = time(NULL);
+	smtp_server_start(srv);
+	log_info("startup version=%s hostname=%s", PACKAGE_VERSION, cfg->hostname);
+	event_base_dispatch(base);
+
+	smtp_server_free(srv);
+	control_close();
+	spool_close();
+	store_close();
+	event_free(sig_term);
+	event_free(sig_int);
+	event_free(sig_hup);
+	tls_ctx_free(tls);
+	event_base_free(base);
+	config_free(cfg);
+	log_info("shutdown complete");
+	return 0;
+}

@@ -1,3 +1,201 @@
-/* smtp_data.c - placeholder until written */
+/* smtp_data.c - the DATA byte stream as a state machine
+ *
+ * The one rule that matters (SMTP smuggling): the message ends at CR LF "."
+ * CR LF and at nothing else. A bare LF or a bare CR is content, is flagged,
+ * and never starts a new line, so no "." after it can end the message or be
+ * unstuffed. The state starts at the beginning of a line because the DATA
+ * command's own CRLF ended the previous line.
+ *
+ * Octets are passed on in runs of the caller's buffer; only the withheld
+ * stuffing dot and, rarely, a withheld CR after it break a run.
+ */
 #include "autoconf.h"
-extern int mx_placeholder_smtp_data;
+
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_data.h"
+
+#define RECEIVED_HDR	"Received:"
+#define RECEIVED_LEN	(sizeof(RECEIVED_HDR) - 1)
+
+enum data_state {
+	DS_BOL = 0,	/* at the beginning of a line */
+	DS_TEXT,	/* inside a line */
+	DS_CR,		/* after a CR inside a line (output already) */
+	DS_DOT,		/* after "." at the beginning of a line (withheld) */
+	DS_DOT_CR,	/* after "." CR at the beginning of a line (withheld) */
+	DS_DONE,	/* CRLF.CRLF consumed */
+};
+
+/* A run of input octets that are output verbatim, [start, end). */
+struct data_run {
+	const char *in;
+	size_t start;
+	smtp_data_out_fn out;
+	void *ctx;
+};
+
+/* data_emit - pass message octets on, counting size and cutting output at
+ * max_size (0: no limit). Size keeps counting past the limit for the log. */
+static void
+data_emit(struct smtp_data *d, const char *p, size_t n, struct data_run *r)
+{
+	if (n == 0)
+		return;
+	if (!(d->flags & DATA_TOO_BIG)) {
+		size_t keep = n;
+
+		if (d->max_size > 0 && d->size + n > d->max_size) {
+			keep = (size_t)(d->max_size - d->size);
+			d->flags |= DATA_TOO_BIG;
+		}
+		if (keep > 0 && r->out != NULL)
+			r->out(r->ctx, p, keep);
+	}
+	d->size += n;
+}
+
+/* data_flush - emit the pending run up to (not including) in[end] */
+static void
+data_flush(struct smtp_data *d, struct data_run *r, size_t end)
+{
+	if (end > r->start)
+		data_emit(d, r->in + r->start, end - r->start, r);
+	r->start = end;
+}
+
+/* hdr_octet - one content octet of a header line: look for "Received:" at
+ * column 0 (RFC 5321 6.3 hop count). Continuation lines start with SP/HT,
+ * so they never match. */
+static void
+hdr_octet(struct smtp_data *d, unsigned char c)
+{
+	if (!d->in_headers)
+		return;
+	if (d->hdrlen < RECEIVED_LEN)
+		d->hdr[d->hdrlen] = (char)c;
+	if (d->hdrlen < sizeof(d->hdr))
+		d->hdrlen++;
+	if (d->hdrlen == RECEIVED_LEN &&
+	    strncasecmp(d->hdr, RECEIVED_HDR, RECEIVED_LEN) == 0 &&
+	    ++d->hops > SMTP_MAX_HOPS)
+		d->flags |= DATA_TOO_MANY_HOPS;
+}
+
+/* hdr_eol - a CRLF ended a line; an empty line ends the header section */
+static void
+hdr_eol(struct smtp_data *d)
+{
+	if (!d->in_headers)
+		return;
+	if (d->hdrlen == 0)
+		d->in_headers = 0;
+	d->hdrlen = 0;
+}
+
+/* data_text - an octet inside a line (also the first octet of a line) */
+static void
+data_text(struct smtp_data *d, unsigned char c)
+{
+	if (c == '\r') {
+		d->state = DS_CR;
+		return;
+	}
+	if (c == '\n')
+		d->flags |= DATA_BARE_LF;	/* not a line end */
+	hdr_octet(d, c);
+	d->state = DS_TEXT;
+}
+
+/* data_step - one input octet at in[i]; manages the output run */
+static void
+data_step(struct smtp_data *d, struct data_run *r, size_t i)
+{
+	static const char cr = '\r';
+	unsigned char c = (unsigned char)r->in[i];
+
+	switch (d->state) {
+	case DS_BOL:
+		if (c == '.') {
+			/* withhold: stuffing dot or start of the terminator */
+			data_flush(d, r, i);
+			r->start = i + 1;
+			d->state = DS_DOT;
+		} else
+			data_text(d, c);
+		break;
+	case DS_TEXT:
+		data_text(d, c);
+		break;
+	case DS_CR:
+		if (c == '\n') {
+			hdr_eol(d);
+			d->state = DS_BOL;
+			break;
+		}
+		d->flags |= DATA_BARE_CR;
+		hdr_octet(d, '\r');
+		data_text(d, c);
+		break;
+	case DS_DOT:
+		/* RFC 5321 4.5.2: the leading dot is dropped (already) */
+		if (c == '\r') {
+			r->start = i + 1;
+			d->state = DS_DOT_CR;
+		} else
+			data_text(d, c);
+		break;
+	case DS_DOT_CR:
+		if (c == '\n') {
+			r->start = i + 1;
+			d->state = DS_DONE;
+			break;
+		}
+		/* ".", bare CR: the dot was stuffing, the CR is content */
+		d->flags |= DATA_BARE_CR;
+		data_emit(d, &cr, 1, r);
+		hdr_octet(d, '\r');
+		r->start = i;
+		data_text(d, c);
+		break;
+	default:
+		break;
+	}
+}
+
+/* smtp_data_init - start a DATA stream at the beginning of a line */
+void
+smtp_data_init(struct smtp_data *d, uint64_t max_size)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = DS_BOL;
+	d->in_headers = 1;
+	d->max_size = max_size;
+}
+
+/* smtp_data_feed - consume up to len octets, stopping right after the
+ * terminator. Returns the octets consumed; *done tells whether the
+ * terminator has been seen. out may be NULL (count and check only). */
+size_t
+smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
+    int *done, smtp_data_out_fn out, void *ctx)
+{
+	struct data_run r = { in, 0, out, ctx };
+	size_t i;
+
+	for (i = 0; i < len && d->state != DS_DONE; i++) {
+		/* fast path: plain octets inside a body line */
+		if (d->state == DS_TEXT && !d->in_headers) {
+			while (i < len && in[i] != '\r' && in[i] != '\n')
+				i++;
+			if (i == len)
+				break;
+		}
+		data_step(d, &r, i);
+	}
+	if (d->state != DS_DONE)
+		data_flush(d, &r, i);
+	*done = d->state == DS_DONE;
+	return i;
+}

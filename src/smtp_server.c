@@ -1,3 +1,1046 @@
-/* smtp_server.c - placeholder until written */
+/* smtp_server.c - inbound ESMTP sessions (RFC 5321) as a state machine
+ *
+ * One session per connection. Input is read as command lines until DATA,
+ * then as the DATA byte stream (smtp_data.c) written to the spool. The
+ * reply to the end of DATA waits for the spool's group commit: until then
+ * the session stops reading, so pipelined commands behind the message are
+ * answered in order afterwards. Recipient checks use the store's in-memory
+ * index and never block.
+ */
 #include "autoconf.h"
-extern int mx_placeholder_smtp_server;
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/listener.h>
+
+#include "dict.h"
+#include "ioev.h"
+#include "log.h"
+#include "smtp_data.h"
+#include "smtp_parse.h"
+#include "smtp_server.h"
+#include "spool.h"
+#include "stats.h"
+#include "store.h"
+#include "util.h"
+
+#define SMTP_ADDR_MAX	INET6_ADDRSTRLEN
+
+enum smtp_state {
+	S_PREGREET,	/* waiting filters.pregreet_wait before the banner */
+	S_HELO,		/* banner sent, HELO/EHLO needed */
+	S_READY,	/* no transaction */
+	S_MAIL,		/* MAIL accepted */
+	S_RCPT,		/* at least one recipient accepted */
+	S_DATA,		/* receiving the message */
+	S_COMMIT,	/* waiting for the spool's group commit */
+	S_TLS,		/* TLS handshake in progress */
+	S_CLOSING,	/* last reply being sent */
+};
+
+static const char *state_names[] = {
+	"pregreet", "helo", "ready", "mail", "rcpt", "data", "commit", "tls",
+	"closing",
+};
+
+struct smtp_server {
+	struct event_base *base;
+	const struct config *cfg;
+	SSL_CTX *tls;
+	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
+	int nlisteners;
+	struct dict *per_client;	/* client address -> int count */
+	struct smtp_session *sessions;	/* all live sessions */
+	unsigned long next_id;
+};
+
+struct smtp_session {
+	char id[24];
+	struct smtp_server *srv;
+	struct io *io;
+	enum smtp_state state;
+	struct event *pregreet_ev;
+
+	/* the client as seen by the socket: connection limits, XCLIENT rights */
+	char peer[SMTP_ADDR_MAX];
+	struct sockaddr_storage peer_ss;
+	/* the client as the checks and headers see it (XCLIENT may change it) */
+	char addr[SMTP_ADDR_MAX];
+	int port;
+	struct sockaddr_storage ss;
+
+	char helo[SMTP_HELO_MAX + 1];	/* sanitised */
+	int esmtp;
+	int discarding;			/* inside an over-long command line */
+	int errors;
+
+	/* transaction */
+	char *sender;			/* "" for <> */
+	struct smtp_mail_params mp;
+	char **rcpts;
+	int nrcpts;
+	struct smtp_data data;
+	struct spool_msg *msg;
+	char qid[SPOOL_ID_LEN + 1];
+
+	struct smtp_session *prev, *next;
+};
+
+typedef void (*smtp_handler)(struct smtp_session *, const char *args);
+
+/* Command table: check flags first, then the handler acts. */
+#define CF_NEED_HELO	0x01	/* 503 before HELO/EHLO */
+
+struct smtp_cmd_def {
+	enum smtp_cmd cmd;
+	int flags;
+	smtp_handler handler;
+};
+
+static void smtp_reply(struct smtp_session *, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void smtp_process(struct smtp_session *);
+static void smtp_close(struct smtp_session *, const char *reason);
+static void smtp_session_free(struct smtp_session *);
+
+/* smtp_enter_state - the one place states change, traced in debug logs */
+static void
+smtp_enter_state(struct smtp_session *s, enum smtp_state st)
+{
+	log_debug("%s smtp state %s -> %s", s->id, state_names[s->state],
+	    state_names[st]);
+	s->state = st;
+}
+
+static void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char buf[SMTP_LINE_MAX + 64];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(buf) - 3)
+		n = sizeof(buf) - 3;	/* replies carry client text: cap them */
+	log_debug("%s smtp reply %.*s", s->id, n, buf);
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	io_write(s->io, buf, (size_t)n);
+}
+
+/* smtp_txn_reset - forget the transaction (RSET, EHLO, after DATA) */
+static void
+smtp_txn_reset(struct smtp_session *s)
+{
+	free(s->sender);
+	s->sender = NULL;
+	for (int i = 0; i < s->nrcpts; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpts = 0;
+	memset(&s->mp, 0, sizeof(s->mp));
+	if (s->msg) {
+		/* A message in the group commit goes on without us. */
+		if (s->state == S_COMMIT)
+			spool_msg_detach(s->msg);
+		else
+			spool_msg_abort(s->msg);
+		s->msg = NULL;
+	}
+	s->qid[0] = '\0';
+	if (s->state >= S_READY && s->state <= S_DATA)
+		smtp_enter_state(s, S_READY);
+}
+
+static const char *
+smtp_hostname(struct smtp_session *s)
+{
+	return s->srv->cfg->hostname;
+}
+
+static void
+smtp_greet(struct smtp_session *s)
+{
+	smtp_reply(s, "220 %s ESMTP", smtp_hostname(s));
+	smtp_enter_state(s, S_HELO);
+}
+
+/* --- commands ---------------------------------------------------------- */
+
+static int
+smtp_take_helo(struct smtp_session *s, const char *args, const char *verb)
+{
+	if (*args == '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: %s hostname", verb);
+		return -1;
+	}
+	smtp_sanitize(s->helo, sizeof(s->helo), args);
+	smtp_txn_reset(s);
+	smtp_enter_state(s, S_READY);
+	return 0;
+}
+
+static void
+cmd_helo(struct smtp_session *s, const char *args)
+{
+	if (smtp_take_helo(s, args, "HELO") < 0)
+		return;
+	s->esmtp = 0;
+	smtp_reply(s, "250 %s", smtp_hostname(s));
+}
+
+static int
+smtp_xclient_allowed(struct smtp_session *s)
+{
+	const struct config *cfg = s->srv->cfg;
+
+	for (int i = 0; i < cfg->nxclient_hosts; i++)
+		if (cidr_match(&cfg->xclient_hosts[i], (struct sockaddr *)&s->peer_ss))
+			return 1;
+	return 0;
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const char *args)
+{
+	const char *kw[12];
+	char size[32];
+	int n = 0;
+
+	if (smtp_take_helo(s, args, "EHLO") < 0)
+		return;
+	s->esmtp = 1;
+	kw[n++] = "PIPELINING";
+	snprintf(size, sizeof(size), "SIZE %lld", (long long)s->srv->cfg->max_message_size);
+	kw[n++] = size;
+	if (s->srv->tls && !io_is_tls(s->io))
+		kw[n++] = "STARTTLS";
+	if (smtp_xclient_allowed(s))
+		kw[n++] = "XCLIENT ADDR PORT NAME HELO PROTO";
+	kw[n++] = "8BITMIME";
+	kw[n++] = "ENHANCEDSTATUSCODES";
+	kw[n++] = "SMTPUTF8";
+	smtp_reply(s, "250-%s", smtp_hostname(s));
+	for (int i = 0; i < n; i++)
+		smtp_reply(s, "250%c%s", i == n - 1 ? ' ' : '-', kw[i]);
+}
+
+static void
+cmd_mail(struct smtp_session *s, const char *args)
+{
+	struct smtp_path path;
+	const char *rest;
+	char err[128];
+
+	if (s->state != S_READY) {
+		smtp_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if (args == NULL) {
+		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	/* The path may be UTF-8 only with SMTPUTF8 (RFC 6531 3.4), a parameter
+	 * that follows it: parse leniently, then decide. */
+	switch (smtp_parse_path(args, 1, 1, &path, &rest)) {
+	case PARSE_OK:
+		break;
+	case PARSE_BAD_ADDRESS:
+		smtp_reply(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	memset(&s->mp, 0, sizeof(s->mp));
+	switch (smtp_parse_mail_params(rest, &s->mp, err, sizeof(err))) {
+	case PARSE_OK:
+		break;
+	case PARSE_UNKNOWN_PARAM:
+		smtp_reply(s, "555 5.5.4 Unsupported option: %s", err);
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Bad parameter: %s", err);
+		return;
+	}
+	if (!path.null && path.mbox.utf8 && !s->mp.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Sender address needs SMTPUTF8");
+		return;
+	}
+	if (s->mp.size > s->srv->cfg->max_message_size) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	s->sender = xstrdup(path.null ? "" : path.mbox.text);
+	smtp_enter_state(s, S_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* smtp_check_rcpt - the relay decision (SPEC 5, 9). Returns 0 when the
+ * recipient is a known address of a hosted domain; else replies. */
+static int
+smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p)
+{
+	const struct smtp_mailbox *m = &p->mbox;
+	const struct config *cfg = s->srv->cfg;
+	char shown[SMTP_PATH_MAX + 1];
+
+	smtp_sanitize(shown, sizeof(shown), m->text);
+	/* Routing inside the local part (percent hack, bang paths, a quoted
+	 * '@') would send mail on to another domain: that is relaying. */
+	if (m->literal || strpbrk(m->local, "%!@") != NULL ||
+	    store_domain(m->domain) == NULL) {
+		mx_stats.rcpt_relay_denied++;
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", shown);
+		log_info("%s smtp rcpt refused to=<%s> reason=relay", s->id, shown);
+		return -1;
+	}
+	if (store_address(m->local, m->domain, cfg->recipient_delimiter) == NULL) {
+		mx_stats.rcpt_unknown++;
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
+		log_info("%s smtp rcpt refused to=<%s> reason=unknown", s->id, shown);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const char *args)
+{
+	struct smtp_path path;
+	const char *rest;
+	char err[128];
+
+	if (s->state != S_MAIL && s->state != S_RCPT) {
+		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (args == NULL) {
+		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	switch (smtp_parse_path(args, 0, s->mp.smtputf8, &path, &rest)) {
+	case PARSE_OK:
+		break;
+	case PARSE_NEED_UTF8:
+		smtp_reply(s, "553 5.6.7 Recipient address needs SMTPUTF8");
+		return;
+	case PARSE_SYNTAX:
+		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	default:
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (smtp_parse_rcpt_params(rest, err, sizeof(err)) != PARSE_OK) {
+		smtp_reply(s, "555 5.5.4 Unsupported option: %s", err);
+		return;
+	}
+	if (s->nrcpts >= s->srv->cfg->max_recipients) {
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (smtp_check_rcpt(s, &path) < 0)
+		return;
+	mx_stats.rcpt_accepted++;
+	/* The same recipient twice in one transaction is delivered once. */
+	for (int i = 0; i < s->nrcpts; i++)
+		if (strcasecmp(s->rcpts[i], path.mbox.text) == 0) {
+			smtp_reply(s, "250 2.1.5 Ok");
+			return;
+		}
+	s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
+	s->rcpts[s->nrcpts++] = xstrdup(path.mbox.text);
+	smtp_enter_state(s, S_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* smtp_received - our trace header (RFC 5321 4.4), first in the message */
+static void
+smtp_received(struct smtp_session *s, char *buf, size_t len)
+{
+	char date[64], tls[160] = "";
+	const char *proto;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (io_is_tls(s->io))
+		snprintf(tls, sizeof(tls), "\r\n\t(using %s with cipher %s (%d bits))",
+		    io_tls_version(s->io), io_tls_cipher(s->io), io_tls_bits(s->io));
+	/* RFC 3848 and RFC 6531 3.7.3 WITH protocol types */
+	if (s->mp.smtputf8)
+		proto = io_is_tls(s->io) ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->esmtp)
+		proto = io_is_tls(s->io) ? "ESMTPS" : "ESMTP";
+	else
+		proto = "SMTP";
+	snprintf(buf, len,
+	    "Received: from %s ([%s])%s\r\n\tby %s (mxrelayd) with %s id %s;\r\n\t%s\r\n",
+	    s->helo, s->addr, tls, smtp_hostname(s), proto, s->qid, date);
+}
+
+static void
+cmd_data(struct smtp_session *s, const char *args)
+{
+	struct spool_envelope env;
+	char received[1024], tlsdesc[160];
+
+	if (s->state == S_MAIL) {
+		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->state != S_RCPT) {
+		smtp_reply(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (*args != '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	spool_new_id(s->qid);
+	memset(&env, 0, sizeof(env));
+	env.client_addr = s->addr;
+	env.client_port = s->port;
+	env.helo = s->helo;
+	if (io_is_tls(s->io)) {
+		snprintf(tlsdesc, sizeof(tlsdesc), "%s %s", io_tls_version(s->io),
+		    io_tls_cipher(s->io));
+		env.tls = tlsdesc;
+	}
+	env.sender = s->sender;
+	env.body_8bit = s->mp.body == BODY_8BITMIME;
+	env.smtputf8 = s->mp.smtputf8;
+	env.rcpts = (const char *const *)s->rcpts;
+	env.nrcpts = s->nrcpts;
+	if ((s->msg = spool_msg_open(s->qid, &env)) == NULL) {
+		log_warn("%s spool open %s", s->id, s->qid);
+		smtp_reply(s, "451 4.3.0 Error: queue file write error");
+		return;
+	}
+	smtp_received(s, received, sizeof(received));
+	spool_msg_write(s->msg, received, strlen(received));
+	smtp_data_init(&s->data, (uint64_t)s->srv->cfg->max_message_size);
+	smtp_enter_state(s, S_DATA);
+	io_set_timeout(s->io, s->srv->cfg->data_timeout);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_rset(struct smtp_session *s, const char *args)
+{
+	smtp_txn_reset(s);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, const char *args)
+{
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, const char *args)
+{
+	smtp_reply(s, "221 2.0.0 Bye");
+	smtp_close(s, "quit");
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const char *args)
+{
+	/* SPEC 5: reveal nothing about the address table. */
+	smtp_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+cmd_help(struct smtp_session *s, const char *args)
+{
+	smtp_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY EXPN HELP%s",
+	    s->srv->tls ? " STARTTLS" : "");
+}
+
+static void
+cmd_starttls(struct smtp_session *s, const char *args)
+{
+	if (s->srv->tls == NULL) {
+		smtp_reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (io_is_tls(s->io)) {
+		smtp_reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (*args != '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2: forget everything learnt before TLS. */
+	smtp_txn_reset(s);
+	s->helo[0] = '\0';
+	if (io_start_tls(s->io, s->srv->tls) < 0) {
+		smtp_close(s, "tls-setup");
+		return;
+	}
+	smtp_enter_state(s, S_TLS);
+}
+
+/* xclient_set_addr - XCLIENT ADDR=: IPv4, IPV6:addr, or [UNAVAILABLE] */
+static int
+xclient_set_addr(struct smtp_session *s, const char *v)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&s->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->ss;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (strncasecmp(v, "IPV6:", 5) == 0 && inet_pton(AF_INET6, v + 5, &a6) == 1) {
+		memset(&s->ss, 0, sizeof(s->ss));
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = a6;
+		inet_ntop(AF_INET6, &a6, s->addr, sizeof(s->addr));
+		return 0;
+	}
+	if (inet_pton(AF_INET, v, &a4) == 1) {
+		memset(&s->ss, 0, sizeof(s->ss));
+		sin->sin_family = AF_INET;
+		sin->sin_addr = a4;
+		inet_ntop(AF_INET, &a4, s->addr, sizeof(s->addr));
+		return 0;
+	}
+	return -1;
+}
+
+/* cmd_xclient - the Postfix XCLIENT extension: a trusted proxy hands over
+ * the real client's identity, and the session restarts with a new 220. */
+static void
+cmd_xclient(struct smtp_session *s, const char *args)
+{
+	char buf[SMTP_LINE_MAX], *tok, *save = NULL, *eq;
+	char helo[SMTP_HELO_MAX + 1] = "";
+
+	if (!smtp_xclient_allowed(s)) {
+		smtp_reply(s, "550 5.7.0 Error: insufficient authorization");
+		return;
+	}
+	if (s->state != S_READY && s->state != S_HELO) {
+		smtp_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	mx_strlcpy(buf, args, sizeof(buf));
+	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if ((eq = strchr(tok, '=')) == NULL)
+			goto bad;
+		*eq++ = '\0';
+		if (strcasecmp(tok, "ADDR") == 0) {
+			if (strcasecmp(eq, "[UNAVAILABLE]") != 0 && xclient_set_addr(s, eq) < 0)
+				goto bad;
+		} else if (strcasecmp(tok, "PORT") == 0) {
+			s->port = atoi(eq);
+		} else if (strcasecmp(tok, "HELO") == 0) {
+			smtp_sanitize(helo, sizeof(helo), eq);
+		} else if (strcasecmp(tok, "NAME") != 0 && strcasecmp(tok, "PROTO") != 0 &&
+		    strcasecmp(tok, "LOGIN") != 0 && strcasecmp(tok, "DESTADDR") != 0 &&
+		    strcasecmp(tok, "DESTPORT") != 0)
+			goto bad;
+	}
+	log_info("%s smtp xclient addr=%s port=%d", s->id, s->addr, s->port);
+	smtp_txn_reset(s);
+	mx_strlcpy(s->helo, helo, sizeof(s->helo));
+	smtp_greet(s);
+	return;
+bad:
+	smtp_reply(s, "501 5.5.4 Bad XCLIENT attribute");
+}
+
+static const struct smtp_cmd_def smtp_cmds[] = {
+	{ CMD_HELO,	0,		cmd_helo },
+	{ CMD_EHLO,	0,		cmd_ehlo },
+	{ CMD_MAIL,	CF_NEED_HELO,	cmd_mail },
+	{ CMD_RCPT,	CF_NEED_HELO,	cmd_rcpt },
+	{ CMD_DATA,	CF_NEED_HELO,	cmd_data },
+	{ CMD_RSET,	0,		cmd_rset },
+	{ CMD_NOOP,	0,		cmd_noop },
+	{ CMD_QUIT,	0,		cmd_quit },
+	{ CMD_VRFY,	0,		cmd_vrfy },
+	{ CMD_EXPN,	0,		cmd_vrfy },
+	{ CMD_HELP,	0,		cmd_help },
+	{ CMD_STARTTLS,	CF_NEED_HELO,	cmd_starttls },
+	{ CMD_XCLIENT,	0,		cmd_xclient },
+};
+
+/* smtp_error - count a client error; too many end the session */
+static void
+smtp_error(struct smtp_session *s)
+{
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		smtp_reply(s, "421 4.7.0 %s Error: too many errors", smtp_hostname(s));
+		smtp_close(s, "too-many-errors");
+	}
+}
+
+/* smtp_command - dispatch one complete command line */
+static void
+smtp_command(struct smtp_session *s, const char *line)
+{
+	const struct smtp_cmd_def *def = NULL;
+	const char *args;
+	enum smtp_cmd cmd;
+
+	cmd = smtp_command_parse(line, &args);
+	for (size_t i = 0; i < MX_ARRAY_LEN(smtp_cmds); i++)
+		if (smtp_cmds[i].cmd == cmd)
+			def = &smtp_cmds[i];
+	if (def == NULL) {
+		smtp_reply(s, "500 5.5.2 Error: command not recognized");
+		smtp_error(s);
+		return;
+	}
+	if ((def->flags & CF_NEED_HELO) && s->state == S_HELO) {
+		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtp_error(s);
+		return;
+	}
+	def->handler(s, args ? args : (cmd == CMD_MAIL || cmd == CMD_RCPT ? NULL : ""));
+}
+
+/* --- input ------------------------------------------------------------- */
+
+/* smtp_read_line - take one command line from the input. Returns 1 with a
+ * line in buf, 0 when more input is needed. Over-long lines are discarded
+ * up to their end and answered with 500 5.5.2 (SPEC 5). */
+static int
+smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
+{
+	struct evbuffer *in = io_input(s->io);
+	struct evbuffer_ptr eol;
+	size_t eol_len = 0, len;
+
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	if (eol.pos < 0) {
+		len = evbuffer_get_length(in);
+		if (len >= SMTP_LINE_MAX) {
+			/* Keep memory bounded: drop what we have of the line. */
+			evbuffer_drain(in, len);
+			s->discarding = 1;
+		}
+		return 0;
+	}
+	len = (size_t)eol.pos;
+	if (s->discarding || len + 2 > SMTP_LINE_MAX) {
+		evbuffer_drain(in, len + eol_len);
+		s->discarding = 0;
+		smtp_reply(s, "500 5.5.2 Line too long");
+		smtp_error(s);
+		return -1;
+	}
+	evbuffer_remove(in, buf, len);
+	evbuffer_drain(in, eol_len);
+	buf[len] = '\0';
+	if (memchr(buf, '\0', len) != NULL) {
+		smtp_reply(s, "500 5.5.2 Error: NUL in command");
+		smtp_error(s);
+		return -1;
+	}
+	return 1;
+}
+
+static void smtp_data_out(void *ctx, const char *p, size_t n);
+
+static void
+smtp_commit_done(struct spool_msg *m, int ok, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->msg = NULL;
+	if (ok) {
+		mx_stats.messages_accepted++;
+		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s",
+		    s->id, s->qid, s->sender, s->nrcpts,
+		    (unsigned long long)s->data.size, s->addr);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else
+		smtp_reply(s, "451 4.3.0 Error: queue file write error");
+	smtp_enter_state(s, S_READY);
+	smtp_txn_reset(s);
+	io_set_timeout(s->io, s->srv->cfg->command_timeout);
+	io_resume(s->io);
+	smtp_process(s);
+}
+
+/* smtp_data_end - the terminator arrived: refuse, or commit and wait */
+static void
+smtp_data_end(struct smtp_session *s)
+{
+	const char *refusal = NULL;
+	int f = s->data.flags;
+
+	if (f & (DATA_BARE_LF | DATA_BARE_CR))
+		refusal = "550 5.6.11 Bare LF/CR not allowed";
+	else if (f & DATA_TOO_BIG)
+		refusal = "552 5.3.4 Message size exceeds fixed limit";
+	else if (f & DATA_TOO_MANY_HOPS)
+		refusal = "554 5.4.6 Too many hops";
+	io_set_timeout(s->io, s->srv->cfg->command_timeout);
+	if (refusal) {
+		mx_stats.messages_refused++;
+		log_info("%s smtp message refused id=%s reply=\"%s\"", s->id, s->qid, refusal);
+		smtp_reply(s, "%s", refusal);
+		smtp_txn_reset(s);
+		return;
+	}
+	smtp_enter_state(s, S_COMMIT);
+	io_pause(s->io);
+	spool_msg_commit(s->msg, smtp_commit_done, s);
+}
+
+static void
+smtp_data_out(void *ctx, const char *p, size_t n)
+{
+	struct smtp_session *s = ctx;
+
+	spool_msg_write(s->msg, p, n);
+}
+
+/* smtp_data_input - feed the DATA stream; 1 when the message ended */
+static int
+smtp_data_input(struct smtp_session *s)
+{
+	struct evbuffer *in = io_input(s->io);
+	struct evbuffer_iovec v;
+	size_t used;
+	int done = 0;
+
+	while (!done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &done,
+		    smtp_data_out, s);
+		evbuffer_drain(in, used);
+	}
+	if (done)
+		smtp_data_end(s);
+	return done;
+}
+
+/* smtp_process - act on buffered input as far as the state allows */
+static void
+smtp_process(struct smtp_session *s)
+{
+	char line[SMTP_LINE_MAX + 1];
+	int r;
+
+	for (;;) {
+		switch (s->state) {
+		case S_DATA:
+			if (!smtp_data_input(s))
+				return;
+			continue;
+		case S_HELO:
+		case S_READY:
+		case S_MAIL:
+		case S_RCPT:
+			r = smtp_read_line(s, line, sizeof(line));
+			if (r == 0)
+				goto out;
+			if (r > 0) {
+				log_debug("%s smtp command %s", s->id, line);
+				smtp_command(s, line);
+			}
+			continue;
+		default:
+			goto out;
+		}
+	}
+out:
+	/* A client that never reads its replies is not fed more of them. */
+	if (s->state != S_CLOSING && io_queued(s->io) > SMTP_OUTPUT_MAX) {
+		io_pause(s->io);
+		io_want_lowat(s->io, 1);
+	}
+}
+
+/* --- connection life --------------------------------------------------- */
+
+/* smtp_close - stop reading; the session ends once the output is sent */
+static void
+smtp_close(struct smtp_session *s, const char *reason)
+{
+	log_info("%s smtp disconnect reason=%s", s->id, reason);
+	smtp_txn_reset(s);
+	smtp_enter_state(s, S_CLOSING);
+	io_pause(s->io);
+	io_want_lowat(s->io, 1);
+}
+
+static void
+smtp_io(struct io *io, enum io_event ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	switch (ev) {
+	case IO_DATAIN:
+		if (s->state == S_PREGREET) {
+			smtp_reply(s, "554 5.5.1 Error: talking before the greeting");
+			smtp_close(s, "pregreet");
+			break;
+		}
+		smtp_process(s);
+		break;
+	case IO_LOWAT:
+		if (s->state == S_CLOSING) {
+			smtp_session_free(s);
+			return;
+		}
+		if (s->state == S_COMMIT || s->state == S_TLS)
+			break;
+		io_resume(s->io);
+		smtp_process(s);
+		break;
+	case IO_TLSREADY:
+		mx_stats.tls_sessions++;
+		log_info("%s smtp tls version=%s cipher=%s", s->id,
+		    io_tls_version(io), io_tls_cipher(io));
+		smtp_enter_state(s, S_HELO);
+		smtp_process(s);
+		break;
+	case IO_TIMEOUT:
+		if (s->state == S_CLOSING) {
+			smtp_session_free(s);
+			return;
+		}
+		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_hostname(s));
+		smtp_close(s, "timeout");
+		break;
+	case IO_DISCONNECTED:
+	case IO_ERROR:
+		log_info("%s smtp disconnect reason=%s state=%s", s->id,
+		    ev == IO_ERROR ? io_error_string(io) : "eof", state_names[s->state]);
+		smtp_session_free(s);
+		return;
+	}
+	if (s->state == S_CLOSING && io_queued(s->io) == 0)
+		smtp_session_free(s);
+}
+
+static void
+smtp_pregreet_done(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != S_PREGREET)
+		return;
+	smtp_greet(s);
+}
+
+static int *
+client_count(struct smtp_server *srv, const char *addr, int create)
+{
+	int *n = dict_get(srv->per_client, addr);
+
+	if (n == NULL && create) {
+		n = xcalloc(1, sizeof(*n));
+		dict_put(srv->per_client, addr, n);
+	}
+	return n;
+}
+
+static void
+smtp_session_free(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+	int *n;
+
+	smtp_txn_reset(s);
+	if ((n = client_count(srv, s->peer, 0)) != NULL && --*n <= 0)
+		free(dict_del(srv->per_client, s->peer));
+	if (s->pregreet_ev)
+		event_free(s->pregreet_ev);
+	io_free(s->io);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	mx_stats.connections_current--;
+	free(s);
+}
+
+/* smtp_refuse - answer 421 on a socket we will not serve, and close it */
+static void
+smtp_refuse(struct smtp_server *srv, int fd, const char *why)
+{
+	char buf[SMTP_LINE_MAX];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n", srv->cfg->hostname, why);
+	/* Non-blocking best effort: a full socket buffer just loses the text. */
+	if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("smtp refuse send: %s", strerror(errno));
+	close(fd);
+	mx_stats.connections_refused++;
+}
+
+static void
+sockaddr_text(const struct sockaddr *sa, char *addr, size_t len, int *port)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+
+	if (sa->sa_family == AF_INET6) {
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
+			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], addr, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &sin6->sin6_addr, addr, (socklen_t)len);
+		*port = ntohs(sin6->sin6_port);
+	} else {
+		inet_ntop(AF_INET, &sin->sin_addr, addr, (socklen_t)len);
+		*port = ntohs(sin->sin_port);
+	}
+}
+
+static void
+smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct smtp_server *srv = arg;
+	const struct config *cfg = srv->cfg;
+	struct smtp_session *s;
+	char addr[SMTP_ADDR_MAX];
+	int port, *count;
+
+	sockaddr_text(sa, addr, sizeof(addr), &port);
+	mx_stats.connections_total++;
+	if (mx_stats.connections_current >= cfg->max_connections) {
+		log_info("smtp refused client=%s reason=max_connections", addr);
+		smtp_refuse(srv, fd, "too many connections");
+		return;
+	}
+	count = client_count(srv, addr, 1);
+	if (*count >= cfg->max_connections_per_client) {
+		log_info("smtp refused client=%s reason=max_connections_per_client", addr);
+		smtp_refuse(srv, fd, "too many connections from your address");
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	snprintf(s->id, sizeof(s->id), "s%06lx", ++srv->next_id);
+	memcpy(&s->peer_ss, sa, (size_t)salen < sizeof(s->ss) ? (size_t)salen : sizeof(s->ss));
+	s->ss = s->peer_ss;
+	mx_strlcpy(s->peer, addr, sizeof(s->peer));
+	mx_strlcpy(s->addr, addr, sizeof(s->addr));
+	s->port = port;
+	s->state = S_HELO;
+	if ((s->io = io_new(srv->base, fd, smtp_io, s)) == NULL) {
+		free(s);
+		return;
+	}
+	(*count)++;
+	mx_stats.connections_current++;
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	io_set_timeout(s->io, cfg->command_timeout);
+	log_info("%s smtp connect client=%s port=%d", s->id, addr, port);
+	if (cfg->pregreet_wait > 0) {
+		struct timeval tv = { cfg->pregreet_wait, 0 };
+		smtp_enter_state(s, S_PREGREET);
+		s->pregreet_ev = evtimer_new(srv->base, smtp_pregreet_done, s);
+		evtimer_add(s->pregreet_ev, &tv);
+		return;
+	}
+	smtp_greet(s);
+}
+
+static void
+smtp_accept_error(struct evconnlistener *l, void *arg)
+{
+	/* EMFILE and friends: the listener retries on the next event. */
+	log_warn("smtp accept");
+}
+
+static int
+smtp_listen_one(struct smtp_server *srv, const struct listen_addr *la,
+    char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char text[300];
+	struct evconnlistener *l;
+
+	if (strchr(la->host, ':'))
+		snprintf(text, sizeof(text), "[%s]:%d", la->host, la->port);
+	else
+		snprintf(text, sizeof(text), "%s:%d", la->host, la->port);
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(text, (struct sockaddr *)&ss, &sslen) < 0) {
+		snprintf(err, errlen, "server.listen: bad address %s", text);
+		return -1;
+	}
+	l = evconnlistener_new_bind(srv->base, smtp_accept, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+	    (ss.ss_family == AF_INET6 ? LEV_OPT_BIND_IPV6ONLY : 0) | LEV_OPT_DISABLED,
+	    1024, (struct sockaddr *)&ss, sslen);
+	if (l == NULL) {
+		snprintf(err, errlen, "server.listen: cannot bind %s: %s", text, strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(l, smtp_accept_error);
+	srv->listeners[srv->nlisteners++] = l;
+	log_info("smtp listening on %s", text);
+	return 0;
+}
+
+struct smtp_server *
+smtp_server_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
+    char *err, size_t errlen)
+{
+	struct smtp_server *srv = xcalloc(1, sizeof(*srv));
+
+	srv->base = base;
+	srv->cfg = cfg;
+	srv->tls = tls;
+	srv->per_client = dict_new();
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (smtp_listen_one(srv, &cfg->listen[i], err, errlen) < 0) {
+			smtp_server_free(srv);
+			return NULL;
+		}
+	return srv;
+}
+
+void
+smtp_server_start(struct smtp_server *srv)
+{
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_enable(srv->listeners[i]);
+}
+
+void
+smtp_server_free(struct smtp_server *srv)
+{
+	if (srv == NULL)
+		return;
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_free(srv->listeners[i]);
+	while (srv->sessions)
+		smtp_session_free(srv->sessions);
+	dict_free(srv->per_client, free);
+	free(srv);
+}

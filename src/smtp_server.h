@@ -1,3 +1,26 @@
-#ifndef MX_smtp_server_H
-#define MX_smtp_server_H
+/* smtp_server.h - the inbound ESMTP server: listeners and sessions */
+#ifndef MX_SMTP_SERVER_H
+#define MX_SMTP_SERVER_H
+
+#include <stddef.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+
+#define SMTP_MAX_ERRORS		20	/* bad commands before 421 */
+#define SMTP_OUTPUT_MAX		(256 * 1024) /* unread replies before we stop reading */
+#define SMTP_HELO_MAX		255
+
+struct smtp_server;
+
+/* smtp_server_new - bind every server.listen address. Binding happens
+ * before privileges are dropped. NULL with err set on failure. */
+struct smtp_server *smtp_server_new(struct event_base *, const struct config *,
+    SSL_CTX *tls, char *err, size_t errlen);
+/* smtp_server_start - begin accepting connections */
+void smtp_server_start(struct smtp_server *);
+/* smtp_server_free - close listeners and every session */
+void smtp_server_free(struct smtp_server *);
+
 #endif

@@ -57,4 +57,101 @@ int store_count_domains(enum domain_mode mode);
 
 const char *store_mode_name(enum domain_mode);
 
+/*
+ * Writes and scans (control commands). Each runs as a job on the store's
+ * worker thread; the SQLite transaction has committed before done runs on
+ * the loop thread, and the in-memory index already shows the change then.
+ * Completions run in submission order.
+ */
+#include <time.h>
+#include <event2/buffer.h>
+
+#define STORE_MAX_SERVERS	16	/* legacy servers of one domain */
+#define STORE_MSG_MAX		512
+#define STORE_APPLY_SLICE	2000	/* index entries applied per loop turn */
+
+enum store_outcome { STORE_ADDED, STORE_UPDATED, STORE_UNCHANGED, STORE_REMOVED };
+
+struct store_result {
+	int status;			/* 0 done, 1 refused (msg says why) */
+	char msg[STORE_MSG_MAX];
+	enum store_outcome outcome;	/* address put */
+	long count;			/* domain remove: addresses removed with it */
+	struct evbuffer *body;		/* import and scans: what the renderer wrote */
+};
+/* done - on the loop thread; the result is only valid during the call
+ * (take res->body with evbuffer_add_buffer if it is wanted) */
+typedef void (*store_done_fn)(struct store_result *res, void *arg);
+
+/* store_domain_add - refused when it exists; servers may be empty */
+void store_domain_add(const char *name, enum domain_mode mode,
+    const struct legacy_server *servers, int nservers, store_done_fn, void *);
+/* store_domain_set_servers - replace the legacy servers */
+void store_domain_set_servers(const char *name,
+    const struct legacy_server *servers, int nservers, store_done_fn, void *);
+/* store_domain_remove - the domain and all its addresses; res->count */
+void store_domain_remove(const char *name, store_done_fn, void *);
+/* store_address_put - add or replace (a is copied; its domain must exist);
+ * res->outcome is STORE_ADDED, STORE_UPDATED or STORE_UNCHANGED */
+void store_address_put(const struct addr_info *a, store_done_fn, void *);
+void store_address_remove(const char *address, store_done_fn, void *);
+
+/* import: one line's fate */
+enum store_import_kind {
+	STORE_IMP_ADDED, STORE_IMP_UPDATED, STORE_IMP_UNCHANGED,
+	STORE_IMP_INVALID, STORE_IMP_WARNING
+};
+struct store_import_line {
+	int line;			/* 1-based */
+	enum store_import_kind kind;
+	char *text;			/* the address, or the reason (invalid) */
+};
+struct store_import_report {
+	const char *domain;
+	const char *file;		/* as the caller named it */
+	int dry_run, strict, nofilter;
+	int applied;			/* the changes were committed */
+	struct store_import_line *lines;	/* in line order */
+	size_t nlines;
+	size_t added, updated, unchanged, invalid, warnings, passwords;
+};
+/* runs on the worker thread: render the report into out (status and msg
+ * of res are already set; the renderer may also refuse by setting them) */
+typedef void (*store_import_render_fn)(const struct store_import_report *,
+    struct store_result *res, struct evbuffer *out, void *arg);
+
+struct store_import_params {
+	const char *domain;		/* lower case */
+	const char *file;
+	const char *text;		/* the file; must stay valid until done */
+	size_t len;
+	int dry_run, strict, nofilter;
+	store_import_render_fn render;
+	void *render_arg;
+};
+/* store_import - parse text (table_import formats) and apply it in one
+ * transaction; refused (status 1) when strict and a line is invalid */
+void store_import(const struct store_import_params *, store_done_fn, void *);
+
+/* runs on the worker thread with the domain's addresses sorted by address */
+typedef void (*store_scan_render_fn)(const char *domain,
+    struct addr_info *const *rows, size_t n, struct evbuffer *out, void *arg);
+/* store_address_scan - read the domain's addresses from the database
+ * (off the loop) and render them; refused when the domain does not exist */
+void store_address_scan(const char *domain, store_scan_render_fn render,
+    void *render_arg, store_done_fn, void *);
+
+/* Loop-thread reads of the index. */
+/* store_domain_list - every domain sorted by name; free(*out) afterwards */
+size_t store_domain_list(const struct domain_info ***out);
+time_t store_domain_created(const struct domain_info *);
+size_t store_domain_naddresses(const struct domain_info *);
+
+/* addr_info helpers */
+struct addr_info *store_addr_dup(const struct addr_info *);
+void store_addr_free(struct addr_info *);
+int store_addr_equal(const struct addr_info *, const struct addr_info *);
+/* store_server_format - "host:port" ("[v6]:port") into buf */
+void store_server_format(const struct legacy_server *, char *buf, size_t len);
+
 #endif

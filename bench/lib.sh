@@ -1,0 +1,316 @@
+# bench/lib.sh - shared helpers for the mxrelay benchmark scripts (bash).
+#
+# Sourced by accept.sh, idle_mem.sh and import.sh. Everything runs on
+# 127.0.0.1 with ports the kernel reports free, inside one temporary
+# directory that bench_cleanup removes, together with every process the
+# scripts started, on any exit (normal, error, ^C).
+
+set -u
+
+MXRELAYD=${MXRELAYD:-./mxrelayd}
+RELAYCTL=${RELAYCTL:-./relayctl}
+SMTP_SOURCE=${SMTP_SOURCE:-smtp-source}
+POSTFIX=${POSTFIX:-postfix}
+# Bound on every wait for a server to come up or go down, in seconds.
+BENCH_START_TIMEOUT=${BENCH_START_TIMEOUT:-20}
+BENCH_KEEP=${BENCH_KEEP:-0}     # 1 = keep the temp dir for inspection
+
+BENCH_DIR=""
+BENCH_PIDS=""
+BENCH_PF_DIRS=""
+
+# die - print a message and exit (the trap cleans up)
+die() {
+	echo "$(basename "$0"): $*" >&2
+	exit 1
+}
+
+# note - progress message on stderr, so stdout carries only the figures
+note() {
+	echo "# $*" >&2
+}
+
+# bench_cleanup - stop what we started and remove the temp dir (trap)
+bench_cleanup() {
+	local rc=$? pid d
+	trap - EXIT INT TERM HUP
+	for d in $BENCH_PF_DIRS; do
+		"$POSTFIX" -c "$d/etc" abort >/dev/null 2>&1 || true
+	done
+	for pid in $BENCH_PIDS; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in $BENCH_PIDS; do
+		bench_wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
+	done
+	if [ -n "$BENCH_DIR" ] && [ -d "$BENCH_DIR" ]; then
+		if [ "$BENCH_KEEP" = 1 ] || [ "$rc" -ne 0 ] && [ "${BENCH_KEEP_ON_FAIL:-0}" = 1 ]; then
+			echo "# kept $BENCH_DIR" >&2
+		else
+			rm -rf "$BENCH_DIR"
+		fi
+	fi
+	exit "$rc"
+}
+
+# bench_init - create the temp dir and install the cleanup trap
+bench_init() {
+	[ "$(id -u)" = 0 ] || die "must run as root (Postfix instance, fd limits)"
+	BENCH_DIR=$(mktemp -d "${TMPDIR:-/tmp}/mxbench.XXXXXX") || die "mktemp failed"
+	chmod 755 "$BENCH_DIR"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM HUP
+}
+
+# bench_track - remember a pid to stop at exit
+bench_track() {
+	BENCH_PIDS="$BENCH_PIDS $1"
+}
+
+# bench_untrack - forget a pid we stopped ourselves
+bench_untrack() {
+	local p out=""
+	for p in $BENCH_PIDS; do
+		[ "$p" = "$1" ] || out="$out $p"
+	done
+	BENCH_PIDS=$out
+}
+
+# bench_wait_gone - wait up to SECS for PID to exit; false if still there
+bench_wait_gone() {
+	local pid=$1 secs=$2 i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		# A zombie child of ours counts as gone once reaped.
+		wait "$pid" 2>/dev/null && return 0
+		i=$((i + 1))
+		[ "$i" -ge $((secs * 10)) ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# free_port - print a TCP port on 127.0.0.1 that is free right now
+free_port() {
+	perl -MIO::Socket::INET -e '
+		my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1",
+		    LocalPort => 0, Proto => "tcp", ReuseAddr => 1) or die "bind: $!\n";
+		print $s->sockport, "\n";'
+}
+
+# wait_port - wait until 127.0.0.1:PORT answers with a 220 banner
+wait_port() {
+	local port=$1 secs=${2:-$BENCH_START_TIMEOUT}
+	perl -MIO::Socket::INET -MTime::HiRes=sleep,time -e '
+		my ($port, $secs) = @ARGV;
+		my $end = time + $secs;
+		while (time < $end) {
+			my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1",
+			    PeerPort => $port, Proto => "tcp", Timeout => 2);
+			if ($s) {
+				$s->timeout(5);
+				my $l = <$s>;
+				print $s "QUIT\r\n";
+				exit 0 if defined $l && $l =~ /^220/;
+			}
+			sleep 0.1;
+		}
+		exit 1;' "$port" "$secs"
+}
+
+# now_ns - monotonic-enough wall clock in nanoseconds
+now_ns() {
+	date +%s%N
+}
+
+# median - print the median of the numbers given as arguments
+median() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END { if (NR % 2) print v[(NR + 1) / 2];
+		      else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# rss_kb - VmRSS of PID in kB
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# ---------------------------------------------------------------------
+# mxrelayd
+
+MX_DIR=""
+MX_PORT=""
+MX_PID=""
+MX_SOCK=""
+
+# mx_check_binaries - the build products must exist
+mx_check_binaries() {
+	[ -x "$MXRELAYD" ] || die "no mxrelayd at $MXRELAYD (build first, or set MXRELAYD)"
+	[ -x "$RELAYCTL" ] || die "no relayctl at $RELAYCTL (build first, or set RELAYCTL)"
+}
+
+# mx_start - write a config in $BENCH_DIR/mx and start mxrelayd on a free port
+#
+# Filters that would query DNS (SPF, DNSBL) are turned off, as they are in
+# the Postfix instance, so that both servers are timed on the same work.
+mx_start() {
+	MX_DIR=$BENCH_DIR/mx
+	mkdir -p "$MX_DIR/spool" "$MX_DIR/state"
+	MX_PORT=$(free_port) || die "no free port"
+	MX_SOCK=$MX_DIR/control.sock
+	cat >"$MX_DIR/mxrelay.conf" <<EOF
+server = {
+  hostname = "mx.bench.test";
+  listen = [ "127.0.0.1:$MX_PORT" ];
+  user = "root";
+};
+paths = {
+  spool = "$MX_DIR/spool";
+  state = "$MX_DIR/state";
+  control_socket = "$MX_SOCK";
+};
+limits = {
+  max_connections = 20000;
+  max_connections_per_client = 20000;
+};
+filters = {
+  spf = { enabled = false; };
+  dnsbl = { zones = [ ]; };
+};
+EOF
+	"$MXRELAYD" -c "$MX_DIR/mxrelay.conf" 2>"$MX_DIR/log" &
+	MX_PID=$!
+	bench_track "$MX_PID"
+	local i=0
+	while ! [ -S "$MX_SOCK" ] || ! wait_port "$MX_PORT" 1; do
+		kill -0 "$MX_PID" 2>/dev/null || { tail -n 20 "$MX_DIR/log" >&2; die "mxrelayd exited at startup"; }
+		i=$((i + 1))
+		[ "$i" -ge "$BENCH_START_TIMEOUT" ] && { tail -n 20 "$MX_DIR/log" >&2; die "mxrelayd did not come up on 127.0.0.1:$MX_PORT"; }
+		sleep 1
+	done
+	note "mxrelayd pid $MX_PID on 127.0.0.1:$MX_PORT"
+}
+
+# mx_ctl - run relayctl against the bench daemon
+mx_ctl() {
+	"$RELAYCTL" -s "$MX_SOCK" "$@"
+}
+
+# mx_stop - stop mxrelayd gracefully (SIGTERM), then by force
+mx_stop() {
+	[ -n "$MX_PID" ] || return 0
+	kill -TERM "$MX_PID" 2>/dev/null || true
+	bench_wait_gone "$MX_PID" 10 || kill -KILL "$MX_PID" 2>/dev/null || true
+	wait "$MX_PID" 2>/dev/null || true
+	bench_untrack "$MX_PID"
+	MX_PID=""
+}
+
+# ---------------------------------------------------------------------
+# A private Postfix instance (its own config, queue and data directories).
+
+PF_DIR=""
+PF_PORT=""
+
+# pf_start - create and start a Postfix instance whose smtpd listens on a
+# free loopback port and accepts joe@example.test into its own queue.
+#
+# Delivery goes to a loopback port nobody listens on (connection refused,
+# so the mail is deferred), the same dead downstream mxrelayd gets: both
+# servers run their normal queue manager behind the SMTP server, with
+# Postfix's normal fsync on acceptance.
+#   $1: smtpd process limit (default 100, Postfix's default)
+pf_start() {
+	local limit=${1:-100} dead
+	PF_DIR=$BENCH_DIR/pf
+	mkdir -p "$PF_DIR/etc" "$PF_DIR/spool" "$PF_DIR/data"
+	PF_PORT=$(free_port) || die "no free port"
+	dead=$(free_port) || die "no free port"
+	cat >"$PF_DIR/etc/main.cf" <<EOF
+compatibility_level = 3.6
+config_directory = $PF_DIR/etc
+queue_directory = $PF_DIR/spool
+data_directory = $PF_DIR/data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-bench
+maillog_file = $PF_DIR/maillog
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = pf.bench.test
+mydomain = bench.test
+myorigin = \$myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+relay_domains = example.test
+relay_recipient_maps = inline:{ joe@example.test=ok }
+smtpd_recipient_restrictions = reject_unauth_destination
+relay_transport = relay:[127.0.0.1]:$dead
+default_process_limit = $limit
+smtpd_banner = \$myhostname ESMTP
+smtpd_tls_security_level = none
+smtp_tls_security_level = none
+biff = no
+EOF
+	# Only the services this job needs, none chrooted (the chroot would need
+	# copies of /etc files inside the temp queue directory).
+	cat >"$PF_DIR/etc/master.cf" <<EOF
+127.0.0.1:$PF_PORT inet n - n - $limit smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+	BENCH_PF_DIRS="$BENCH_PF_DIRS $PF_DIR"
+	"$POSTFIX" -c "$PF_DIR/etc" check >"$PF_DIR/check.log" 2>&1 || true
+	"$POSTFIX" -c "$PF_DIR/etc" start >"$PF_DIR/start.log" 2>&1 ||
+		{ cat "$PF_DIR/start.log" >&2; die "postfix start failed"; }
+	wait_port "$PF_PORT" || { cat "$PF_DIR/start.log" "$PF_DIR/maillog" >&2 2>/dev/null; die "postfix smtpd did not come up"; }
+	note "postfix instance $PF_DIR/etc on 127.0.0.1:$PF_PORT"
+}
+
+# pf_queue_count - messages in the instance's queue (any queue)
+pf_queue_count() {
+	find "$PF_DIR/spool/incoming" "$PF_DIR/spool/active" \
+	    "$PF_DIR/spool/deferred" "$PF_DIR/spool/hold" "$PF_DIR/spool/maildrop" \
+	    -type f 2>/dev/null | wc -l
+}
+
+# pf_stop - stop the Postfix instance
+pf_stop() {
+	[ -n "$PF_DIR" ] || return 0
+	"$POSTFIX" -c "$PF_DIR/etc" stop >/dev/null 2>&1 ||
+		"$POSTFIX" -c "$PF_DIR/etc" abort >/dev/null 2>&1 || true
+	local d out=""
+	for d in $BENCH_PF_DIRS; do
+		[ "$d" = "$PF_DIR" ] || out="$out $d"
+	done
+	BENCH_PF_DIRS=$out
+	# master exits asynchronously; wait for its pid file lock to go away.
+	local i=0 mpid
+	mpid=$(cat "$PF_DIR/spool/pid/master.pid" 2>/dev/null | tr -d ' ')
+	while [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null && [ "$i" -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	PF_DIR=""
+}
