@@ -44,7 +44,8 @@ bench_cleanup() {
 		bench_wait_gone "$pid" 5 || kill -KILL "$pid" 2>/dev/null || true
 	done
 	if [ -n "$BENCH_DIR" ] && [ -d "$BENCH_DIR" ]; then
-		if [ "$BENCH_KEEP" = 1 ] || [ "$rc" -ne 0 ] && [ "${BENCH_KEEP_ON_FAIL:-0}" = 1 ]; then
+		if [ "$BENCH_KEEP" = 1 ] ||
+		    { [ "$rc" -ne 0 ] && [ "${BENCH_KEEP_ON_FAIL:-0}" = 1 ]; }; then
 			echo "# kept $BENCH_DIR" >&2
 		else
 			rm -rf "$BENCH_DIR"
@@ -88,6 +89,19 @@ bench_wait_gone() {
 		sleep 0.1
 	done
 	return 0
+}
+
+# run_bg - run a command in the background and wait for it, so that a
+# signal to this script is acted on at once and the exit trap stops it
+run_bg() {
+	local pid rc
+	"$@" &
+	pid=$!
+	bench_track "$pid"
+	wait "$pid"
+	rc=$?
+	bench_untrack "$pid"
+	return "$rc"
 }
 
 # free_port - print a TCP port on 127.0.0.1 that is free right now
@@ -224,6 +238,9 @@ pf_start() {
 	local limit=${1:-100} dead
 	PF_DIR=$BENCH_DIR/pf
 	mkdir -p "$PF_DIR/etc" "$PF_DIR/spool" "$PF_DIR/data"
+	# postfix-script refuses to start unless mail_owner owns data_directory;
+	# it creates the queue subdirectories itself (post-install create-missing).
+	chown postfix "$PF_DIR/data"
 	PF_PORT=$(free_port) || die "no free port"
 	dead=$(free_port) || die "no free port"
 	cat >"$PF_DIR/etc/main.cf" <<EOF
@@ -235,6 +252,7 @@ mail_owner = postfix
 setgid_group = postdrop
 syslog_name = postfix-bench
 maillog_file = $PF_DIR/maillog
+maillog_file_prefixes = $PF_DIR
 inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = pf.bench.test

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -82,7 +83,8 @@ static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone;
 #define STR(k, f, chk)		{ k, K_STRING, apply_string, OFF(f), 0, 0, chk, NULL }
 #define INT(k, f, lo, hi)	{ k, K_INT, apply_int, OFF(f), lo, hi, NULL, NULL }
 #define BOOL(k, f)		{ k, K_BOOL, apply_bool, OFF(f), 0, 0, NULL, NULL }
-#define LIST(k, n, lo, hi, el)	{ k, K_STRLIST, apply_strlist, OFF(n), lo, hi, NULL, el }
+#define LIST(k, n, lo, hi, el)	\
+	{ k, K_STRLIST, apply_strlist, OFF(n), lo, hi, NULL, el }
 
 /* every key of SPEC 3; nothing else is accepted */
 static const struct key_rule key_rules[] = {
@@ -209,21 +211,20 @@ config_valid_domain(const char *s)
 	return label > 0 && p[-1] != '-';
 }
 
-/* is_ipv4, is_ipv6 - numeric address literals */
+/* is_addr - is S a numeric address of family AF? */
 static int
-is_ipv4(const char *s)
+is_addr(int af, const char *s)
 {
-	struct in_addr a;
+	unsigned char buf[sizeof(struct in6_addr)];
 
-	return inet_pton(AF_INET, s, &a) == 1;
+	return inet_pton(af, s, buf) == 1;
 }
 
+/* is_numeric - IPv6 when it was written in brackets, else IPv4 */
 static int
-is_ipv6(const char *s)
+is_numeric(const char *host, int bracket)
 {
-	struct in6_addr a;
-
-	return inet_pton(AF_INET6, s, &a) == 1;
+	return is_addr(bracket ? AF_INET6 : AF_INET, host);
 }
 
 static int
@@ -308,7 +309,8 @@ dest_unix(const char *path, struct destination *d, char *err, size_t errlen)
 
 /* destination_parse - parse S into D; see config.h */
 int
-destination_parse(const char *s, struct destination *d, char *err, size_t errlen)
+destination_parse(const char *s, struct destination *d, char *err,
+    size_t errlen)
 {
 	const char *rest;
 	int bracket;
@@ -337,14 +339,15 @@ destination_parse(const char *s, struct destination *d, char *err, size_t errlen
 		snprintf(err, errlen, "lmtp needs a port: lmtp:[HOST]:PORT");
 		return -1;
 	}
-	if (!is_ipv4(d->host) && !(bracket && is_ipv6(d->host)) &&
-	    !config_valid_domain(d->host)) {
+	d->port_set = strchr(bracket ? strchr(rest, ']') : rest, ':') != NULL;
+	if (!is_addr(AF_INET, d->host) && !config_valid_domain(d->host) &&
+	    !(bracket && is_addr(AF_INET6, d->host))) {
 		snprintf(err, errlen, "\"%s\" is not a host name or address",
 		    d->host);
 		return -1;
 	}
 	/* an address has no MX records, and LMTP never looks them up */
-	d->mx_lookup = !d->lmtp && !bracket && !is_ipv4(d->host);
+	d->mx_lookup = !d->lmtp && !bracket && !is_addr(AF_INET, d->host);
 	return 0;
 }
 
@@ -474,7 +477,7 @@ elem_listen(struct config *cfg, int i, const char *v, char *why, size_t len)
 
 	if (mx_split_hostport(v, la->host, sizeof la->host, &la->port, 0) < 0 ||
 	    la->port == 0 ||
-	    !(bracket ? is_ipv6(la->host) : is_ipv4(la->host))) {
+	    !is_numeric(la->host, bracket)) {
 		snprintf(why, len, "\"%s\" must be \"IPv4:port\" or "
 		    "\"[IPv6]:port\" with a numeric address and a port 1-65535", v);
 		return -1;
@@ -499,14 +502,14 @@ elem_nameserver(struct config *cfg, int i, const char *v, char *why, size_t len)
 	struct listen_addr *ns = &cfg->nameservers[i];
 	int bracket = *v == '[';
 
-	if (is_ipv6(v)) {
+	if (is_addr(AF_INET6, v)) {
 		mx_strlcpy(ns->host, v, sizeof ns->host);
 		ns->port = DNS_DEFAULT_PORT;
 		return 0;
 	}
 	if (mx_split_hostport(v, ns->host, sizeof ns->host, &ns->port,
 	    DNS_DEFAULT_PORT) < 0 ||
-	    !(bracket ? is_ipv6(ns->host) : is_ipv4(ns->host))) {
+	    !is_numeric(ns->host, bracket)) {
 		snprintf(why, len, "\"%s\" must be \"IP\", \"IPv4:port\" or "
 		    "\"[IPv6]:port\" with a numeric address", v);
 		return -1;
@@ -745,22 +748,18 @@ static int
 type_error(struct loader *ld, const config_setting_t *s, const char *key,
     const struct key_rule *r)
 {
-	switch (r->kind) {
-	case K_GROUP:
-		return load_error(ld, s, key, "must be a group { ... }");
-	case K_STRING:
-		return load_error(ld, s, key, "must be a string");
-	case K_INT:
+	static const char *const want[] = {
+		[K_GROUP] = "a group { ... }",
+		[K_STRING] = "a string",
+		[K_BOOL] = "a boolean (true or false)",
+		[K_STRLIST] = "a list of strings [ \"...\" ]",
+		[K_INTLIST] = "a list of integers [ ... ]",
+	};
+
+	if (r->kind == K_INT)
 		return load_error(ld, s, key, "must be an integer between %lld "
 		    "and %lld", r->min, r->max);
-	case K_BOOL:
-		return load_error(ld, s, key, "must be a boolean (true or false)");
-	case K_STRLIST:
-		return load_error(ld, s, key, "must be a list of strings [ \"...\" ]");
-	case K_INTLIST:
-		return load_error(ld, s, key, "must be a list of integers [ ... ]");
-	}
-	return -1;
+	return load_error(ld, s, key, "must be %s", want[r->kind]);
 }
 
 /* load_group - check and apply every setting of GRP; PREFIX is its path */

@@ -104,12 +104,16 @@ struct destination {
 	char host[256];			/* name or numeric address, no brackets;
 					 * empty for lmtp:unix: */
 	int port;			/* 0 for lmtp:unix: */
+	int port_set;			/* 1: PORT was written; 0: port is the
+					 * default 25 and delivery may use
+					 * delivery.smtp_port instead */
 	char unix_path[108];		/* lmtp:unix:/PATH, else empty */
 };
 
 /* destination_parse - parse S into D. Returns 0, or -1 with a reason in err.
- * smtp: port defaults to 25; lmtp with a host requires a port. */
-int destination_parse(const char *s, struct destination *d, char *err, size_t errlen);
+ * smtp: port defaults to 25 (port_set 0); lmtp with a host requires a port. */
+int destination_parse(const char *s, struct destination *d, char *err,
+    size_t errlen);
 /* cidr_parse - "10.0.0.0/8", "2001:db8::/32", "192.0.2.1" (full-length
  * prefix) into c, host bits cleared. Returns 0, or -1 when malformed. */
 int cidr_parse(const char *s, struct cidr *c);

@@ -21,7 +21,6 @@
 #define CTL_RESPONSE_MAX	(1024u * 1024 * 1024)	/* body of a response */
 #define CTL_ARGS_MAX		256		/* argv entries */
 #define CTL_ARG_MAX		4096		/* bytes of one argv entry */
-#define CTL_IMPORT_LINES_MAX	2000000		/* lines of an import file */
 #define CTL_ERR_MAX		512
 
 #define CTL_FLAG_JSON		0x1		/* render the body as JSON */

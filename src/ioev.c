@@ -164,7 +164,7 @@ io_start_tls(struct io *io, SSL_CTX *ctx)
 	}
 	/* The filter frees the SSL object with itself. */
 	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-	bufferevent_setcb(io->bev, NULL, NULL, NULL, NULL);
+	/* The filter installed its own callbacks on io->bev. */
 	io->top = f;
 	io_setup_top(io);
 	return 0;

@@ -71,6 +71,19 @@ make_dir_for(const char *dir, const struct passwd *pw)
 		fatal("chown %s", dir);
 }
 
+/* make_parent_dir_for - the directory that will hold path (control socket) */
+static void
+make_parent_dir_for(const char *path, const struct passwd *pw)
+{
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		make_dir_for(dir, pw);
+	}
+	free(dir);
+}
+
 /* drop_privileges - after binding: become server.user when started as root */
 static void
 drop_privileges(const struct passwd *pw)
@@ -154,18 +167,19 @@ main(int argc, char **argv)
 		fatalx("tls: %s", err);
 	make_dir_for(cfg->spool, pw);
 	make_dir_for(cfg->state, pw);
+	make_parent_dir_for(cfg->control_socket, pw);
 	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	if (control_init(base, cfg, err, sizeof(err)) < 0)
-		fatalx("control: %s", err);
 	drop_privileges(pw);
 
-	/* State and spool are opened as the unprivileged user, so every file
-	 * they create is that user's. */
+	/* State, spool and control socket are opened as the unprivileged
+	 * user, so every file they create is that user's. */
 	if (store_open(base, cfg->state, err, sizeof(err)) < 0)
 		fatalx("store: %s", err);
 	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (control_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("control: %s", err);
 
 	sig_term = evsignal_new(base, SIGTERM, on_signal, base);
 	sig_int = evsignal_new(base, SIGINT, on_signal, base);
@@ -182,7 +196,7 @@ main(int argc, char **argv)
 	smtp_server_free(srv);
 	control_close();
 	spool_close();
-	store_close();
+	store_close();	/* after control: it may still hold store results */
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);

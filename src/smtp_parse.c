@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "smtp_parse.h"
+#include "util.h"
 
 /* A mailbox must fit in a path with its two angle brackets. */
 #define SMTP_MAILBOX_MAX	(SMTP_PATH_MAX - 2)
@@ -460,26 +461,6 @@ param_split(const char *tok, size_t n, size_t *klen, const char **val,
 	return 1;
 }
 
-/* param_size - SIZE=digits (RFC 1870 3), fitting an int64 */
-static int
-param_size(const char *v, size_t n, int64_t *size)
-{
-	int64_t x = 0;
-	size_t i;
-
-	if (v == NULL || n == 0 || n > SMTP_SIZE_DIGITS)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (!is_digit((unsigned char)v[i]))
-			return 0;
-		if (x > (INT64_MAX - (v[i] - '0')) / 10)
-			return 0;
-		x = x * 10 + (v[i] - '0');
-	}
-	*size = x;
-	return 1;
-}
-
 /* keyword_is - case-insensitive compare of a counted token to a word */
 static int
 keyword_is(const char *k, size_t n, const char *word)
@@ -487,14 +468,106 @@ keyword_is(const char *k, size_t n, const char *word)
 	return strlen(word) == n && strncasecmp(k, word, n) == 0;
 }
 
+/* mail_param_size - SIZE=digits (RFC 1870 3), fitting an int64 */
+static enum smtp_parse_result
+mail_param_size(const char *v, size_t n, struct smtp_mail_params *p)
+{
+	int64_t x = 0;
+	size_t i;
+
+	if (v == NULL || n > SMTP_SIZE_DIGITS)
+		return PARSE_BAD_PARAM;
+	for (i = 0; i < n; i++) {
+		if (!is_digit((unsigned char)v[i]))
+			return PARSE_BAD_PARAM;
+		if (x > (INT64_MAX - (v[i] - '0')) / 10)
+			return PARSE_BAD_PARAM;
+		x = x * 10 + (v[i] - '0');
+	}
+	p->size = x;
+	return PARSE_OK;
+}
+
+/* mail_param_body - BODY=7BIT|8BITMIME (RFC 6152 2) */
+static enum smtp_parse_result
+mail_param_body(const char *v, size_t n, struct smtp_mail_params *p)
+{
+	if (v == NULL)
+		return PARSE_BAD_PARAM;
+	if (keyword_is(v, n, "7BIT"))
+		p->body = BODY_7BIT;
+	else if (keyword_is(v, n, "8BITMIME"))
+		p->body = BODY_8BITMIME;
+	else if (keyword_is(v, n, "BINARYMIME"))
+		return PARSE_UNKNOWN_PARAM;	/* RFC 3030: needs CHUNKING */
+	else
+		return PARSE_BAD_PARAM;
+	return PARSE_OK;
+}
+
+/* mail_param_smtputf8 - SMTPUTF8 takes no value (RFC 6531 3.4) */
+static enum smtp_parse_result
+mail_param_smtputf8(const char *v, size_t n, struct smtp_mail_params *p)
+{
+	if (v != NULL)
+		return PARSE_BAD_PARAM;
+	p->smtputf8 = 1;
+	return PARSE_OK;
+}
+
+static const struct mail_param {
+	const char *name;
+	enum smtp_parse_result (*apply)(const char *, size_t,
+	    struct smtp_mail_params *);
+} mail_params[] = {
+	{ "SIZE", mail_param_size },
+	{ "BODY", mail_param_body },
+	{ "SMTPUTF8", mail_param_smtputf8 },
+};
+
+/* mail_param_one - apply one KEY[=VALUE] token; seen has a bit per known
+ * parameter so that a repeated one is refused. */
+static enum smtp_parse_result
+mail_param_one(const char *tok, size_t n, struct smtp_mail_params *p,
+    unsigned *seen, char *err, size_t errlen)
+{
+	enum smtp_parse_result r;
+	const char *val;
+	size_t klen, vlen, i;
+
+	if (!param_split(tok, n, &klen, &val, &vlen)) {
+		param_error(err, errlen, "Bad parameter syntax", tok, n);
+		return PARSE_BAD_PARAM;
+	}
+	for (i = 0; i < MX_ARRAY_LEN(mail_params); i++)
+		if (keyword_is(tok, klen, mail_params[i].name))
+			break;
+	if (i == MX_ARRAY_LEN(mail_params)) {
+		param_error(err, errlen, "Unsupported option", tok, klen);
+		return PARSE_UNKNOWN_PARAM;
+	}
+	if (*seen & (1u << i)) {
+		param_error(err, errlen, "Duplicate parameter", tok, klen);
+		return PARSE_BAD_PARAM;
+	}
+	*seen |= 1u << i;
+	r = mail_params[i].apply(val, vlen, p);
+	if (r == PARSE_UNKNOWN_PARAM)
+		param_error(err, errlen, "Unsupported option value", tok, n);
+	else if (r != PARSE_OK)
+		param_error(err, errlen, "Bad parameter value", tok, n);
+	return r;
+}
+
 /* smtp_parse_mail_params - SIZE=, BODY=7BIT|8BITMIME, SMTPUTF8 */
 enum smtp_parse_result
 smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
     char *err, size_t errlen)
 {
-	const char *tok, *val, *s = params ? params : "";
-	size_t n, klen, vlen, count = 0;
-	int seen_size = 0, seen_body = 0;
+	enum smtp_parse_result r;
+	const char *tok, *s = params ? params : "";
+	size_t n, count = 0;
+	unsigned seen = 0;
 
 	p->size = -1;
 	p->body = BODY_7BIT;
@@ -508,58 +581,10 @@ smtp_parse_mail_params(const char *params, struct smtp_mail_params *p,
 			return PARSE_BAD_PARAM;
 		}
 	s = params ? params : "";
-	while ((n = param_next(&s, &tok)) > 0) {
-		if (!param_split(tok, n, &klen, &val, &vlen)) {
-			param_error(err, errlen, "Bad parameter syntax", tok, n);
-			return PARSE_BAD_PARAM;
-		}
-		if (keyword_is(tok, klen, "SIZE")) {
-			if (seen_size++) {
-				param_error(err, errlen, "Duplicate parameter",
-				    tok, klen);
-				return PARSE_BAD_PARAM;
-			}
-			if (!param_size(val, vlen, &p->size)) {
-				param_error(err, errlen, "Bad SIZE value", tok, n);
-				return PARSE_BAD_PARAM;
-			}
-		} else if (keyword_is(tok, klen, "BODY")) {
-			if (seen_body++) {
-				param_error(err, errlen, "Duplicate parameter",
-				    tok, klen);
-				return PARSE_BAD_PARAM;
-			}
-			if (val != NULL && keyword_is(val, vlen, "7BIT"))
-				p->body = BODY_7BIT;
-			else if (val != NULL && keyword_is(val, vlen, "8BITMIME"))
-				p->body = BODY_8BITMIME;
-			else if (val != NULL &&
-			    keyword_is(val, vlen, "BINARYMIME")) {
-				/* RFC 3030: needs CHUNKING, not offered */
-				param_error(err, errlen, "Unsupported BODY type",
-				    tok, n);
-				return PARSE_UNKNOWN_PARAM;
-			} else {
-				param_error(err, errlen, "Bad BODY value", tok, n);
-				return PARSE_BAD_PARAM;
-			}
-		} else if (keyword_is(tok, klen, "SMTPUTF8")) {
-			if (p->smtputf8++) {
-				param_error(err, errlen, "Duplicate parameter",
-				    tok, klen);
-				return PARSE_BAD_PARAM;
-			}
-			/* RFC 6531 3.4: the parameter takes no value */
-			if (val != NULL) {
-				param_error(err, errlen, "Bad SMTPUTF8 parameter",
-				    tok, n);
-				return PARSE_BAD_PARAM;
-			}
-		} else {
-			param_error(err, errlen, "Unsupported option", tok, klen);
-			return PARSE_UNKNOWN_PARAM;
-		}
-	}
+	while ((n = param_next(&s, &tok)) > 0)
+		if ((r = mail_param_one(tok, n, p, &seen, err, errlen)) !=
+		    PARSE_OK)
+			return r;
 	return PARSE_OK;
 }
 

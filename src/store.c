@@ -1,3 +1,591 @@
-/* store.c - placeholder until written */
+/* store.c - domains, legacy servers, addresses and switch history
+ *
+ * SQLite (WAL, synchronous=FULL) in paths.state is the durable truth. At
+ * start-up everything is loaded into an in-memory index (a dict of domains,
+ * each with a dict of its addresses), which answers RCPT lookups on the
+ * event loop without touching SQLite. Every write and every scan runs as a
+ * job on the store's single worker thread, which owns the connection, so
+ * that no disk wait ever blocks the loop. When a job has committed, its
+ * completion is queued on the loop thread and applied to the index in
+ * submission order; a large import is applied STORE_APPLY_SLICE entries
+ * per loop turn, so SMTP sessions keep being served meanwhile, and its
+ * caller hears back only when the last slice is in.
+ */
 #include "autoconf.h"
-extern int mx_placeholder_store;
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "dict.h"
+#include "log.h"
+#include "smtp_parse.h"
+#include "store.h"
+#include "store_priv.h"
+#include "table_import.h"
+#include "util.h"
+#include "worker.h"
+
+#define STORE_DIR_MODE		0750
+#define STORE_KEY_MAX		(SMTP_LOCAL_MAX * 4 + SMTP_DOMAIN_MAX + 2)
+
+static struct {
+	struct event_base *base;
+	struct worker *worker;
+	struct dict *domains;		/* name -> struct domain_entry */
+	struct event *apply_ev;
+	struct store_op *head, *tail;	/* completed jobs, to apply in order */
+	int closing;
+} st;
+
+const char *
+store_mode_name(enum domain_mode m)
+{
+	return m == MODE_HOSTED ? "hosted" : "legacy";
+}
+
+/* addr_info helpers */
+
+void
+store_addr_free(struct addr_info *a)
+{
+	if (a == NULL)
+		return;
+	for (int i = 0; i < a->ndests; i++)
+		free(a->dests[i]);
+	for (int i = 0; i < a->ncc; i++)
+		free(a->cc[i]);
+	free(a->dests);
+	free(a->cc);
+	free(a->address);
+	free(a);
+}
+
+static void
+addr_free_cb(void *a)
+{
+	store_addr_free(a);
+}
+
+static char **
+list_dup(char *const *l, int n)
+{
+	char **c = xcalloc((size_t)n + 1, sizeof(char *));
+
+	for (int i = 0; i < n; i++)
+		c[i] = xstrdup(l[i]);
+	return c;
+}
+
+struct addr_info *
+store_addr_dup(const struct addr_info *a)
+{
+	struct addr_info *c = xcalloc(1, sizeof(*c));
+
+	c->address = xstrdup(a->address);
+	c->kind = a->kind;
+	c->nofilter = a->nofilter;
+	c->dests = list_dup(a->dests, a->ndests);
+	c->ndests = a->ndests;
+	c->cc = list_dup(a->cc, a->ncc);
+	c->ncc = a->ncc;
+	return c;
+}
+
+static int
+list_equal(char *const *a, int na, char *const *b, int nb)
+{
+	if (na != nb)
+		return 0;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
+int
+store_addr_equal(const struct addr_info *a, const struct addr_info *b)
+{
+	return strcmp(a->address, b->address) == 0 && a->kind == b->kind &&
+	    !a->nofilter == !b->nofilter &&
+	    list_equal(a->dests, a->ndests, b->dests, b->ndests) &&
+	    list_equal(a->cc, a->ncc, b->cc, b->ncc);
+}
+
+void
+store_server_format(const struct legacy_server *s, char *buf, size_t len)
+{
+	if (strchr(s->host, ':'))
+		snprintf(buf, len, "[%s]:%d", s->host, s->port);
+	else
+		snprintf(buf, len, "%s:%d", s->host, s->port);
+}
+
+/* Index (loop thread) */
+
+void
+store_entry_free(void *p)
+{
+	struct domain_entry *d = p;
+
+	if (d == NULL)
+		return;
+	dict_free(d->addrs, addr_free_cb);
+	free(d->info.servers);
+	free(d->info.name);
+	free(d);
+}
+
+struct domain_entry *
+store_entry_new(const char *name, enum domain_mode mode, time_t created)
+{
+	struct domain_entry *d = xcalloc(1, sizeof(*d));
+
+	d->info.name = xstrdup(name);
+	d->info.mode = mode;
+	d->created = created;
+	d->addrs = dict_new();
+	return d;
+}
+
+const struct domain_info *
+store_domain(const char *domain)
+{
+	char key[SMTP_DOMAIN_MAX + 1];
+	struct domain_entry *d;
+
+	if (st.domains == NULL || mx_strlcpy(key, domain, sizeof(key)) >= sizeof(key))
+		return NULL;
+	d = dict_get(st.domains, mx_lower(key));
+	return d ? &d->info : NULL;
+}
+
+const struct addr_info *
+store_address(const char *local, const char *domain, char delim)
+{
+	char key[STORE_KEY_MAX];
+	struct domain_entry *d;
+	const struct addr_info *a;
+	const char *cut;
+	int n;
+
+	if ((d = (struct domain_entry *)store_domain(domain)) == NULL)
+		return NULL;
+	n = snprintf(key, sizeof(key), "%s@%s", local, d->info.name);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return NULL;
+	mx_lower(key);
+	if ((a = dict_get(d->addrs, key)) != NULL)
+		return a;
+	/* joe+tag@d falls back to joe@d; the base must not be empty */
+	if (delim == '\0' || (cut = strchr(local, delim)) == NULL || cut == local)
+		return NULL;
+	snprintf(key, sizeof(key), "%.*s@%s", (int)(cut - local), local,
+	    d->info.name);
+	return dict_get(d->addrs, mx_lower(key));
+}
+
+struct count_arg {
+	enum domain_mode mode;
+	int n;
+};
+
+static int
+count_cb(const char *key, void *val, void *arg)
+{
+	struct count_arg *c = arg;
+
+	if (((struct domain_entry *)val)->info.mode == c->mode)
+		c->n++;
+	return 0;
+}
+
+int
+store_count_domains(enum domain_mode mode)
+{
+	struct count_arg c = { mode, 0 };
+
+	if (st.domains)
+		dict_walk(st.domains, count_cb, &c);
+	return c.n;
+}
+
+struct list_arg {
+	const struct domain_info **v;
+	size_t n;
+};
+
+static int
+list_cb(const char *key, void *val, void *arg)
+{
+	struct list_arg *l = arg;
+
+	l->v[l->n++] = &((struct domain_entry *)val)->info;
+	return 0;
+}
+
+static int
+domain_cmp(const void *a, const void *b)
+{
+	const struct domain_info *const *x = a, *const *y = b;
+
+	return strcmp((*x)->name, (*y)->name);
+}
+
+size_t
+store_domain_list(const struct domain_info ***out)
+{
+	struct list_arg l;
+
+	l.v = xcalloc(st.domains ? dict_count(st.domains) + 1 : 1, sizeof(*l.v));
+	l.n = 0;
+	if (st.domains)
+		dict_walk(st.domains, list_cb, &l);
+	qsort(l.v, l.n, sizeof(*l.v), domain_cmp);
+	*out = l.v;
+	return l.n;
+}
+
+time_t
+store_domain_created(const struct domain_info *d)
+{
+	return ((const struct domain_entry *)d)->created;
+}
+
+size_t
+store_domain_naddresses(const struct domain_info *d)
+{
+	return dict_count(((const struct domain_entry *)d)->addrs);
+}
+
+/* Applying completed jobs to the index (loop thread) */
+
+void
+store_changes_free(struct store_op *op)
+{
+	for (size_t i = op->napplied; i < op->nchanges; i++)
+		store_addr_free(op->changes[i]);
+	free(op->changes);
+	op->changes = NULL;
+	op->nchanges = op->napplied = 0;
+}
+
+static void
+op_free(struct store_op *op)
+{
+	store_changes_free(op);
+	store_addr_free(op->addr);
+	free(op->servers);
+	free(op->name);
+	if (op->res.body)
+		evbuffer_free(op->res.body);
+	free(op);
+}
+
+static struct domain_entry *
+apply_domain(const char *name)
+{
+	struct domain_entry *d = dict_get(st.domains, name);
+
+	if (d == NULL)
+		log_warnx("store index: domain %s missing while applying a change",
+		    name);
+	return d;
+}
+
+/* apply_addr - put a (taken over) into its domain's table */
+static void
+apply_addr(struct addr_info *a)
+{
+	struct domain_entry *d = apply_domain(import_address_domain(a->address));
+
+	if (d == NULL) {
+		store_addr_free(a);
+		return;
+	}
+	store_addr_free(dict_put(d->addrs, a->address, a));
+}
+
+/* apply_op - make the index show a committed change. Returns the number of
+ * entries applied; *more is set when an import has slices left. */
+static size_t
+apply_op(struct store_op *op, size_t budget, int *more)
+{
+	struct domain_entry *d;
+	size_t n = 0;
+
+	*more = 0;
+	if (op->res.status != 0)
+		return 1;
+	switch (op->type) {
+	case OP_DOMAIN_ADD:
+		d = store_entry_new(op->name, op->mode, op->created);
+		d->info.servers = op->servers;
+		d->info.nservers = op->nservers;
+		op->servers = NULL;
+		store_entry_free(dict_put(st.domains, op->name, d));
+		return 1;
+	case OP_DOMAIN_SERVERS:
+		if ((d = apply_domain(op->name)) != NULL) {
+			free(d->info.servers);
+			d->info.servers = op->servers;
+			d->info.nservers = op->nservers;
+			op->servers = NULL;
+		}
+		return 1;
+	case OP_DOMAIN_REMOVE:
+		d = dict_del(st.domains, op->name);
+		n = d ? dict_count(d->addrs) : 0;
+		store_entry_free(d);
+		return n + 1;
+	case OP_ADDR_PUT:
+		if (op->res.outcome != STORE_UNCHANGED) {
+			apply_addr(op->addr);
+			op->addr = NULL;
+		}
+		return 1;
+	case OP_ADDR_REMOVE:
+		if ((d = apply_domain(import_address_domain(op->name))) != NULL)
+			store_addr_free(dict_del(d->addrs, op->name));
+		return 1;
+	case OP_IMPORT:
+		while (op->napplied < op->nchanges && n < budget) {
+			apply_addr(op->changes[op->napplied++]);
+			n++;
+		}
+		*more = op->napplied < op->nchanges;
+		return n + 1;
+	case OP_SCAN:
+		return 1;
+	}
+	return 1;
+}
+
+/* apply_pump - apply queued completions within budget entries, answer
+ * their callers, and come back next loop turn if anything is left */
+static void
+apply_pump(size_t budget)
+{
+	struct store_op *op;
+	size_t used = 0;
+	int more;
+
+	while ((op = st.head) != NULL && used < budget) {
+		used += apply_op(op, budget - used, &more);
+		if (more)
+			break;
+		st.head = op->next;
+		if (st.head == NULL)
+			st.tail = NULL;
+		if (op->done)
+			op->done(&op->res, op->arg);
+		op_free(op);
+	}
+	if (st.head != NULL && st.apply_ev != NULL) {
+		/* a zero timeout: the loop polls its sockets before we go on */
+		struct timeval now = { 0, 0 };
+		evtimer_add(st.apply_ev, &now);
+	}
+}
+
+static void
+apply_event(evutil_socket_t fd, short ev, void *arg)
+{
+	apply_pump(STORE_APPLY_SLICE);
+}
+
+/* op_done - loop thread: the job has committed (or failed) */
+static void
+op_done(void *arg)
+{
+	struct store_op *op = arg;
+
+	op->next = NULL;
+	if (st.tail)
+		st.tail->next = op;
+	else
+		st.head = op;
+	st.tail = op;
+	/* an earlier import still being applied keeps the order */
+	if (st.head == op)
+		apply_pump(st.closing ? SIZE_MAX : STORE_APPLY_SLICE);
+}
+
+static struct store_op *
+op_new(enum op_type type, store_done_fn done, void *arg)
+{
+	struct store_op *op = xcalloc(1, sizeof(*op));
+
+	op->type = type;
+	op->done = done;
+	op->arg = arg;
+	op->res.body = evbuffer_new();
+	if (op->res.body == NULL)
+		fatalx("store: evbuffer_new failed");
+	return op;
+}
+
+static void
+op_submit(struct store_op *op)
+{
+	if (st.worker == NULL || st.closing) {
+		op->res.status = 1;
+		snprintf(op->res.msg, sizeof(op->res.msg),
+		    "state store is not open");
+		if (op->done)
+			op->done(&op->res, op->arg);
+		op_free(op);
+		return;
+	}
+	worker_submit(st.worker, store_db_job, op_done, op);
+}
+
+static struct legacy_server *
+servers_dup(const struct legacy_server *s, int n)
+{
+	struct legacy_server *c = xcalloc((size_t)n + 1, sizeof(*c));
+
+	if (n > 0)
+		memcpy(c, s, (size_t)n * sizeof(*c));
+	return c;
+}
+
+/* Public writes */
+
+void
+store_domain_add(const char *name, enum domain_mode mode,
+    const struct legacy_server *servers, int nservers, store_done_fn done,
+    void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_ADD, done, arg);
+
+	op->name = mx_lower(xstrdup(name));
+	op->mode = mode;
+	op->created = time(NULL);
+	op->servers = servers_dup(servers, nservers);
+	op->nservers = nservers;
+	op_submit(op);
+}
+
+void
+store_domain_set_servers(const char *name, const struct legacy_server *servers,
+    int nservers, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_SERVERS, done, arg);
+
+	op->name = mx_lower(xstrdup(name));
+	op->servers = servers_dup(servers, nservers);
+	op->nservers = nservers;
+	op_submit(op);
+}
+
+void
+store_domain_remove(const char *name, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_REMOVE, done, arg);
+
+	op->name = mx_lower(xstrdup(name));
+	op_submit(op);
+}
+
+void
+store_address_put(const struct addr_info *a, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_ADDR_PUT, done, arg);
+
+	op->addr = store_addr_dup(a);
+	mx_lower(op->addr->address);
+	op_submit(op);
+}
+
+void
+store_address_remove(const char *address, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_ADDR_REMOVE, done, arg);
+
+	op->name = mx_lower(xstrdup(address));
+	op_submit(op);
+}
+
+void
+store_import(const struct store_import_params *p, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_IMPORT, done, arg);
+
+	op->imp = *p;
+	op->name = mx_lower(xstrdup(p->domain));
+	op->imp.domain = op->name;
+	op_submit(op);
+}
+
+void
+store_address_scan(const char *domain, store_scan_render_fn render,
+    void *render_arg, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_SCAN, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->scan_render = render;
+	op->render_arg = render_arg;
+	op_submit(op);
+}
+
+int
+store_open(struct event_base *base, const char *statedir, char *err,
+    size_t errlen)
+{
+	char *path;
+	size_t naddr = 0;
+
+	if (mkdir(statedir, STORE_DIR_MODE) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", statedir, strerror(errno));
+		return -1;
+	}
+	xasprintf(&path, "%s/%s", statedir, STORE_DB_NAME);
+	memset(&st, 0, sizeof(st));
+	st.base = base;
+	st.domains = dict_new();
+	if (store_db_open(path, err, errlen) == -1 ||
+	    store_db_load(st.domains, &naddr, err, errlen) == -1)
+		goto fail;
+	st.apply_ev = evtimer_new(base, apply_event, NULL);
+	if (st.apply_ev == NULL) {
+		snprintf(err, errlen, "store: evtimer_new failed");
+		goto fail;
+	}
+	/* from here on only the worker touches st.db */
+	st.worker = worker_new(base, "store");
+	log_info("store opened path=%s domains=%zu addresses=%zu", path,
+	    dict_count(st.domains), naddr);
+	free(path);
+	return 0;
+fail:
+	free(path);
+	store_close();
+	return -1;
+}
+
+void
+store_close(void)
+{
+	st.closing = 1;
+	if (st.worker) {
+		/* runs what is queued; completions land in the apply queue */
+		worker_free(st.worker);
+		st.worker = NULL;
+	}
+	apply_pump(SIZE_MAX);
+	if (st.apply_ev)
+		event_free(st.apply_ev);
+	st.apply_ev = NULL;
+	store_db_close();
+	dict_free(st.domains, store_entry_free);
+	st.domains = NULL;
+	st.closing = 0;
+}

@@ -69,6 +69,7 @@ const char *store_mode_name(enum domain_mode);
 #define STORE_MAX_SERVERS	16	/* legacy servers of one domain */
 #define STORE_MSG_MAX		512
 #define STORE_APPLY_SLICE	2000	/* index entries applied per loop turn */
+#define STORE_IMPORT_LINES_MAX	2000000	/* lines of one import */
 
 enum store_outcome { STORE_ADDED, STORE_UPDATED, STORE_UNCHANGED, STORE_REMOVED };
 

@@ -11,6 +11,11 @@ $mx->setup(domains => ['example.test'], addresses => ['joe@example.test']);
 
 sub relay { my $a = shift; return qr/^554 5\.7\.1 <\Q$a\E>: Relay access denied\z/ }
 sub unknown { my $a = shift; return qr/^550 5\.1\.1 <\Q$a\E>: Recipient address rejected: User unknown\z/ }
+# an address as a regex in which non-ASCII octets may come back as '?'
+# (replies may be sanitised)
+sub addr_re { return join('', map { ord($_) > 127 ? "(?:\Q$_\E|\\?)" : quotemeta($_) } split //, shift) }
+sub relay_u { my $a = addr_re(shift); return qr/^554 5\.7\.1 <$a>: Relay access denied\z/ }
+sub unknown_u { my $a = addr_re(shift); return qr/^550 5\.1\.1 <$a>: Recipient address rejected: User unknown\z/ }
 my $syntax = qr/^501 5\.1\.3 /;		# bad address syntax (SPEC 5)
 my $syntax_any = qr/^501 5\.(1\.3|5\.4) /;	# bad address or bad path syntax
 my $utf8 = qr/^553 5\.6\.7 /;		# RFC 6531 3.7.4.1
@@ -46,7 +51,7 @@ my @cases = (
 	['TO:< user@other.test>', [$syntax_any, relay('user@other.test')], 'leading space inside brackets'],
 	['TO:<joe@example.test user@other.test>', [$syntax_any], 'two addresses in one path'],
 	['TO:<user@other.test>joe@example.test', [$syntax_any, qr/^555 5\.5\.4 /, relay('user@other.test')], 'trailing text after the path'],
-	["TO:<user\@other.test\x00\@example.test>", [$syntax_any, relay("user\@other.test\x00\@example.test")], 'NUL inside the path'],
+	["TO:<user\@other.test\x00\@example.test>", [$syntax_any, qr/^500 5\.5\.2 /, relay("user\@other.test\x00\@example.test")], 'NUL inside the path'],
 	['TO:<joe@example%2etest>', [$syntax, relay('joe@example%2etest')], 'URL-encoded dot in the domain'],
 	['TO:<joe%40other.test@example.test>', [relay('joe%40other.test@example.test'), unknown('joe%40other.test@example.test')], 'URL-encoded @ in the local part'],
 	["TO:<j\xc3\xb6e\@example.test>", [$utf8, $syntax], 'UTF-8 local part without SMTPUTF8'],
@@ -76,6 +81,20 @@ for my $case (@cases) {
 		diag('message after ' . $name . ': ' . ($c->reply // 'EOF'));
 	}
 }
+# with SMTPUTF8: UTF-8 addresses are parsed, and lookalike domains are still foreign
+for my $t (["joe\@ex\xc3\xa4mple.test", 'UTF-8 domain'],
+    ["joe\@\xd0\xb5xample.test", 'Cyrillic lookalike of the hosted domain'],
+    ["j\xc3\xb6e\@other.test", 'UTF-8 local part, foreign domain']) {
+	my ($addr, $name) = @$t;
+	$c->cmd('RSET');
+	like($c->cmd('MAIL FROM:<attacker@src.test> SMTPUTF8'), qr/^250 /, "MAIL with SMTPUTF8 ($name)");
+	like($c->cmd("RCPT TO:<$addr>"), relay_u($addr), "SMTPUTF8: $name relay-denied");
+	like($c->cmd('DATA'), qr/^(503|554) 5\.5\.1 /, "DATA refused ($name)");
+}
+$c->cmd('RSET');
+$c->cmd('MAIL FROM:<s@src.test> SMTPUTF8');
+like($c->cmd("RCPT TO:<j\xc3\xb6e\@example.test>"), unknown_u("j\xc3\xb6e\@example.test"),
+    'SMTPUTF8: UTF-8 local part in the hosted domain is an unknown user');
 is_deeply([$mx->queue_ids], [], 'nothing queued by any trick');
 
 # a source route to a hosted mailbox is fine, but only as the mailbox itself

@@ -85,7 +85,7 @@ SKIP: {
 	like($received, qr/client\.test/, 'Received: contains the client HELO');
 	like($received, qr/127\.0\.0\.1/, 'Received: contains the client IP');
 	like($received, qr/mx\.test\.example/, 'Received: contains our hostname');
-	is($s->{size}, length $msg, 'size line = message octets');
+	is($s->{size} + 0, length $msg, 'size line = message octets');
 }
 
 # raw transaction with dot-stuffing and 8-bit data

@@ -256,6 +256,8 @@ use strict;
 use warnings;
 use Carp qw(croak);
 use IO::Socket::INET;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 
@@ -399,7 +401,12 @@ sub start {
 			delete $self->{pid};
 			die "mxrelayd exited during startup (status $st):\n" . $self->log_tail(4000) . "\n";
 		}
-		if (-S $self->{sock}) {
+		# a stale socket file from a killed daemon does not count:
+		# the control socket must accept
+		my $u = -S $self->{sock} && IO::Socket::UNIX->new(
+		    Type => SOCK_STREAM, Peer => $self->{sock});
+		if ($u) {
+			close $u;
 			my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
 			    PeerPort => $self->{port}, Proto => 'tcp', Timeout => 1);
 			if ($s) { close $s; last; }
@@ -563,7 +570,7 @@ sub session {
 # swaks - run swaks against this daemon; returns (exit code, output, queue id)
 sub swaks {
 	my ($self, @args) = @_;
-	my ($rc, $out, $err) = MxTest::run_cmd({ timeout => 60 }, 'swaks',
+	my ($rc, $out, $err) = MxTest::run_cmd({ timeout => 30 }, 'swaks',
 	    '--server', "127.0.0.1:$self->{port}", '--timeout', '20', @args);
 	$out .= $err;
 	my ($id) = $out =~ /<[~-]\s+250 2\.0\.0 Ok: queued as (\S+)/;
@@ -711,7 +718,7 @@ sub starttls {
 	my $ok = IO::Socket::SSL->start_SSL($self->{sock},
 	    SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_NONE(),
 	    SSL_hostname => 'mx.test.example',
-	    Timeout => $self->{timeout}, %ssl);
+	    Timeout => 5, %ssl);
 	$self->{tls_error} = IO::Socket::SSL::errstr() unless $ok;
 	return $ok ? 1 : 0;
 }

@@ -433,6 +433,8 @@ static const struct {
 	{ "smtp:[2001:db8::1]:25", 0, 0, 0, "2001:db8::1", 25, "" },
 	{ "lmtp:[127.0.0.1]:24", 0, 1, 0, "127.0.0.1", 24, "" },
 	{ "lmtp:[::1]:24", 0, 1, 0, "::1", 24, "" },
+	{ "lmtp:127.0.0.1:24", 0, 1, 0, "127.0.0.1", 24, "" },
+	{ "LMTP:[lmtp.example]:24", 0, 1, 0, "lmtp.example", 24, "" },
 	{ "lmtp:unix:/run/dovecot/lmtp", 0, 1, 0, "", 0, "/run/dovecot/lmtp" },
 	{ "lmtp:[127.0.0.1]", -1, 0, 0, NULL, 0, NULL },
 	{ "lmtp:unix:dovecot/lmtp", -1, 0, 0, NULL, 0, NULL },
@@ -470,6 +472,12 @@ test_destinations(void)
 			diag("rc=%d err=%s lmtp=%d mx=%d host=%s port=%d unix=%s",
 			    rc, err, d.lmtp, d.mx_lookup, d.host, d.port, d.unix_path);
 	}
+	destination_parse("smtp:[mx.example]", &d, err, sizeof err);
+	ok(d.port == 25 && !d.port_set, "default port is not port_set");
+	destination_parse("smtp:mx.example:25", &d, err, sizeof err);
+	ok(d.port == 25 && d.port_set, "written port is port_set");
+	destination_parse("lmtp:[::1]:24", &d, err, sizeof err);
+	ok(d.port_set, "lmtp port is port_set");
 	ok(config_check_destination("smtp:[10.1.2.3]:25", err, sizeof err) == 0,
 	    "config_check_destination accepts");
 	ok(config_check_destination("lmtp:10.1.2.3", err, sizeof err) < 0,

@@ -475,6 +475,82 @@ test_random(struct sink *s)
 	}
 }
 
+/* ---- differential test against a naive whole-buffer model ------------- */
+
+#define DIFF_ROUNDS	20000
+#define DIFF_LEN_MAX	24
+
+/* ref_parse - the rules stated plainly on the raw octets: lines start at 0
+ * and after each CR LF; the data ends at a line start followed by "." CR
+ * LF; a line-start "." is dropped otherwise; LF without CR before it and CR
+ * without LF after it are bare. */
+static void
+ref_parse(const char *in, size_t len, char *out, size_t *outlen,
+    size_t *consumed, int *done, int *flags)
+{
+	size_t i, o = 0;
+
+	*done = 0;
+	*flags = 0;
+	for (i = 0; i < len; i++) {
+		int bol = i == 0 || (i >= 2 && in[i - 2] == '\r' &&
+		    in[i - 1] == '\n');
+
+		if (bol && in[i] == '.') {
+			if (i + 2 < len && in[i + 1] == '\r' && in[i + 2] == '\n') {
+				*done = 1;
+				i += 3;
+				break;
+			}
+			if (i + 2 == len && in[i + 1] == '\r')
+				break;		/* ".CR" at the end: undecided */
+			continue;		/* stuffing dot */
+		}
+		if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+			*flags |= DATA_BARE_LF;
+		if (in[i] == '\r' && i + 1 < len && in[i + 1] != '\n')
+			*flags |= DATA_BARE_CR;
+		out[o++] = in[i];
+	}
+	if (!*done)
+		i = len;
+	*consumed = i;
+	*outlen = o;
+}
+
+/* test_differential - random short streams over the octets that matter */
+static void
+test_differential(struct sink *s)
+{
+	static const char alphabet[] = "\r\n.a";
+	char in[DIFF_LEN_MAX], want[DIFF_LEN_MAX];
+	int round, bad = 0;
+
+	srand(42);
+	for (round = 0; round < DIFF_ROUNDS && bad < 5; round++) {
+		size_t len = (size_t)rand() % DIFF_LEN_MAX, i, wlen, wcons;
+		int wdone, wflags;
+		struct smtp_data d;
+		struct run r;
+
+		for (i = 0; i < len; i++)
+			in[i] = alphabet[rand() % 4];
+		ref_parse(in, len, want, &wlen, &wcons, &wdone, &wflags);
+		sink_reset(s);
+		smtp_data_init(&d, 0);
+		r = feed(&d, in, len, round % 2 ? CHUNK_BYTE : CHUNK_RANDOM, s);
+		if (r.done != wdone || r.consumed != wcons ||
+		    (d.flags & (DATA_BARE_LF | DATA_BARE_CR)) != wflags ||
+		    s->len != wlen || memcmp(s->buf, want, wlen) != 0) {
+			bad++;
+			diag("round %d: done %d/%d consumed %zu/%zu flags %#x/%#x "
+			    "out %zu/%zu", round, r.done, wdone, r.consumed,
+			    wcons, d.flags, wflags, s->len, wlen);
+		}
+	}
+	ok(bad == 0, "%d random streams agree with the naive model", round);
+}
+
 int
 main(void)
 {
@@ -487,6 +563,7 @@ main(void)
 	test_size(&s);
 	test_hops(&s);
 	test_random(&s);
+	test_differential(&s);
 	free(s.buf);
 	return done_testing();
 }

@@ -1,0 +1,795 @@
+/* store_db.c - the state store's SQLite side (worker thread)
+ *
+ * Schema migrations, the start-up load into the index, and the jobs that
+ * store.c submits to the worker: each write is one IMMEDIATE transaction,
+ * committed with synchronous=FULL before its completion reaches the loop.
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+#include <event2/buffer.h>
+
+#include "dict.h"
+#include "log.h"
+#include "store.h"
+#include "store_priv.h"
+#include "table_import.h"
+#include "util.h"
+
+#define STORE_BUSY_TIMEOUT_MS	5000
+
+static sqlite3 *db;
+
+/* Schema migrations, applied in order, each in its own transaction; the
+ * database's PRAGMA user_version counts those already applied. Append new
+ * steps at the end; never edit one that has shipped. */
+static const char *const store_migrations[] = {
+	/* 1: initial schema */
+	"CREATE TABLE domains ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  mode TEXT NOT NULL CHECK (mode IN ('legacy', 'hosted')),"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE legacy_servers ("
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  pref INTEGER NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  PRIMARY KEY (domain, position));"
+	"CREATE TABLE addresses ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'alias')),"
+	"  destinations TEXT NOT NULL DEFAULT '',"
+	"  cc TEXT NOT NULL DEFAULT '',"
+	"  nofilter INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX addresses_domain ON addresses (domain, address);"
+	/* kept when a domain is removed: it is an audit trail */
+	"CREATE TABLE switch_history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain TEXT NOT NULL,"
+	"  time INTEGER NOT NULL,"
+	"  from_mode TEXT NOT NULL,"
+	"  to_mode TEXT NOT NULL,"
+	"  uid INTEGER NOT NULL,"
+	"  note TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
+};
+
+
+/* list_join - "a,b,c" (the database column form), malloc'd */
+static char *
+list_join(char *const *l, int n)
+{
+	size_t len = 1, off = 0;
+	char *s;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(l[i]) + 1;
+	s = xmalloc(len);
+	s[0] = '\0';
+	for (int i = 0; i < n; i++)
+		off += (size_t)sprintf(s + off, "%s%s", i ? "," : "", l[i]);
+	return s;
+}
+
+/* list_split - the column form back into a list; returns the count */
+static int
+list_split(const char *s, char ***out)
+{
+	int n = 0, cap = 0;
+	char **l = NULL;
+	const char *comma;
+
+	while (s && *s) {
+		comma = strchr(s, ',');
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 4;
+			l = xrealloc(l, (size_t)cap * sizeof(char *));
+		}
+		l[n++] = comma ? xstrndup(s, (size_t)(comma - s)) : xstrdup(s);
+		s = comma ? comma + 1 : NULL;
+	}
+	if (l == NULL)
+		l = xcalloc(1, sizeof(char *));
+	*out = l;
+	return n;
+}
+
+/* addr_from_entry - a parsed import line as an addr_info */
+static struct addr_info *
+addr_from_entry(const struct import_entry *e)
+{
+	struct addr_info *a = xcalloc(1, sizeof(*a));
+
+	a->address = xstrdup(e->address);
+	a->kind = e->kind;
+	a->nofilter = e->nofilter;
+	a->dests = xcalloc((size_t)e->ndests + 1, sizeof(char *));
+	for (int i = 0; i < e->ndests; i++)
+		a->dests[a->ndests++] = xstrdup(e->dests[i]);
+	a->cc = xcalloc((size_t)e->ncc + 1, sizeof(char *));
+	for (int i = 0; i < e->ncc; i++)
+		a->cc[a->ncc++] = xstrdup(e->cc[i]);
+	return a;
+}
+
+/* SQLite helpers (worker thread, and store_open before the worker starts) */
+
+/* db_fail - a database error refuses the command; the log has the detail */
+static void
+db_fail(struct store_op *op, const char *what)
+{
+	const char *msg = sqlite3_errmsg(db);
+
+	log_warnx("store error op=%s reason=\"%s\"", what, msg);
+	op->res.status = 1;
+	snprintf(op->res.msg, sizeof(op->res.msg), "state store error (%s): %s",
+	    what, msg);
+}
+
+static int
+db_exec(const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+static sqlite3_stmt *
+db_prepare(const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
+		return NULL;
+	return s;
+}
+
+/* db_domain_exists - 1, 0, or -1 on error */
+static int
+db_domain_exists(const char *name)
+{
+	sqlite3_stmt *s = db_prepare("SELECT 1 FROM domains WHERE name = ?1");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db_insert_servers - the ordered server list of a domain */
+static int
+db_insert_servers(const char *name, const struct legacy_server *sv, int n)
+{
+	sqlite3_stmt *s = db_prepare("INSERT INTO legacy_servers "
+	    "(domain, host, port, pref, position) VALUES (?1, ?2, ?3, ?4, ?5)");
+	int ok = s != NULL;
+
+	for (int i = 0; ok && i < n; i++) {
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, sv[i].host, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 3, sv[i].port);
+		sqlite3_bind_int(s, 4, sv[i].pref);
+		sqlite3_bind_int(s, 5, i);
+		ok = sqlite3_step(s) == SQLITE_DONE;
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	return ok ? 0 : -1;
+}
+
+/* addr_from_row - columns address, kind, destinations, cc, nofilter */
+static struct addr_info *
+addr_from_row(sqlite3_stmt *s)
+{
+	struct addr_info *a = xcalloc(1, sizeof(*a));
+
+	a->address = xstrdup((const char *)sqlite3_column_text(s, 0));
+	a->kind = strcmp((const char *)sqlite3_column_text(s, 1), "alias") == 0 ?
+	    ADDR_ALIAS : ADDR_MAILBOX;
+	a->ndests = list_split((const char *)sqlite3_column_text(s, 2), &a->dests);
+	a->ncc = list_split((const char *)sqlite3_column_text(s, 3), &a->cc);
+	a->nofilter = sqlite3_column_int(s, 4) != 0;
+	return a;
+}
+
+/* db_get_addr - the stored definition of address, or NULL (*err on error) */
+static struct addr_info *
+db_get_addr(sqlite3_stmt *s, const char *address, int *err)
+{
+	struct addr_info *a = NULL;
+	int rc;
+
+	sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		a = addr_from_row(s);
+	*err = rc != SQLITE_ROW && rc != SQLITE_DONE;
+	sqlite3_reset(s);
+	return a;
+}
+
+/* db_put_addr - insert or replace one address */
+static int
+db_put_addr(sqlite3_stmt *s, const struct addr_info *a)
+{
+	char *dests = list_join(a->dests, a->ndests);
+	char *cc = list_join(a->cc, a->ncc);
+	int rc;
+
+	sqlite3_bind_text(s, 1, a->address, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, import_address_domain(a->address), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, a->kind == ADDR_ALIAS ? "alias" : "mailbox", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, dests, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, cc, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, a->nofilter ? 1 : 0);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	free(dests);
+	free(cc);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+#define SQL_GET_ADDR "SELECT address, kind, destinations, cc, nofilter " \
+	"FROM addresses WHERE address = ?1"
+#define SQL_PUT_ADDR "INSERT OR REPLACE INTO addresses " \
+	"(address, domain, kind, destinations, cc, nofilter) " \
+	"VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+
+/* tx_end - commit, or roll back after an error (db_fail already called) */
+static void
+tx_end(struct store_op *op, int commit)
+{
+	if (commit && op->res.status == 0) {
+		if (db_exec("COMMIT") == -1) {
+			db_fail(op, "commit");
+			db_exec("ROLLBACK");
+		}
+	} else
+		db_exec("ROLLBACK");
+}
+
+static int
+tx_begin(struct store_op *op)
+{
+	/* IMMEDIATE: take the write lock now, not half-way through */
+	if (db_exec("BEGIN IMMEDIATE") == -1) {
+		db_fail(op, "begin");
+		return -1;
+	}
+	return 0;
+}
+
+static void refuse(struct store_op *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* refuse - the command cannot be done; msg says why */
+static void
+refuse(struct store_op *op, const char *fmt, ...)
+{
+	va_list ap;
+
+	op->res.status = 1;
+	va_start(ap, fmt);
+	vsnprintf(op->res.msg, sizeof(op->res.msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Jobs (worker thread) */
+
+static void
+job_domain_add(struct store_op *op)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((s = db_prepare("INSERT INTO domains (name, mode, created) "
+	    "VALUES (?1, ?2, ?3)")) == NULL) {
+		db_fail(op, "domain add");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, store_mode_name(op->mode), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)op->created);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_CONSTRAINT)
+		refuse(op, "domain %s: already exists", op->name);
+	else if (rc != SQLITE_DONE ||
+	    db_insert_servers(op->name, op->servers, op->nservers) == -1)
+		db_fail(op, "domain add");
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_domain_servers(struct store_op *op)
+{
+	sqlite3_stmt *s;
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->name)) == 0)
+		refuse(op, "domain %s: not found", op->name);
+	else if (ex < 0 || (s = db_prepare("DELETE FROM legacy_servers "
+	    "WHERE domain = ?1")) == NULL)
+		db_fail(op, "domain set");
+	else {
+		sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE ||
+		    db_insert_servers(op->name, op->servers, op->nservers) == -1)
+			db_fail(op, "domain set");
+		sqlite3_finalize(s);
+	}
+	tx_end(op, 1);
+}
+
+static void
+job_domain_remove(struct store_op *op)
+{
+	sqlite3_stmt *s;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((s = db_prepare("SELECT count(*) FROM addresses WHERE domain = ?1")) ==
+	    NULL) {
+		db_fail(op, "domain remove");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		op->res.count = (long)sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	/* the addresses and servers go with it: ON DELETE CASCADE */
+	if ((s = db_prepare("DELETE FROM domains WHERE name = ?1")) == NULL) {
+		db_fail(op, "domain remove");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "domain remove");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: not found", op->name);
+	sqlite3_finalize(s);
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_addr_put(struct store_op *op)
+{
+	sqlite3_stmt *get = NULL, *put = NULL;
+	struct addr_info *old;
+	int ex, err;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(import_address_domain(op->addr->address))) == 0) {
+		refuse(op, "domain %s: not found",
+		    import_address_domain(op->addr->address));
+		goto out;
+	}
+	if (ex < 0 || (get = db_prepare(SQL_GET_ADDR)) == NULL ||
+	    (put = db_prepare(SQL_PUT_ADDR)) == NULL) {
+		db_fail(op, "address add");
+		goto out;
+	}
+	old = db_get_addr(get, op->addr->address, &err);
+	if (err)
+		db_fail(op, "address add");
+	else if (old && store_addr_equal(old, op->addr))
+		op->res.outcome = STORE_UNCHANGED;
+	else if (db_put_addr(put, op->addr) == -1)
+		db_fail(op, "address add");
+	else
+		op->res.outcome = old ? STORE_UPDATED : STORE_ADDED;
+	store_addr_free(old);
+out:
+	sqlite3_finalize(get);
+	sqlite3_finalize(put);
+	tx_end(op, 1);
+}
+
+static void
+job_addr_remove(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("DELETE FROM addresses WHERE address = ?1");
+
+	if (s == NULL) {
+		db_fail(op, "address remove");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "address remove");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "address %s: not found", op->name);
+	else
+		op->res.outcome = STORE_REMOVED;
+	sqlite3_finalize(s);
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	const struct addr_info *const *x = a, *const *y = b;
+
+	return strcmp((*x)->address, (*y)->address);
+}
+
+static void
+job_scan(struct store_op *op)
+{
+	struct addr_info **rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+	int ex, rc;
+
+	if ((ex = db_domain_exists(op->name)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		return;
+	}
+	if (ex < 0 || (s = db_prepare("SELECT address, kind, destinations, cc, "
+	    "nofilter FROM addresses WHERE domain = ?1")) == NULL) {
+		db_fail(op, "scan");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		rows[n++] = addr_from_row(s);
+	}
+	if (rc != SQLITE_DONE)
+		db_fail(op, "scan");
+	sqlite3_finalize(s);
+	/* sorted here rather than by SQL: byte order, whatever the collation */
+	qsort(rows, n, sizeof(*rows), row_cmp);
+	if (op->res.status == 0)
+		op->scan_render(op->name, rows, n, op->res.body, op->render_arg);
+	for (size_t i = 0; i < n; i++)
+		store_addr_free(rows[i]);
+	free(rows);
+}
+
+/* report_add - one line's fate in the import report */
+static void
+report_add(struct store_import_report *r, size_t *cap, int line,
+    enum store_import_kind kind, const char *text)
+{
+	if (r->nlines == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		r->lines = xrealloc(r->lines, *cap * sizeof(*r->lines));
+	}
+	r->lines[r->nlines].line = line;
+	r->lines[r->nlines].kind = kind;
+	r->lines[r->nlines].text = xstrdup(text);
+	r->nlines++;
+}
+
+static void
+report_clear(struct store_import_report *r)
+{
+	for (size_t i = 0; i < r->nlines; i++)
+		free(r->lines[i].text);
+	free(r->lines);
+	r->lines = NULL;
+	r->nlines = 0;
+}
+
+/* import_one - classify and write one parsed line */
+static int
+import_one(struct store_op *op, struct store_import_report *r, size_t *cap,
+    int lineno, const struct import_entry *e, sqlite3_stmt *get,
+    sqlite3_stmt *put, size_t *chcap)
+{
+	struct addr_info *a = addr_from_entry(e), *old;
+	int err;
+
+	if (op->imp.nofilter)
+		a->nofilter = 1;
+	old = db_get_addr(get, a->address, &err);
+	if (err)
+		goto fail;
+	if (old && store_addr_equal(old, a)) {
+		report_add(r, cap, lineno, STORE_IMP_UNCHANGED, a->address);
+		r->unchanged++;
+		store_addr_free(a);
+		store_addr_free(old);
+		return 0;
+	}
+	if (db_put_addr(put, a) == -1)
+		goto fail;
+	report_add(r, cap, lineno, old ? STORE_IMP_UPDATED : STORE_IMP_ADDED,
+	    a->address);
+	if (old)
+		r->updated++;
+	else
+		r->added++;
+	store_addr_free(old);
+	if (op->nchanges == *chcap) {
+		*chcap = *chcap ? *chcap * 2 : 256;
+		op->changes = xrealloc(op->changes, *chcap * sizeof(*op->changes));
+	}
+	op->changes[op->nchanges++] = a;
+	return 0;
+fail:
+	store_addr_free(a);
+	store_addr_free(old);
+	return -1;
+}
+
+/* import_lines - parse every line and apply the valid ones inside the
+ * caller's transaction. Returns 0, or -1 on a database error. */
+static int
+import_lines(struct store_op *op, struct store_import_report *r,
+    sqlite3_stmt *get, sqlite3_stmt *put)
+{
+	struct import_entry *e = xmalloc(sizeof(*e));
+	char *buf = xmalloc(IMPORT_LINE_MAX + 2), why[IMPORT_WHY_MAX];
+	const char *p = op->imp.text, *end = p + op->imp.len, *nl;
+	size_t cap = 0, chcap = 0, n;
+	int lineno = 0, rc = 0;
+
+	for (; p < end && rc == 0; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		lineno++;
+		n = (size_t)(nl - p);
+		if (n > IMPORT_LINE_MAX) {
+			snprintf(why, sizeof(why), "bad syntax: line longer than %d "
+			    "bytes", IMPORT_LINE_MAX);
+			goto invalid;
+		}
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		if (strlen(buf) != n) {
+			snprintf(why, sizeof(why), "bad syntax: NUL byte");
+			goto invalid;
+		}
+		switch (import_parse_line(buf, op->imp.domain, e, why, sizeof(why))) {
+		case IMPORT_SKIP:
+			continue;
+		case IMPORT_INVALID:
+			goto invalid;
+		case IMPORT_OK:
+			break;
+		}
+		if (e->had_password)
+			r->passwords++;
+		if (e->password_looks_like_address) {
+			report_add(r, &cap, lineno, STORE_IMP_WARNING, e->address);
+			r->warnings++;
+		}
+		rc = import_one(op, r, &cap, lineno, e, get, put, &chcap);
+		continue;
+invalid:
+		report_add(r, &cap, lineno, STORE_IMP_INVALID, why);
+		r->invalid++;
+	}
+	free(buf);
+	free(e);
+	return rc;
+}
+
+static void
+job_import(struct store_op *op)
+{
+	struct store_import_report r;
+	sqlite3_stmt *get = NULL, *put = NULL;
+	int ex, commit = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.domain = op->imp.domain;
+	r.file = op->imp.file;
+	r.dry_run = op->imp.dry_run;
+	r.strict = op->imp.strict;
+	r.nofilter = op->imp.nofilter;
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->imp.domain)) == 0) {
+		refuse(op, "domain %s: not found", op->imp.domain);
+		goto out;
+	}
+	if (ex < 0 || (get = db_prepare(SQL_GET_ADDR)) == NULL ||
+	    (put = db_prepare(SQL_PUT_ADDR)) == NULL ||
+	    import_lines(op, &r, get, put) == -1) {
+		db_fail(op, "import");
+		goto out;
+	}
+	if (r.strict && r.invalid > 0) {
+		op->res.status = 1;
+		snprintf(op->res.msg, sizeof(op->res.msg), "import %s: %zu invalid "
+		    "line%s, nothing imported (--strict)", op->imp.domain,
+		    r.invalid, r.invalid == 1 ? "" : "s");
+	} else if (!r.dry_run)
+		commit = 1;
+out:
+	sqlite3_finalize(get);
+	sqlite3_finalize(put);
+	/* a dry run wrote inside the transaction too (so that a repeated
+	 * address is reported as it would be) and now takes it back */
+	tx_end(op, commit);
+	r.applied = commit && op->res.status == 0;
+	if (!r.applied)
+		store_changes_free(op);
+	if (op->imp.render && (r.nlines > 0 || op->res.status == 0 || r.strict))
+		op->imp.render(&r, &op->res, op->res.body, op->imp.render_arg);
+	report_clear(&r);
+}
+
+/* store_db_job - worker thread: one job */
+void
+store_db_job(void *arg)
+{
+	struct store_op *op = arg;
+
+	switch (op->type) {
+	case OP_DOMAIN_ADD: job_domain_add(op); break;
+	case OP_DOMAIN_SERVERS: job_domain_servers(op); break;
+	case OP_DOMAIN_REMOVE: job_domain_remove(op); break;
+	case OP_ADDR_PUT: job_addr_put(op); break;
+	case OP_ADDR_REMOVE: job_addr_remove(op); break;
+	case OP_IMPORT: job_import(op); break;
+	case OP_SCAN: job_scan(op); break;
+	}
+}
+
+/* Opening: schema, load */
+
+/* store_migrate - bring the schema up to date, one transaction per step */
+static int
+store_migrate(char *err, size_t errlen)
+{
+	sqlite3_stmt *s = db_prepare("PRAGMA user_version");
+	int have = 0, want = (int)MX_ARRAY_LEN(store_migrations);
+	char sql[64];
+
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		have = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (have > want) {
+		snprintf(err, errlen, "database schema version %d is newer than "
+		    "this mxrelayd (%d)", have, want);
+		return -1;
+	}
+	for (int v = have; v < want; v++) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+		if (db_exec("BEGIN IMMEDIATE") == -1 ||
+		    db_exec(store_migrations[v]) == -1 || db_exec(sql) == -1 ||
+		    db_exec("COMMIT") == -1) {
+			snprintf(err, errlen, "schema migration %d: %s", v + 1,
+			    sqlite3_errmsg(db));
+			db_exec("ROLLBACK");
+			return -1;
+		}
+		log_info("store schema migrated version=%d", v + 1);
+	}
+	return 0;
+}
+
+static int
+load_domains(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT name, mode, created FROM domains");
+	struct domain_entry *d;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		d = store_entry_new(name, strcmp((const char *)sqlite3_column_text(s, 1),
+		    "hosted") == 0 ? MODE_HOSTED : MODE_LEGACY,
+		    (time_t)sqlite3_column_int64(s, 2));
+		store_entry_free(dict_put(domains, name, d));
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+load_servers(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, host, port, pref "
+	    "FROM legacy_servers ORDER BY domain, position");
+	struct domain_entry *d;
+	struct legacy_server *ls;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d = dict_get(domains, (const char *)sqlite3_column_text(s, 0));
+		if (d == NULL || d->info.nservers >= STORE_MAX_SERVERS)
+			continue;
+		d->info.servers = xrealloc(d->info.servers,
+		    (size_t)(d->info.nservers + 1) * sizeof(*ls));
+		ls = &d->info.servers[d->info.nservers++];
+		memset(ls, 0, sizeof(*ls));
+		mx_strlcpy(ls->host, (const char *)sqlite3_column_text(s, 1),
+		    sizeof(ls->host));
+		ls->port = sqlite3_column_int(s, 2);
+		ls->pref = sqlite3_column_int(s, 3);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static int
+load_addresses(struct dict *domains, size_t *count)
+{
+	sqlite3_stmt *s = db_prepare("SELECT address, kind, destinations, cc, "
+	    "nofilter, domain FROM addresses");
+	struct domain_entry *d;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d = dict_get(domains, (const char *)sqlite3_column_text(s, 5));
+		if (d == NULL)
+			continue;
+		struct addr_info *a = addr_from_row(s);
+		store_addr_free(dict_put(d->addrs, a->address, a));
+		(*count)++;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* store_db_open - open the file, set the pragmas durability needs, migrate */
+int
+store_db_open(const char *path, char *err, size_t errlen)
+{
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+		    db ? sqlite3_errmsg(db) : "cannot open");
+		return -1;
+	}
+	sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
+	/* WAL: readers never block the writer; FULL: a commit is on disk
+	 * before it returns, so that "done" means durable (SPEC 4) */
+	if (db_exec("PRAGMA journal_mode = WAL") == -1 ||
+	    db_exec("PRAGMA synchronous = FULL") == -1 ||
+	    db_exec("PRAGMA foreign_keys = ON") == -1) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
+		return -1;
+	}
+	return store_migrate(err, errlen);
+}
+
+int
+store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
+{
+	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
+	    load_addresses(domains, naddr) == -1) {
+		snprintf(err, errlen, "loading the state store: %s",
+		    sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+void
+store_db_close(void)
+{
+	if (db)
+		sqlite3_close(db);
+	db = NULL;
+}
