@@ -1,0 +1,24 @@
+#!/bin/sh
+# demo.sh - run mxrelayd from the build tree on etc/demo.conf, give it a
+# domain and a mailbox, send it one message, and leave it running in the
+# foreground (Ctrl-C stops it). Everything lives under /tmp/mxrelay-demo.
+set -e
+cd "$(dirname "$0")/.."
+mkdir -p /tmp/mxrelay-demo
+./mxrelayd -c etc/demo.conf &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' INT TERM EXIT
+for i in $(seq 50); do
+	[ -S /tmp/mxrelay-demo/control.sock ] && break
+	sleep 0.1
+done
+ctl() { echo "+ relayctl $*"; ./relayctl -c etc/demo.conf "$@"; }
+ctl domain add example.com --legacy '[127.0.0.1]:2526' 2>/dev/null || true
+ctl address add joe@example.com || true
+swaks --server 127.0.0.1:2525 --from someone@example.org --to joe@example.com \
+	--header "Subject: mxrelay demo" --body "Hello from the demo." || true
+swaks --server 127.0.0.1:2525 --from someone@example.org --to joe@other.example || true
+ctl status
+echo "mxrelayd (pid $pid) listens on 127.0.0.1:2525; the spool is /tmp/mxrelay-demo/spool/queue."
+echo "Press Ctrl-C to stop it."
+wait $pid
