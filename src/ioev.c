@@ -73,14 +73,51 @@ io_new(struct event_base *base, int fd, io_callback cb, void *arg)
 	return io;
 }
 
+/* io_destroy - free the bufferevents; the TLS filter owns the socket
+ * bufferevent (BEV_OPT_CLOSE_ON_FREE), which owns the socket. */
+static void
+io_destroy(struct io *io)
+{
+	bufferevent_free(io->top);
+	free(io);
+}
+
+static void
+io_linger_writecb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		io_destroy(arg);
+}
+
+static void
+io_linger_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	io_destroy(arg);
+}
+
+/* io_free - close the connection. The session is done with io, but octets
+ * may still wait in the socket bufferevent (with TLS: the encrypted form of
+ * the last reply, e.g. 221): send them first, for at most IO_LINGER_SECS. */
 void
 io_free(struct io *io)
 {
+	struct timeval tv = { IO_LINGER_SECS, 0 };
+
 	if (io == NULL)
 		return;
-	/* The TLS filter owns the socket bufferevent (BEV_OPT_CLOSE_ON_FREE). */
-	bufferevent_free(io->top);
-	free(io);
+	if (evbuffer_get_length(bufferevent_get_output(io->bev)) == 0) {
+		io_destroy(io);
+		return;
+	}
+	if (io->top != io->bev) {
+		/* The session is gone: no more events from the TLS layer. */
+		bufferevent_setcb(io->top, NULL, NULL, NULL, NULL);
+		bufferevent_disable(io->top, EV_READ | EV_WRITE);
+	}
+	bufferevent_setcb(io->bev, NULL, io_linger_writecb, io_linger_eventcb, io);
+	bufferevent_set_timeouts(io->bev, NULL, &tv);
+	bufferevent_disable(io->bev, EV_READ);
+	bufferevent_enable(io->bev, EV_WRITE);
 }
 
 struct evbuffer *

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #define IO_READ_HIWAT	(64 * 1024)	/* stop reading when this much is unread */
+#define IO_LINGER_SECS	10		/* to send the last octets after io_free */
 
 enum io_event {
 	IO_DATAIN,		/* new input in io_input() */
@@ -27,6 +28,7 @@ typedef void (*io_callback)(struct io *, enum io_event, void *arg);
 
 /* io_new - wrap a connected non-blocking socket; the io owns fd */
 struct io *io_new(struct event_base *, int fd, io_callback, void *arg);
+/* io_free - no more callbacks; what is already written is still sent */
 void io_free(struct io *);
 const char *io_event_name(enum io_event);
 
