@@ -35,7 +35,7 @@ bench_cleanup() {
 	local rc=$? pid d
 	trap - EXIT INT TERM HUP
 	for d in $BENCH_PF_DIRS; do
-		"$POSTFIX" -c "$d/etc" abort >/dev/null 2>&1 || true
+		pf_kill "$d"
 	done
 	for pid in $BENCH_PIDS; do
 		kill -TERM "$pid" 2>/dev/null || true
@@ -313,6 +313,22 @@ pf_queue_count() {
 	    -type f 2>/dev/null | wc -l
 }
 
+# pf_master_wait - wait up to 10 s for the master of instance DIR to exit
+pf_master_wait() {
+	local i=0 mpid
+	mpid=$(tr -d ' ' <"$1/spool/pid/master.pid" 2>/dev/null)
+	while [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null && [ "$i" -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# pf_kill - abort the Postfix instance in DIR (exit trap)
+pf_kill() {
+	"$POSTFIX" -c "$1/etc" abort >/dev/null 2>&1 || true
+	pf_master_wait "$1"
+}
+
 # pf_stop - stop the Postfix instance
 pf_stop() {
 	[ -n "$PF_DIR" ] || return 0
@@ -323,12 +339,7 @@ pf_stop() {
 		[ "$d" = "$PF_DIR" ] || out="$out $d"
 	done
 	BENCH_PF_DIRS=$out
-	# master exits asynchronously; wait for its pid file lock to go away.
-	local i=0 mpid
-	mpid=$(cat "$PF_DIR/spool/pid/master.pid" 2>/dev/null | tr -d ' ')
-	while [ -n "$mpid" ] && kill -0 "$mpid" 2>/dev/null && [ "$i" -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	# master exits asynchronously; wait so the queue can be removed.
+	pf_master_wait "$PF_DIR"
 	PF_DIR=""
 }

@@ -10,7 +10,9 @@
 # with the monotonic clock. STARTFILE is created once the first cycle is
 # done. STOP is a number of seconds to run, or a file name: the probe runs
 # until that file exists (bounded by 3600 s). OUTFILE gets one line:
-#   count=N p50_ms=X p99_ms=X max_ms=X codes=250:N,550:N,...
+#   count=N p50_ms=X p99_ms=X max_ms=X codes=250:N,550:N,... reconnects=N
+# If the server closes the session (an error limit), the probe reconnects
+# and counts it; the lost RCPT is not timed.
 # Exits 1 on a connection error or a reply that is not 250/550 to RCPT
 # (after writing OUTFILE, so 4xx replies are reported, not hidden).
 use strict;
@@ -22,17 +24,15 @@ my ($port, $startfile, $stop, $outfile) = @ARGV;
 die "usage: $0 PORT STARTFILE STOP OUTFILE\n" unless defined $outfile;
 my $hard_limit = 3600;
 
-my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-    Proto => 'tcp', Timeout => 10) or die "rcptprobe: connect: $!\n";
-$s->autoflush(1);
-$s->timeout(60);
+my $s;
 
-# reply - read one (possibly multi-line) reply; return its code
+# reply - read one (possibly multi-line) reply; return its code, or 0 when
+# the server closed the connection
 sub reply {
 	my $code;
 	while (1) {
 		my $l = <$s>;
-		die "rcptprobe: connection closed\n" unless defined $l;
+		return 0 unless defined $l;
 		die "rcptprobe: bad reply: $l" unless $l =~ /^(\d{3})([ -])/;
 		$code = $1;
 		return $code if $2 eq ' ';
@@ -45,11 +45,22 @@ sub cmd {
 	return reply();
 }
 
-my $c = reply();
-die "rcptprobe: banner $c\n" unless $c == 220;
-$c = cmd('EHLO probe.bench.test');
-die "rcptprobe: EHLO $c\n" unless $c == 250;
+# session - (re)connect and say EHLO
+sub session {
+	$s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+	    Proto => 'tcp', Timeout => 10) or die "rcptprobe: connect: $!\n";
+	$s->autoflush(1);
+	$s->timeout(60);
+	my $c = reply();
+	die "rcptprobe: banner $c\n" unless $c == 220;
+	$c = cmd('EHLO probe.bench.test');
+	die "rcptprobe: EHLO $c\n" unless $c == 250;
+}
 
+$SIG{PIPE} = 'IGNORE';
+session();
+my $reconnects = 0;
+my $c;
 my $t_start = clock_gettime(CLOCK_MONOTONIC);
 my $until_file = $stop !~ /^\d+(\.\d+)?$/;
 my (@lat, %codes);
@@ -64,16 +75,33 @@ while (1) {
 		last if $now - $t_start >= $stop;
 	}
 	$c = cmd('MAIL FROM:<sender@src.test>');
+	# A server may close after so many refused recipients (Postfix's
+	# smtpd_hard_error_limit does): start a new session and go on.
+	if ($c == 0 || $c == 421) {
+		$reconnects++;
+		session();
+		next;
+	}
 	die "rcptprobe: MAIL $c\n" unless $c == 250;
 	my $rcpt = ($i++ % 2) ? "nobody$i\@example.test" : 'joe@example.test';
 	my $t0 = clock_gettime(CLOCK_MONOTONIC);
 	print $s "RCPT TO:<$rcpt>\r\n";
 	$c = reply();
+	if ($c == 0) {
+		$reconnects++;
+		session();
+		next;
+	}
 	push @lat, clock_gettime(CLOCK_MONOTONIC) - $t0;
 	$codes{$c}++;
 	$bad = "RCPT $rcpt: $c" if $c != 250 && $c != 550;
 	$c = cmd('RSET');
-	die "rcptprobe: RSET $c\n" unless $c == 250;
+	if ($c == 0 || $c == 421) {
+		$reconnects++;
+		session();
+	} elsif ($c != 250) {
+		die "rcptprobe: RSET $c\n";
+	}
 	if ($i == 1) {
 		open my $fh, '>', $startfile or die "rcptprobe: $startfile: $!\n";
 		close $fh;
@@ -91,9 +119,9 @@ sub pct {
 	return $lat[$k] * 1000;
 }
 open my $out, '>', $outfile or die "rcptprobe: $outfile: $!\n";
-printf $out "count=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f codes=%s\n",
+printf $out "count=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f codes=%s reconnects=%d\n",
     scalar(@lat), pct(50), pct(99), (@lat ? $lat[-1] * 1000 : 0),
-    join(',', map { "$_:$codes{$_}" } sort keys %codes);
+    join(',', map { "$_:$codes{$_}" } sort keys %codes), $reconnects;
 close $out;
 die "rcptprobe: unexpected reply to $bad\n" if $bad;
 exit 0;

@@ -98,6 +98,26 @@ drop_privileges(const struct passwd *pw)
 	log_info("startup running as user=%s uid=%d", pw->pw_name, (int)pw->pw_uid);
 }
 
+#define STOP_GRACE_SECS	10	/* sessions get this long to finish after SIGTERM */
+
+static struct smtp_server *server;
+static struct event *stop_ev;
+static int stop_ticks;
+
+/* stop_tick - after SIGTERM: leave the loop once every session is gone */
+static void
+stop_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct event_base *base = arg;
+	struct timeval tv = { 0, 100000 };
+
+	if (smtp_server_nsessions(server) == 0 || ++stop_ticks > STOP_GRACE_SECS * 10) {
+		event_base_loopexit(base, NULL);
+		return;
+	}
+	evtimer_add(stop_ev, &tv);
+}
+
 static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
@@ -107,8 +127,12 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 		log_info("signal HUP: reload is not implemented yet, ignored");
 		return;
 	}
+	if (stop_ev != NULL)
+		return;
 	log_info("signal %s: shutting down", sig == SIGTERM ? "TERM" : "INT");
-	event_base_loopexit(base, NULL);
+	smtp_server_stop(server);
+	stop_ev = evtimer_new(base, stop_tick, base);
+	stop_tick(-1, 0, base);
 }
 
 int
@@ -170,6 +194,7 @@ main(int argc, char **argv)
 	make_parent_dir_for(cfg->control_socket, pw);
 	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	server = srv;
 	drop_privileges(pw);
 
 	/* State, spool and control socket are opened as the unprivileged
@@ -200,6 +225,8 @@ main(int argc, char **argv)
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);
+	if (stop_ev)
+		event_free(stop_ev);
 	tls_ctx_free(tls);
 	event_base_free(base);
 	config_free(cfg);

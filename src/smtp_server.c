@@ -61,6 +61,7 @@ struct smtp_server {
 	struct dict *per_client;	/* client address -> int count */
 	struct smtp_session *sessions;	/* all live sessions */
 	unsigned long next_id;
+	int stopping;			/* SIGTERM: no new sessions or commands */
 };
 
 struct smtp_session {
@@ -663,6 +664,17 @@ smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 
 static void smtp_data_out(void *ctx, const char *p, size_t n);
 
+/* smtp_shutdown_session - SIGTERM: tell the client and close (SPEC 2) */
+static void
+smtp_shutdown_session(struct smtp_session *s)
+{
+	smtp_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+	    smtp_hostname(s));
+	smtp_close(s, "shutdown");
+	if (io_queued(s->io) == 0)
+		smtp_session_free(s);
+}
+
 static void
 smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 {
@@ -679,6 +691,10 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 		smtp_reply(s, "451 4.3.0 Error: queue file write error");
 	smtp_enter_state(s, S_READY);
 	smtp_txn_reset(s);
+	if (s->srv->stopping) {
+		smtp_shutdown_session(s);
+		return;
+	}
 	io_set_timeout(s->io, s->srv->cfg->command_timeout);
 	io_resume(s->io);
 	smtp_process(s);
@@ -1030,6 +1046,32 @@ smtp_server_start(struct smtp_server *srv)
 {
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_enable(srv->listeners[i]);
+}
+
+void
+smtp_server_stop(struct smtp_server *srv)
+{
+	struct smtp_session *s, *next;
+
+	srv->stopping = 1;
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_disable(srv->listeners[i]);
+	for (s = srv->sessions; s; s = next) {
+		next = s->next;
+		/* A message in the group commit gets its 250 first. */
+		if (s->state != S_COMMIT && s->state != S_CLOSING)
+			smtp_shutdown_session(s);
+	}
+}
+
+int
+smtp_server_nsessions(const struct smtp_server *srv)
+{
+	int n = 0;
+
+	for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+		n++;
+	return n;
 }
 
 void

@@ -20,6 +20,11 @@ struct smtp_server *smtp_server_new(struct event_base *, const struct config *,
     SSL_CTX *tls, char *err, size_t errlen);
 /* smtp_server_start - begin accepting connections */
 void smtp_server_start(struct smtp_server *);
+/* smtp_server_stop - stop accepting; 421 to every session, after the
+ * 250 of a message being committed */
+void smtp_server_stop(struct smtp_server *);
+/* smtp_server_nsessions - sessions still open (closing ones included) */
+int smtp_server_nsessions(const struct smtp_server *);
 /* smtp_server_free - close listeners and every session */
 void smtp_server_free(struct smtp_server *);
 
