@@ -272,6 +272,10 @@ smtpd_banner = \$myhostname ESMTP
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
 biff = no
+# No arrival-rate throttle (cleanup pausing up to 1 s per message when
+# mail arrives faster than it leaves): we time acceptance, and the
+# delivery side is a dead end on purpose.
+in_flow_delay = 0
 EOF
 	# Only the services this job needs, none chrooted (the chroot would need
 	# copies of /etc files inside the temp queue directory).
@@ -306,11 +310,14 @@ EOF
 	note "postfix instance $PF_DIR/etc on 127.0.0.1:$PF_PORT"
 }
 
-# pf_queue_count - messages in the instance's queue (any queue)
+# pf_queue_count - messages in the instance's queue. qmgr renames files
+# from queue to queue while we look, and a file keeps its queue ID as its
+# name: count distinct names, scanning the queues in the order mail moves.
 pf_queue_count() {
-	find "$PF_DIR/spool/incoming" "$PF_DIR/spool/active" \
-	    "$PF_DIR/spool/deferred" "$PF_DIR/spool/hold" "$PF_DIR/spool/maildrop" \
-	    -type f 2>/dev/null | wc -l
+	local q
+	for q in maildrop incoming active deferred hold; do
+		find "$PF_DIR/spool/$q" -type f -printf '%f\n' 2>/dev/null
+	done | sort -u | wc -l
 }
 
 # pf_master_wait - wait up to 10 s for the master of instance DIR to exit

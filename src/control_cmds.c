@@ -20,6 +20,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "stats.h"
+#include "spool.h"
 #include "store.h"
 #include "table_import.h"
 #include "util.h"
@@ -278,6 +279,45 @@ cmd_status(struct ctl_ctx *ctx)
 	control_reply(ctx, CTL_OK);
 }
 
+/* stats: counters since start */
+
+struct stat_row {
+	const char *key;	/* JSON key; the human label is the same */
+	int64_t value;
+};
+
+static void
+cmd_stats(struct ctl_ctx *ctx)
+{
+	const struct stat_row rows[] = {
+		{ "connections_total", (int64_t)mx_stats.connections_total },
+		{ "connections_current", mx_stats.connections_current },
+		{ "connections_refused", (int64_t)mx_stats.connections_refused },
+		{ "tls_sessions", (int64_t)mx_stats.tls_sessions },
+		{ "messages_accepted", (int64_t)mx_stats.messages_accepted },
+		{ "messages_refused", (int64_t)mx_stats.messages_refused },
+		{ "recipients_accepted", (int64_t)mx_stats.rcpt_accepted },
+		{ "recipients_refused_relay", (int64_t)mx_stats.rcpt_relay_denied },
+		{ "recipients_refused_unknown", (int64_t)mx_stats.rcpt_unknown },
+		{ "queue_messages", mx_stats.queue_messages },
+		{ "queue_recipients", mx_stats.queue_recipients },
+	};
+	struct jsonw *w;
+
+	if (ctx->json) {
+		w = jsonw_new(ctx->out);
+		jsonw_object_begin(w);
+		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
+			jsonw_kv_int(w, rows[i].key, rows[i].value);
+		jsonw_object_end(w);
+		jsonw_free(w);
+	} else
+		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
+			evbuffer_add_printf(ctx->out, "%-28s %" PRId64 "\n",
+			    rows[i].key, rows[i].value);
+	control_reply(ctx, CTL_OK);
+}
+
 /* domain add / set / remove */
 
 /* render_domain_result - "domain D: WHAT" and its servers, or JSON */
@@ -418,10 +458,18 @@ static void
 cmd_domain_remove(struct ctl_ctx *ctx)
 {
 	const struct domain_info *d;
+	int64_t queued;
 
-	/* --force: the queued-mail check arrives with the queue; accepted now */
 	if ((d = arg_known_domain(ctx, ctx->args.pos[0])) == NULL)
 		return;
+	/* SPEC 8: mail in the queue would lose its route */
+	queued = spool_domain_recipients(d->name);
+	if (queued > 0 && !ctl_args_has(&ctx->args, "--force")) {
+		control_fail(ctx, CTL_REFUSED, "domain %s: %" PRId64 " recipient%s "
+		    "queued; refused (use --force to remove it anyway)", d->name,
+		    queued, queued == 1 ? "" : "s");
+		return;
+	}
 	mx_lower((char *)ctx->args.pos[0]);
 	store_domain_remove(d->name, domain_remove_done, ctx);
 }
@@ -918,6 +966,7 @@ cmd_import(struct ctl_ctx *ctx)
 /* The dispatch table; argument counts and options are in ctlproto.c. */
 static const struct ctl_handler ctl_handlers[] = {
 	{ "status", cmd_status, 0 },
+	{ "stats", cmd_stats, 0 },
 	{ "domain add", cmd_domain_add, CTL_CMD_WRITES },
 	{ "domain set", cmd_domain_set, CTL_CMD_WRITES },
 	{ "domain remove", cmd_domain_remove, CTL_CMD_WRITES },

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dict.h"
 #include "log.h"
 #include "spool.h"
 #include "stats.h"
@@ -37,6 +38,7 @@ struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
 	int fd;
 	int nrcpts;
+	char **domains;			/* recipient domains, lower case */
 	off_t size_off;			/* where the size digits are */
 	off_t body_off;			/* first octet of the message */
 	uint64_t size;
@@ -61,6 +63,7 @@ static struct {
 	pthread_mutex_t lock;
 	struct spool_msg *pending;	/* newest first; reversed by the job */
 	int64_t messages;
+	struct dict *by_domain;		/* domain -> int64_t queued recipients (loop thread) */
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
 	    .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -116,6 +119,40 @@ spool_new_id(char id[SPOOL_ID_LEN + 1])
 		now = last + 1;
 	last = now;
 	snprintf(id, SPOOL_ID_LEN + 1, "%016" PRIX64, now);
+}
+
+/* rcpt_domain - the lower-cased domain of a recipient as written */
+static char *
+rcpt_domain(const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+
+	return mx_lower(xstrdup(at ? at + 1 : ""));
+}
+
+/* domain_count_add - recipients queued for a domain (loop thread) */
+static void
+domain_count_add(const char *domain, int64_t n)
+{
+	int64_t *c = dict_get(spool.by_domain, domain);
+
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		dict_put(spool.by_domain, domain, c);
+	}
+	*c += n;
+	if (*c <= 0)
+		free(dict_del(spool.by_domain, domain));
+}
+
+int64_t
+spool_domain_recipients(const char *domain)
+{
+	char *d = mx_lower(xstrdup(domain));
+	int64_t *c = dict_get(spool.by_domain, d);
+
+	free(d);
+	return c ? *c : 0;
 }
 
 const char *
@@ -188,6 +225,9 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = fd;
 	m->nrcpts = e->nrcpts;
+	m->domains = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
+	for (int i = 0; i < e->nrcpts; i++)
+		m->domains[i] = rcpt_domain(e->rcpts[i]);
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
@@ -226,6 +266,9 @@ spool_msg_free(struct spool_msg *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
+	for (int i = 0; i < m->nrcpts; i++)
+		free(m->domains[i]);
+	free(m->domains);
 	free(m->wbuf);
 	free(m);
 }
@@ -315,6 +358,8 @@ spool_commit_done(void *arg)
 			spool.messages++;
 			mx_stats.queue_messages = spool.messages;
 			mx_stats.queue_recipients += m->nrcpts;
+			for (int i = 0; i < m->nrcpts; i++)
+				domain_count_add(m->domains[i], 1);
 		}
 		if (m->cb)
 			m->cb(m, m->ok, m->arg);
@@ -372,8 +417,9 @@ static int
 spool_check_file(const char *name)
 {
 	char line[SPOOL_HDR_LINE_MAX];
+	char **domains = NULL;
 	unsigned long long size = 0;
-	int fd, rcpts = -1, have_size = 0;
+	int fd, rcpts = -1, have_size = 0, ndomains = 0, i;
 	FILE *fp;
 	long body;
 
@@ -389,6 +435,12 @@ spool_check_file(const char *name)
 	while (fgets(line, sizeof(line), fp) != NULL && strcmp(line, "\n") != 0) {
 		if (sscanf(line, "rcpts %d", &rcpts) == 1)
 			continue;
+		if (strncmp(line, "rcpt ", 5) == 0) {
+			line[strcspn(line, ">\n")] = '\0';
+			domains = xrealloc(domains, sizeof(char *) * (size_t)(ndomains + 1));
+			domains[ndomains++] = rcpt_domain(line);
+			continue;
+		}
 		if (sscanf(line, "size %llu", &size) == 1)
 			have_size = 1;
 	}
@@ -399,9 +451,17 @@ spool_check_file(const char *name)
 	    strncmp(line, SPOOL_TRAILER " ", sizeof(SPOOL_TRAILER)) != 0)
 		goto bad;
 	fclose(fp);
+	for (i = 0; i < ndomains; i++) {
+		domain_count_add(domains[i], 1);
+		free(domains[i]);
+	}
+	free(domains);
 	return rcpts;
 bad:
 	fclose(fp);
+	for (i = 0; i < ndomains; i++)
+		free(domains[i]);
+	free(domains);
 	return -1;
 }
 
@@ -459,6 +519,7 @@ int
 spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 {
 	crc_init();
+	spool.by_domain = dict_new();
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
 		return -1;
@@ -495,4 +556,6 @@ spool_close(void)
 	spool.incfd = spool.queuefd = spool.corruptfd = spool.dirfd = -1;
 	free(spool.dir);
 	spool.dir = NULL;
+	dict_free(spool.by_domain, free);
+	spool.by_domain = NULL;
 }

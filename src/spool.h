@@ -58,5 +58,7 @@ const char *spool_msg_id(const struct spool_msg *);
 
 /* counters for status */
 int64_t spool_count_messages(void);
+/* spool_domain_recipients - recipients of domain waiting in the queue */
+int64_t spool_domain_recipients(const char *domain);
 
 #endif

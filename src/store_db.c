@@ -458,7 +458,8 @@ job_scan(struct store_op *op)
 		db_fail(op, "scan");
 	sqlite3_finalize(s);
 	/* sorted here rather than by SQL: byte order, whatever the collation */
-	qsort(rows, n, sizeof(*rows), row_cmp);
+	if (n > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(rows, n, sizeof(*rows), row_cmp);
 	if (op->res.status == 0)
 		op->scan_render(op->name, rows, n, op->res.body, op->render_arg);
 	for (size_t i = 0; i < n; i++)
