@@ -21,8 +21,9 @@
 #   TMPDIR: where the queues live (must be a real disk for fsync to count).
 #   BENCH_STANDIN=1: smtp-sink plays mxrelayd (self-test of this script).
 
-cd "$(dirname "$0")/.." || exit 1
-. bench/lib.sh
+BENCH_SRC=$(cd "$(dirname "$0")" && pwd) || exit 1
+# shellcheck source=bench/lib.sh
+. "$BENCH_SRC/lib.sh"
 
 N=${N:-5000}
 RUNS=${RUNS:-3}
@@ -98,11 +99,16 @@ one_run() {
 	fi
 	send "$N" "$PORT" || die "$s: run failed"
 	secs=$SEND_SECS
+	# Cross-check with the server's own count of queued messages.
+	queued=""
 	if [ "$s" = postfix ]; then
 		queued=$(pf_queue_count)
-		[ "$queued" -eq $((WARMUP + N)) ] ||
-			note "postfix queue holds $queued messages, expected $((WARMUP + N))"
+	elif [ "$BENCH_STANDIN" != 1 ]; then
+		queued=$(mx_ctl --json status | perl -MJSON::PP -0777 -ne \
+		    'print decode_json($_)->{queue}{messages} // ""')
 	fi
+	[ -z "$queued" ] || [ "$queued" -eq $((WARMUP + N)) ] ||
+		note "WARNING: $s queue holds $queued messages, expected $((WARMUP + N))"
 	server_down "$s"
 	RUN_SECS=$secs
 }
@@ -113,7 +119,7 @@ if [ "$BENCH_STANDIN" != 1 ]; then
 fi
 command -v "$SMTP_SOURCE" >/dev/null || die "smtp-source not found (apt-get install postfix)"
 
-note "$(nproc) CPUs, kernel $(uname -r), postfix $(postconf -dh mail_version)," \
+note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), postfix $(postconf -dh mail_version)," \
     "queues on $(stat -f -c %T "$BENCH_DIR") ($BENCH_DIR)"
 note "smtp-source $SRC_OPTS -m $N (warm-up $WARMUP), $RUNS runs each"
 [ "$BENCH_STANDIN" = 1 ] && note "STAND-IN MODE: smtp-sink plays mxrelayd"

@@ -14,8 +14,9 @@
 #   SETTLE=2 seconds to wait before reading memory,
 #   BENCH_STANDIN=1: smtp-sink plays mxrelayd (self-test of this script).
 
-cd "$(dirname "$0")/.." || exit 1
-. bench/lib.sh
+BENCH_SRC=$(cd "$(dirname "$0")" && pwd) || exit 1
+# shellcheck source=bench/lib.sh
+. "$BENCH_SRC/lib.sh"
 
 CONNS=${CONNS:-1000}
 PF_CONNS=${PF_CONNS:-100}
@@ -32,7 +33,7 @@ HOLD_PID=""
 hold() {
 	local port=$1 count=$2 ready=$BENCH_DIR/ready.$1 i=0
 	rm -f "$ready"
-	perl bench/holdconns.pl "$port" "$count" "$ready" 600 &
+	perl "$BENCH_SRC"/holdconns.pl "$port" "$count" "$ready" 600 &
 	HOLD_PID=$!
 	bench_track "$HOLD_PID"
 	while ! [ -s "$ready" ]; do

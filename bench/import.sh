@@ -17,8 +17,9 @@
 #   BENCH_STANDIN=1: self-test; a Postfix instance stands in for mxrelayd
 #     and the "import" is postmap of a hash: relay_recipient_maps.
 
-cd "$(dirname "$0")/.." || exit 1
-. bench/lib.sh
+BENCH_SRC=$(cd "$(dirname "$0")" && pwd) || exit 1
+# shellcheck source=bench/lib.sh
+. "$BENCH_SRC/lib.sh"
 
 COUNT=${COUNT:-100000}
 BASELINE_SECS=${BASELINE_SECS:-5}
@@ -32,7 +33,7 @@ PROBE_PID=""
 probe_start() {
 	local name=$1 port=$2 stop=$3 i=0
 	rm -f "$BENCH_DIR/started.$name"
-	perl bench/rcptprobe.pl "$port" "$BENCH_DIR/started.$name" "$stop" \
+	perl "$BENCH_SRC"/rcptprobe.pl "$port" "$BENCH_DIR/started.$name" "$stop" \
 	    "$BENCH_DIR/probe.$name" &
 	PROBE_PID=$!
 	bench_track "$PROBE_PID"
@@ -67,11 +68,11 @@ bench_init
 note "$(nproc) CPUs, kernel $(uname -r), state on $(stat -f -c %T "$BENCH_DIR") ($BENCH_DIR)"
 
 FILE=$BENCH_DIR/import.txt
-perl bench/genimport.pl example.test "$COUNT" >"$FILE" || die "cannot generate $FILE"
+perl "$BENCH_SRC"/genimport.pl example.test "$COUNT" >"$FILE" || die "cannot generate $FILE"
 note "generated $COUNT lines in $FILE"
 
 if [ "$BENCH_STANDIN" = 1 ]; then
-	pf_start
+	pf_start 100
 	PORT=$PF_PORT
 	LABEL="postfix+postmap (stand-in)"
 	MAP=$PF_DIR/etc/rcpts

@@ -42,6 +42,9 @@
 #define CONNECT_TIMEOUT_MAX	3600
 #define DEST_CONNECTIONS_MAX	10000
 #define PREGREET_WAIT_MAX	300
+#define RATE_CONNECTIONS_MAX	1000000
+#define RATE_PERIOD_MAX		86400
+#define RATE_PERIOD_DEFAULT	60
 #define PORT_MAX		65535
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
@@ -76,7 +79,8 @@ static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
     apply_strlist, apply_retry, apply_outbound, apply_delimiter;
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret;
-static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone;
+static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
+    elem_allow_zone;
 
 #define OFF(f)	offsetof(struct config, f)
 #define GROUP(k)		{ k, K_GROUP, NULL, 0, 0, 0, NULL, NULL }
@@ -136,7 +140,14 @@ static const struct key_rule key_rules[] = {
 	BOOL("filters.spf.reject_fail", spf_reject_fail),
 	GROUP("filters.dnsbl"),
 	LIST("filters.dnsbl.zones", ndnsbl_zones, 0, CONFIG_MAX_LIST, elem_zone),
+	LIST("filters.dnsbl.allow_zones", ndnsbl_allow_zones, 0, CONFIG_MAX_LIST,
+	    elem_allow_zone),
 	INT("filters.pregreet_wait", pregreet_wait, 0, PREGREET_WAIT_MAX),
+	BOOL("filters.helo_check", helo_check),
+	GROUP("filters.rate_limit"),
+	INT("filters.rate_limit.connections", rate_connections, 0,
+	    RATE_CONNECTIONS_MAX),
+	INT("filters.rate_limit.period", rate_period, 1, RATE_PERIOD_MAX),
 
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
@@ -517,13 +528,61 @@ elem_nameserver(struct config *cfg, int i, const char *v, char *why, size_t len)
 	return 0;
 }
 
+/* parse_zone - "zone" or "zone=127.0.0.2,127.0.0.3": the name (malloc'd)
+ * into *name and the listing codes into m. 0, or -1 with a reason. */
+static int
+parse_zone(const char *v, char **name, struct dnsbl_match *m, char *why,
+    size_t len)
+{
+	char *copy = xstrdup(v), *codes, *tok, *save = NULL;
+
+	memset(m, 0, sizeof *m);
+	if ((codes = strchr(copy, '=')) != NULL)
+		*codes++ = '\0';
+	if (check_domain(copy, why, len) < 0)
+		goto bad;
+	if (codes != NULL) {
+		for (tok = strtok_r(codes, ",", &save); tok;
+		    tok = strtok_r(NULL, ",", &save)) {
+			while (*tok == ' ')
+				tok++;
+			if (m->ncodes == CONFIG_DNSBL_CODES_MAX) {
+				snprintf(why, len, "\"%s\": at most %d codes", v,
+				    CONFIG_DNSBL_CODES_MAX);
+				goto bad;
+			}
+			if (inet_pton(AF_INET, tok, &m->codes[m->ncodes]) != 1 ||
+			    (ntohl(m->codes[m->ncodes].s_addr) >> 24) != 127) {
+				snprintf(why, len, "\"%s\": \"%s\" is not a 127.x.y.z "
+				    "answer (write zone=127.0.0.2,127.0.0.3)", v, tok);
+				goto bad;
+			}
+			m->ncodes++;
+		}
+		if (m->ncodes == 0) {
+			snprintf(why, len, "\"%s\": no codes after '='", v);
+			goto bad;
+		}
+	}
+	*name = copy;
+	return 0;
+bad:
+	free(copy);
+	return -1;
+}
+
 static int
 elem_zone(struct config *cfg, int i, const char *v, char *why, size_t len)
 {
-	if (check_domain(v, why, len) < 0)
-		return -1;
-	cfg->dnsbl_zones[i] = xstrdup(v);
-	return 0;
+	return parse_zone(v, &cfg->dnsbl_zones[i], &cfg->dnsbl_match[i], why,
+	    len);
+}
+
+static int
+elem_allow_zone(struct config *cfg, int i, const char *v, char *why, size_t len)
+{
+	return parse_zone(v, &cfg->dnsbl_allow_zones[i],
+	    &cfg->dnsbl_allow_match[i], why, len);
 }
 
 /*
@@ -874,6 +933,9 @@ config_new(void)
 	cfg->spf_enabled = 1;
 	cfg->spf_reject_fail = 1;
 	cfg->pregreet_wait = 0;
+	cfg->helo_check = 1;
+	cfg->rate_connections = 0;
+	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
 	cfg->recipient_delimiter = '+';
 	return cfg;
@@ -977,6 +1039,8 @@ config_free(struct config *cfg)
 	free(cfg->hosting_destination);
 	for (i = 0; i < cfg->ndnsbl_zones; i++)
 		free(cfg->dnsbl_zones[i]);
+	for (i = 0; i < cfg->ndnsbl_allow_zones; i++)
+		free(cfg->dnsbl_allow_zones[i]);
 	free(cfg->srs_domain);
 	free(cfg->srs_secret);
 	free(cfg);

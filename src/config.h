@@ -11,6 +11,7 @@
 #define CONFIG_MAX_LISTEN	16
 #define CONFIG_MAX_LIST		64	/* xclient_hosts, nameservers, zones, retry steps */
 #define CONFIG_ERR_MAX		512
+#define CONFIG_DNSBL_CODES_MAX	16	/* "zone=127.0.0.2,127.0.0.3": codes per zone */
 
 /* a CIDR for xclient_hosts */
 struct cidr {
@@ -25,6 +26,14 @@ struct listen_addr {
 };
 
 enum tls_outbound { TLS_OUT_NONE, TLS_OUT_OPPORTUNISTIC, TLS_OUT_REQUIRED };
+
+/* the answers of a DNSBL zone that count as a listing ("zone=127.0.0.2,
+ * 127.0.0.3"); none given: any 127.0.0.0/8 answer but 127.255.255.0/24,
+ * the "query refused" codes of several lists */
+struct dnsbl_match {
+	int ncodes;
+	struct in_addr codes[CONFIG_DNSBL_CODES_MAX];
+};
 
 struct config {
 	char *path;			/* file it was read from */
@@ -73,9 +82,16 @@ struct config {
 	/* filters */
 	int spf_enabled;
 	int spf_reject_fail;
-	char *dnsbl_zones[CONFIG_MAX_LIST];
+	char *dnsbl_zones[CONFIG_MAX_LIST];	/* zone names (without "=codes") */
+	struct dnsbl_match dnsbl_match[CONFIG_MAX_LIST];
 	int ndnsbl_zones;
+	char *dnsbl_allow_zones[CONFIG_MAX_LIST];	/* listed: skip the filters */
+	struct dnsbl_match dnsbl_allow_match[CONFIG_MAX_LIST];
+	int ndnsbl_allow_zones;
 	int pregreet_wait;
+	int helo_check;			/* refuse filtered recipients after an invalid HELO */
+	int rate_connections;		/* per client and period; 0: no rate limit */
+	int rate_period;		/* seconds */
 
 	/* srs */
 	char *srs_domain;

@@ -19,7 +19,9 @@
 
 #include "config.h"
 #include "control.h"
+#include "dns.h"
 #include "log.h"
+#include "route.h"
 #include "smtp_server.h"
 #include "spool.h"
 #include "stats.h"
@@ -201,6 +203,9 @@ main(int argc, char **argv)
 	 * user, so every file they create is that user's. */
 	if (store_open(base, cfg->state, err, sizeof(err)) < 0)
 		fatalx("store: %s", err);
+	if (dns_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	route_init(cfg);
 	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
@@ -221,6 +226,7 @@ main(int argc, char **argv)
 	smtp_server_free(srv);
 	control_close();
 	spool_close();
+	dns_close();
 	store_close();	/* after control: it may still hold store results */
 	event_free(sig_term);
 	event_free(sig_int);

@@ -1,0 +1,3 @@
+#ifndef MX_bounce_H
+#define MX_bounce_H
+#endif

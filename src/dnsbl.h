@@ -1,0 +1,3 @@
+#ifndef MX_dnsbl_H
+#define MX_dnsbl_H
+#endif

@@ -1,0 +1,3 @@
+/* queue.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_queue;

@@ -1,0 +1,3 @@
+#ifndef MX_queue_H
+#define MX_queue_H
+#endif

@@ -1,0 +1,164 @@
+/* route.c - the route of a recipient, from its domain's mode right now
+ *
+ * Nothing about routes is stored with a message: every attempt asks here,
+ * so a switch applies to the very next attempt (SPEC 6, 7).
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "route.h"
+#include "store.h"
+#include "util.h"
+
+static const struct config *route_cfg;
+
+void
+route_init(const struct config *cfg)
+{
+	route_cfg = cfg;
+}
+
+/* route_key_add - append "host:port," to the grouping key */
+static void
+route_key_add(struct route *r, const struct route_hop *h)
+{
+	size_t len = strlen(r->key);
+
+	snprintf(r->key + len, sizeof(r->key) - len, "%s%s%s:%d", len ? "," : "",
+	    h->mx_lookup ? "mx:" : "", h->unix_path[0] ? h->unix_path : h->host, h->port);
+}
+
+/* route_legacy - the domain's servers by preference; equal preferences
+ * in random order (SPEC 4), each contacted at its address records */
+static enum route_result
+route_legacy(const struct domain_info *d, struct route *r, char *why, size_t whylen)
+{
+	struct legacy_server s[ROUTE_MAX_HOPS];
+	int n = d->nservers < ROUTE_MAX_HOPS ? d->nservers : ROUTE_MAX_HOPS;
+
+	if (n == 0) {
+		snprintf(why, whylen, "domain %s is in legacy mode and has no legacy server", d->name);
+		return ROUTE_DEFER;
+	}
+	memcpy(s, d->servers, sizeof(s[0]) * (size_t)n);
+	for (int i = n - 1; i > 0; i--) {
+		int j = (int)arc4random_uniform((uint32_t)i + 1);
+		struct legacy_server t = s[i];
+		s[i] = s[j];
+		s[j] = t;
+	}
+	/* stable insertion sort by preference keeps the shuffle among equals */
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && s[j - 1].pref > s[j].pref; j--) {
+			struct legacy_server t = s[j];
+			s[j] = s[j - 1];
+			s[j - 1] = t;
+		}
+	r->kind = ROUTE_LEGACY;
+	mx_strlcpy(r->key, "smtp:", sizeof(r->key));
+	for (int i = 0; i < n; i++) {
+		struct route_hop *h = &r->hops[r->nhops++];
+		mx_strlcpy(h->host, s[i].host, sizeof(h->host));
+		h->port = s[i].port;
+		route_key_add(r, h);
+	}
+	return ROUTE_OK;
+}
+
+/* route_hosted - hosting.destination */
+static enum route_result
+route_hosted(const struct domain_info *d, const char *rcpt, struct route *r,
+    char *why, size_t whylen)
+{
+	const struct addr_info *a;
+	struct destination dest;
+	struct route_hop *h;
+	const char *at = strrchr(rcpt, '@');
+	char local[256], err[128];
+
+	if (route_cfg->hosting_destination == NULL) {
+		snprintf(why, whylen, "domain %s is hosted but hosting.destination is not set", d->name);
+		return ROUTE_DEFER;
+	}
+	if (destination_parse(route_cfg->hosting_destination, &dest, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "hosting.destination: %s", err);
+		return ROUTE_DEFER;
+	}
+	/* Aliases are expanded with their own issue; until then they wait. */
+	snprintf(local, sizeof(local), "%.*s", at ? (int)(at - rcpt) : 0, rcpt);
+	a = store_address(local, d->name, route_cfg->recipient_delimiter);
+	if (a && a->kind == ADDR_ALIAS) {
+		snprintf(why, whylen, "alias %s in hosted mode: alias expansion is not implemented yet", rcpt);
+		return ROUTE_DEFER;
+	}
+	r->kind = ROUTE_HOSTED;
+	r->lmtp = dest.lmtp;
+	h = &r->hops[r->nhops++];
+	mx_strlcpy(h->host, dest.host, sizeof(h->host));
+	mx_strlcpy(h->unix_path, dest.unix_path, sizeof(h->unix_path));
+	h->mx_lookup = dest.mx_lookup;
+	h->port = dest.port_set || dest.lmtp ? dest.port : route_cfg->smtp_port;
+	snprintf(r->key, sizeof(r->key), "%s:", dest.lmtp ? "lmtp" : "smtp");
+	route_key_add(r, h);
+	return ROUTE_OK;
+}
+
+enum route_result
+route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen)
+{
+	const struct domain_info *d;
+	const char *at = strrchr(rcpt, '@');
+
+	memset(r, 0, sizeof(*r));
+	if (at == NULL || (d = store_domain(at + 1)) == NULL) {
+		snprintf(why, whylen, "domain of %s is no longer hosted here", rcpt);
+		return ROUTE_FAIL;
+	}
+	if (d->mode == MODE_HOSTED)
+		return route_hosted(d, rcpt, r, why, whylen);
+	return route_legacy(d, r, why, whylen);
+}
+
+void
+route_for_mx(const char *domain, struct route *r)
+{
+	struct route_hop *h;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = ROUTE_MX;
+	h = &r->hops[r->nhops++];
+	mx_strlcpy(h->host, domain, sizeof(h->host));
+	h->mx_lookup = 1;
+	h->port = route_cfg->smtp_port;
+	mx_strlcpy(r->key, "smtp:", sizeof(r->key));
+	route_key_add(r, h);
+}
+
+int
+route_is_current(const struct route *r, const char *rcpt)
+{
+	struct route now;
+	char why[256];
+
+	if (r->kind == ROUTE_MX)
+		return 1;
+	if (route_for_rcpt(rcpt, &now, why, sizeof(why)) != ROUTE_OK)
+		return 0;
+	/* Same kind and same servers (in any order: equal preferences are
+	 * shuffled per attempt) */
+	if (now.kind != r->kind || now.nhops != r->nhops)
+		return 0;
+	for (int i = 0; i < now.nhops; i++) {
+		int found = 0;
+		for (int j = 0; j < r->nhops && !found; j++)
+			found = strcmp(now.hops[i].host, r->hops[j].host) == 0 &&
+			    now.hops[i].port == r->hops[j].port;
+		if (!found)
+			return 0;
+	}
+	return 1;
+}

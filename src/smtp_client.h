@@ -1,0 +1,3 @@
+#ifndef MX_smtp_client_H
+#define MX_smtp_client_H
+#endif

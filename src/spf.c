@@ -1,0 +1,3 @@
+/* spf.c - placeholder until written */
+#include "autoconf.h"
+extern int mx_placeholder_spf;

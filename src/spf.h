@@ -1,0 +1,3 @@
+#ifndef MX_spf_H
+#define MX_spf_H
+#endif
