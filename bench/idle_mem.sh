@@ -68,7 +68,7 @@ smtpd_mem() {
 
 bench_init
 [ "$BENCH_STANDIN" = 1 ] || mx_check_binaries
-note "$(nproc) CPUs, kernel $(uname -r), descriptor limit $(ulimit -n)"
+note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), descriptor limit $(ulimit -n)"
 
 if [ "$BENCH_STANDIN" = 1 ]; then
 	MX_PORT=$(free_port) || die "no free port"

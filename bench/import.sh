@@ -65,7 +65,7 @@ field() {
 
 bench_init
 [ "$BENCH_STANDIN" = 1 ] || mx_check_binaries
-note "$(nproc) CPUs, kernel $(uname -r), state on $(stat -f -c %T "$BENCH_DIR") ($BENCH_DIR)"
+note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), state on $(stat -f -c %T "$BENCH_DIR") ($BENCH_DIR)"
 
 FILE=$BENCH_DIR/import.txt
 perl "$BENCH_SRC"/genimport.pl example.test "$COUNT" >"$FILE" || die "cannot generate $FILE"
