@@ -5,7 +5,9 @@
  * reply to the end of DATA waits for the spool's group commit: until then
  * the session stops reading, so pipelined commands behind the message are
  * answered in order afterwards. Recipient checks use the store's in-memory
- * index and never block.
+ * index and never block. Filter verdicts (filter.c: DNSBL, SPF, HELO) are
+ * given per recipient at RCPT; a filtered recipient whose lookups are still
+ * running parks the session in S_FILTER (input paused) until they end.
  */
 #include "autoconf.h"
 
@@ -23,11 +25,14 @@
 #include <event2/listener.h>
 
 #include "dict.h"
+#include "filter.h"
 #include "ioev.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
+#include "spf.h"
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
@@ -41,6 +46,7 @@ enum smtp_state {
 	S_READY,	/* no transaction */
 	S_MAIL,		/* MAIL accepted */
 	S_RCPT,		/* at least one recipient accepted */
+	S_FILTER,	/* a RCPT waits for the filters' lookups */
 	S_DATA,		/* receiving the message */
 	S_COMMIT,	/* waiting for the spool's group commit */
 	S_TLS,		/* TLS handshake in progress */
@@ -48,7 +54,7 @@ enum smtp_state {
 };
 
 static const char *state_names[] = {
-	"pregreet", "helo", "ready", "mail", "rcpt", "data", "commit", "tls",
+	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "data", "commit", "tls",
 	"closing",
 };
 
@@ -59,6 +65,7 @@ struct smtp_server {
 	struct evconnlistener *listeners[CONFIG_MAX_LISTEN];
 	int nlisteners;
 	struct dict *per_client;	/* client address -> int count */
+	struct ratelimit *rate;		/* filters.rate_limit, NULL when off */
 	struct smtp_session *sessions;	/* all live sessions */
 	unsigned long next_id;
 	int stopping;			/* SIGTERM: no new sessions or commands */
@@ -78,6 +85,10 @@ struct smtp_session {
 	char addr[SMTP_ADDR_MAX];
 	int port;
 	struct sockaddr_storage ss;
+	/* the per_client key this session is counted under ("" = none):
+	 * the peer, or the client a front proxy handed over by XCLIENT */
+	char counted[SMTP_ADDR_MAX];
+	struct filter *filter;
 
 	char helo[SMTP_HELO_MAX + 1];	/* sanitised */
 	int esmtp;
@@ -89,6 +100,8 @@ struct smtp_session {
 	struct smtp_mail_params mp;
 	char **rcpts;
 	int nrcpts;
+	char *pending_rcpt;		/* S_FILTER: the RCPT waiting for its verdict */
+	int pending_nofilter;
 	struct smtp_data data;
 	struct spool_msg *msg;
 	char qid[SPOOL_ID_LEN + 1];
@@ -154,6 +167,10 @@ smtp_txn_reset(struct smtp_session *s)
 	s->rcpts = NULL;
 	s->nrcpts = 0;
 	memset(&s->mp, 0, sizeof(s->mp));
+	free(s->pending_rcpt);
+	s->pending_rcpt = NULL;
+	if (s->filter)
+		filter_reset(s->filter);
 	if (s->msg) {
 		/* A message in the group commit goes on without us. */
 		if (s->state == S_COMMIT)
@@ -190,6 +207,7 @@ smtp_take_helo(struct smtp_session *s, const char *args, const char *verb)
 		return -1;
 	}
 	smtp_sanitize(s->helo, sizeof(s->helo), args);
+	filter_helo(s->filter, args);
 	smtp_txn_reset(s);
 	smtp_enter_state(s, S_READY);
 	return 0;
@@ -287,6 +305,7 @@ cmd_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	s->sender = xstrdup(path.null ? "" : path.mbox.text);
+	filter_mail(s->filter, s->sender);
 	smtp_enter_state(s, S_MAIL);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -294,10 +313,11 @@ cmd_mail(struct smtp_session *s, const char *args)
 /* smtp_check_rcpt - the relay decision (SPEC 5, 9). Returns 0 when the
  * recipient is a known address of a hosted domain; else replies. */
 static int
-smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p)
+smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter)
 {
 	const struct smtp_mailbox *m = &p->mbox;
 	const struct config *cfg = s->srv->cfg;
+	const struct addr_info *a;
 	char shown[SMTP_PATH_MAX + 1];
 
 	smtp_sanitize(shown, sizeof(shown), m->text);
@@ -310,13 +330,74 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p)
 		log_info("%s smtp rcpt refused to=<%s> reason=relay", s->id, shown);
 		return -1;
 	}
-	if (store_address(m->local, m->domain, cfg->recipient_delimiter) == NULL) {
+	if ((a = store_address(m->local, m->domain, cfg->recipient_delimiter)) == NULL) {
 		mx_stats.rcpt_unknown++;
 		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
 		log_info("%s smtp rcpt refused to=<%s> reason=unknown", s->id, shown);
 		return -1;
 	}
+	*nofilter = a->nofilter;
 	return 0;
+}
+
+static void smtp_rcpt_wake(void *arg);
+
+/* smtp_rcpt_verdict - the filters' word on the RCPT in s->pending_rcpt:
+ * accept it, refuse it, or wait in S_FILTER for their lookups */
+static void
+smtp_rcpt_verdict(struct smtp_session *s)
+{
+	char reply[FILTER_REPLY_MAX], shown[SMTP_PATH_MAX + 1];
+	char *rcpt = s->pending_rcpt;
+
+	smtp_sanitize(shown, sizeof(shown), rcpt);
+	switch (filter_rcpt(s->filter, shown, s->pending_nofilter, reply,
+	    sizeof(reply), smtp_rcpt_wake, s)) {
+	case FILTER_WAIT:
+		if (s->state != S_FILTER) {
+			smtp_enter_state(s, S_FILTER);
+			io_pause(s->io);
+		}
+		return;
+	case FILTER_REFUSE:
+		s->pending_rcpt = NULL;
+		free(rcpt);
+		smtp_enter_state(s, s->nrcpts > 0 ? S_RCPT : S_MAIL);
+		smtp_reply(s, "%s", reply);
+		return;
+	case FILTER_OK:
+		break;
+	}
+	s->pending_rcpt = NULL;
+	mx_stats.rcpt_accepted++;
+	/* The same recipient twice in one transaction is delivered once. */
+	for (int i = 0; i < s->nrcpts; i++)
+		if (strcasecmp(s->rcpts[i], rcpt) == 0) {
+			free(rcpt);
+			rcpt = NULL;
+			break;
+		}
+	if (rcpt != NULL) {
+		s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
+		s->rcpts[s->nrcpts++] = rcpt;
+	}
+	smtp_enter_state(s, s->nrcpts > 0 ? S_RCPT : S_MAIL);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* smtp_rcpt_wake - the lookups a RCPT waited for ended (loop) */
+static void
+smtp_rcpt_wake(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != S_FILTER || s->pending_rcpt == NULL)
+		return;
+	smtp_rcpt_verdict(s);
+	if (s->state == S_FILTER)
+		return;
+	io_resume(s->io);
+	smtp_process(s);
 }
 
 static void
@@ -325,6 +406,7 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 	struct smtp_path path;
 	const char *rest;
 	char err[128];
+	int nofilter = 0;
 
 	if (s->state != S_MAIL && s->state != S_RCPT) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -355,19 +437,11 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (smtp_check_rcpt(s, &path) < 0)
+	if (smtp_check_rcpt(s, &path, &nofilter) < 0)
 		return;
-	mx_stats.rcpt_accepted++;
-	/* The same recipient twice in one transaction is delivered once. */
-	for (int i = 0; i < s->nrcpts; i++)
-		if (strcasecmp(s->rcpts[i], path.mbox.text) == 0) {
-			smtp_reply(s, "250 2.1.5 Ok");
-			return;
-		}
-	s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
-	s->rcpts[s->nrcpts++] = xstrdup(path.mbox.text);
-	smtp_enter_state(s, S_RCPT);
-	smtp_reply(s, "250 2.1.5 Ok");
+	s->pending_rcpt = xstrdup(path.mbox.text);
+	s->pending_nofilter = nofilter;
+	smtp_rcpt_verdict(s);
 }
 
 /* smtp_received - our trace header (RFC 5321 4.4), first in the message */
@@ -400,7 +474,8 @@ static void
 cmd_data(struct smtp_session *s, const char *args)
 {
 	struct spool_envelope env;
-	char received[1024], tlsdesc[160];
+	char received[1024], tlsdesc[160], trace[2048];
+	size_t n;
 
 	if (s->state == S_MAIL) {
 		smtp_reply(s, "554 5.5.1 Error: no valid recipients");
@@ -434,6 +509,9 @@ cmd_data(struct smtp_session *s, const char *args)
 		smtp_reply(s, "451 4.3.0 Error: queue file write error");
 		return;
 	}
+	/* RFC 7208 9.1: Received-SPF above our Received: */
+	if ((n = filter_headers(s->filter, trace, sizeof(trace))) > 0)
+		spool_msg_write(s->msg, trace, n);
 	smtp_received(s, received, sizeof(received));
 	spool_msg_write(s->msg, received, strlen(received));
 	smtp_data_init(&s->data, (uint64_t)s->srv->cfg->max_message_size);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +33,17 @@
 #define SPOOL_WBUF		(64 * 1024)	/* write buffer per message */
 #define SPOOL_SIZE_DIGITS	20		/* fixed-width size field */
 #define SPOOL_SYNCFS_MIN	4		/* batches this big use one syncfs */
-#define SPOOL_HDR_LINE_MAX	1024		/* longest header line we read back */
+#define SPOOL_DOMAIN_BUF	256		/* a domain name, NUL included */
+#define SPOOL_READ_CHUNK	(64 * 1024)	/* first read of a file */
 
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
 	int fd;
 	int nrcpts;
-	char **domains;			/* recipient domains, lower case */
+	char **rcpts;			/* as written; handed to the queue */
+	char *sender;
+	time_t arrival;
+	int body_8bit, smtputf8, route_mx;
 	off_t size_off;			/* where the size digits are */
 	off_t body_off;			/* first octet of the message */
 	uint64_t size;
@@ -52,8 +57,24 @@ struct spool_msg {
 	struct spool_msg *next;
 };
 
+/* a change to a queued file: state records appended, or the file removed */
+enum spool_op_kind { SPOOL_OP_APPEND, SPOOL_OP_REMOVE };
+
+struct spool_op {
+	enum spool_op_kind kind;
+	char id[SPOOL_ID_LEN + 1];
+	char *text;
+	size_t len;
+	int fd;				/* worker: open until the sync */
+	int ok;
+	spool_op_fn cb;
+	void *arg;
+	struct spool_op *next;
+};
+
 struct spool_batch {
 	struct spool_msg *msgs;
+	struct spool_op *ops;
 };
 
 static struct {
@@ -62,8 +83,13 @@ static struct {
 	struct worker *worker;
 	pthread_mutex_t lock;
 	struct spool_msg *pending;	/* newest first; reversed by the job */
+	struct spool_op *ops;		/* newest first, under lock too */
 	int64_t messages;
 	struct dict *by_domain;		/* domain -> int64_t queued recipients (loop thread) */
+	spool_queued_fn queued_fn;	/* the queue manager's hook */
+	void *queued_arg;
+	struct spool_entry **recovered;	/* found by the scan, until taken */
+	size_t nrecovered;
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
 	    .lock = PTHREAD_MUTEX_INITIALIZER };
 
@@ -121,15 +147,6 @@ spool_new_id(char id[SPOOL_ID_LEN + 1])
 	snprintf(id, SPOOL_ID_LEN + 1, "%016" PRIX64, now);
 }
 
-/* rcpt_domain - the lower-cased domain of a recipient as written */
-static char *
-rcpt_domain(const char *rcpt)
-{
-	const char *at = strrchr(rcpt, '@');
-
-	return mx_lower(xstrdup(at ? at + 1 : ""));
-}
-
 /* domain_count_add - recipients queued for a domain (loop thread) */
 static void
 domain_count_add(const char *domain, int64_t n)
@@ -143,6 +160,26 @@ domain_count_add(const char *domain, int64_t n)
 	*c += n;
 	if (*c <= 0)
 		free(dict_del(spool.by_domain, domain));
+}
+
+/* rcpt_count_add - count a recipient (as written) under its domain */
+static void
+rcpt_count_add(const char *rcpt, int64_t n)
+{
+	const char *at = strrchr(rcpt, '@');
+	char dom[SPOOL_DOMAIN_BUF];
+
+	/* add and remove go through here alike, so a cut name still balances */
+	mx_strlcpy(dom, at ? at + 1 : "", sizeof(dom));
+	domain_count_add(mx_lower(dom), n);
+}
+
+void
+spool_rcpt_done(const char *rcpt)
+{
+	rcpt_count_add(rcpt, -1);
+	if (mx_stats.queue_recipients > 0)
+		mx_stats.queue_recipients--;
 }
 
 int64_t
@@ -169,7 +206,8 @@ spool_count_messages(void)
 
 /* spool_header - the envelope block; size digits are patched at commit */
 static char *
-spool_header(const char *id, const struct spool_envelope *e, size_t *size_pos)
+spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
+    size_t *size_pos)
 {
 	char *h = NULL;
 	size_t cap = 512, len = 0;
@@ -187,12 +225,15 @@ spool_header(const char *id, const struct spool_envelope *e, size_t *size_pos)
 	len += (size_t)n;						\
 } while (0)
 	HDR_ADD("%s\nid %s\narrival %lld\nclient %s %d\nhelo %s\n",
-	    SPOOL_MAGIC, id, (long long)time(NULL), e->client_addr,
+	    SPOOL_MAGIC, id, (long long)arrival, e->client_addr,
 	    e->client_port, e->helo);
 	if (e->tls)
 		HDR_ADD("tls %s\n", e->tls);
-	HDR_ADD("sender <%s>\nbody %s\nsmtputf8 %d\nrcpts %d\n", e->sender,
-	    e->body_8bit ? "8bitmime" : "7bit", e->smtputf8, e->nrcpts);
+	HDR_ADD("sender <%s>\nbody %s\nsmtputf8 %d\n", e->sender,
+	    e->body_8bit ? "8bitmime" : "7bit", e->smtputf8);
+	if (e->route_mx)
+		HDR_ADD("route mx\n");
+	HDR_ADD("rcpts %d\n", e->nrcpts);
 	for (i = 0; i < e->nrcpts; i++)
 		HDR_ADD("rcpt %d <%s>\n", i, e->rcpts[i]);
 	*size_pos = len + strlen("size ");
@@ -206,13 +247,14 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 {
 	struct spool_msg *m;
 	size_t size_pos;
+	time_t arrival = time(NULL);
 	char *h;
 	int fd;
 
 	fd = openat(spool.incfd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return NULL;
-	h = spool_header(id, e, &size_pos);
+	h = spool_header(id, e, arrival, &size_pos);
 	if (write_all(fd, h, strlen(h)) < 0) {
 		int save = errno;
 		free(h);
@@ -225,9 +267,14 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = fd;
 	m->nrcpts = e->nrcpts;
-	m->domains = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
+	m->rcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
 	for (int i = 0; i < e->nrcpts; i++)
-		m->domains[i] = rcpt_domain(e->rcpts[i]);
+		m->rcpts[i] = xstrdup(e->rcpts[i]);
+	m->sender = xstrdup(e->sender);
+	m->arrival = arrival;
+	m->body_8bit = e->body_8bit;
+	m->smtputf8 = e->smtputf8;
+	m->route_mx = e->route_mx;
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
@@ -267,8 +314,9 @@ spool_msg_free(struct spool_msg *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	for (int i = 0; i < m->nrcpts; i++)
-		free(m->domains[i]);
-	free(m->domains);
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	free(m->sender);
 	free(m->wbuf);
 	free(m);
 }
@@ -288,41 +336,73 @@ spool_msg_finish(struct spool_msg *m)
 	return write_all(m->fd, trailer, strlen(trailer));
 }
 
-/* spool_sync_batch - make the renamed files and their directory entries
- * durable. Small batches: fdatasync each file plus one fsync of queue/;
- * larger ones: one syncfs(2) covers data and directory entries alike. */
+/* spool_op_prepare - worker: apply one change before the batch sync */
+static void
+spool_op_prepare(struct spool_op *op)
+{
+	op->fd = -1;
+	if (op->kind == SPOOL_OP_REMOVE) {
+		op->ok = unlinkat(spool.queuefd, op->id, 0) == 0 || errno == ENOENT;
+		if (!op->ok)
+			log_warn("%s spool remove", op->id);
+		return;
+	}
+	op->fd = openat(spool.queuefd, op->id, O_WRONLY | O_APPEND | O_CLOEXEC);
+	op->ok = op->fd >= 0 && write_all(op->fd, op->text, op->len) == 0;
+	if (!op->ok)
+		log_warn("%s spool state append", op->id);
+}
+
+/* spool_sync_batch - make the batch durable: new files, their directory
+ * entries, appended records and removals. Small batches: fdatasync each
+ * touched file plus one fsync of queue/ when names changed; larger ones:
+ * one syncfs(2) covers data and directory entries alike. */
 static int
-spool_sync_batch(struct spool_msg *list, int n)
+spool_sync_batch(struct spool_msg *list, int nmsgs, struct spool_op *ops,
+    int nfiles, int names_changed)
 {
 	struct spool_msg *m;
+	struct spool_op *op;
 
-	if (n >= SPOOL_SYNCFS_MIN)
+	if (nmsgs + nfiles >= SPOOL_SYNCFS_MIN)
 		return syncfs(spool.queuefd);
 	for (m = list; m; m = m->next)
 		if (m->ok && fdatasync(m->fd) < 0)
 			return -1;
-	return fsync(spool.queuefd);
+	for (op = ops; op; op = op->next)
+		if (op->ok && op->fd >= 0 && fdatasync(op->fd) < 0)
+			return -1;
+	return names_changed ? fsync(spool.queuefd) : 0;
 }
 
-/* spool_commit_job - worker thread: take every pending message, commit them */
+/* take_all - detach a newest-first list under the lock, oldest first */
+#define TAKE_ALL(type, head, out) do {					\
+	type *t_, *n_, *r_ = NULL;					\
+	pthread_mutex_lock(&spool.lock);				\
+	t_ = (head);							\
+	(head) = NULL;							\
+	pthread_mutex_unlock(&spool.lock);				\
+	for (; t_; t_ = n_) {						\
+		n_ = t_->next;						\
+		t_->next = r_;						\
+		r_ = t_;						\
+	}								\
+	(out) = r_;							\
+} while (0)
+
+/* spool_commit_job - worker thread: take every pending message and every
+ * pending change, apply them, and make them durable with one sync */
 static void
 spool_commit_job(void *arg)
 {
 	struct spool_batch *b = arg;
-	struct spool_msg *m, *rev = NULL, *next;
-	int n = 0, nok = 0;
+	struct spool_msg *m;
+	struct spool_op *op;
+	int n = 0, nok = 0, nfiles = 0, names = 0;
 
-	pthread_mutex_lock(&spool.lock);
-	m = spool.pending;
-	spool.pending = NULL;
-	pthread_mutex_unlock(&spool.lock);
-	for (; m; m = next) {		/* oldest first */
-		next = m->next;
-		m->next = rev;
-		rev = m;
-	}
-	b->msgs = rev;
-	for (m = rev; m; m = m->next) {
+	TAKE_ALL(struct spool_msg, spool.pending, b->msgs);
+	TAKE_ALL(struct spool_op, spool.ops, b->ops);
+	for (m = b->msgs; m; m = m->next) {
 		n++;
 		m->ok = spool_msg_finish(m) == 0 &&
 		    renameat(spool.incfd, m->id, spool.queuefd, m->id) == 0;
@@ -332,25 +412,68 @@ spool_commit_job(void *arg)
 		} else
 			nok++;
 	}
-	if (nok == 0)
+	for (op = b->ops; op; op = op->next) {
+		spool_op_prepare(op);
+		if (op->ok && op->kind == SPOOL_OP_APPEND)
+			nfiles++;
+		else if (op->ok)
+			names = 1;
+	}
+	if (nok + nfiles == 0 && !names)
 		return;
-	if (spool_sync_batch(rev, n) < 0) {
-		log_warn("spool sync failed batch=%d", n);
-		for (m = rev; m; m = m->next)
+	if (spool_sync_batch(b->msgs, nok, b->ops, nfiles, nok > 0 || names) < 0) {
+		log_warn("spool sync failed batch=%d changes=%d", n, nfiles);
+		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;
 				unlinkat(spool.queuefd, m->id, 0);
 			}
+		for (op = b->ops; op; op = op->next)
+			op->ok = 0;
 	}
-	log_debug("spool group commit messages=%d", nok);
+	for (op = b->ops; op; op = op->next)
+		if (op->fd >= 0) {
+			close(op->fd);
+			op->fd = -1;
+		}
+	if (b->msgs || b->ops)
+		log_debug("spool group commit messages=%d changes=%d", nok, nfiles);
 }
 
-/* spool_commit_done - loop thread: acknowledge the batch */
+/* spool_msg_entry - the committed message as the queue sees it; takes the
+ * envelope copies over from m */
+static struct spool_entry *
+spool_msg_entry(struct spool_msg *m)
+{
+	struct spool_entry *e = xcalloc(1, sizeof(*e));
+
+	mx_strlcpy(e->id, m->id, sizeof(e->id));
+	e->arrival = m->arrival;
+	e->sender = m->sender;
+	m->sender = NULL;
+	e->body_8bit = m->body_8bit;
+	e->smtputf8 = m->smtputf8;
+	e->route_mx = m->route_mx;
+	e->body_off = m->body_off;
+	e->body_size = m->size;
+	e->body_crc = m->crc;
+	e->nrcpts = m->nrcpts;
+	e->rcpts = xcalloc((size_t)m->nrcpts, sizeof(*e->rcpts));
+	for (int i = 0; i < m->nrcpts; i++) {
+		e->rcpts[i].addr = m->rcpts[i];
+		m->rcpts[i] = NULL;
+	}
+	return e;
+}
+
+/* spool_commit_done - loop thread: acknowledge the batch, hand the new
+ * messages to the queue, report the changes */
 static void
 spool_commit_done(void *arg)
 {
 	struct spool_batch *b = arg;
 	struct spool_msg *m, *next;
+	struct spool_op *op, *onext;
 
 	for (m = b->msgs; m; m = next) {
 		next = m->next;
@@ -359,13 +482,32 @@ spool_commit_done(void *arg)
 			mx_stats.queue_messages = spool.messages;
 			mx_stats.queue_recipients += m->nrcpts;
 			for (int i = 0; i < m->nrcpts; i++)
-				domain_count_add(m->domains[i], 1);
+				rcpt_count_add(m->rcpts[i], 1);
 		}
 		if (m->cb)
 			m->cb(m, m->ok, m->arg);
+		/* after the 250: the queue may start delivering at once */
+		if (m->ok && spool.queued_fn)
+			spool.queued_fn(spool_msg_entry(m), spool.queued_arg);
 		spool_msg_free(m);
 	}
+	for (op = b->ops; op; op = onext) {
+		onext = op->next;
+		if (op->cb)
+			op->cb(op->ok, op->arg);
+		free(op->text);
+		free(op);
+	}
 	free(b);
+}
+
+/* spool_kick - one job per request; a job finding the lists empty (an
+ * earlier job took its items along) costs nothing */
+static void
+spool_kick(void)
+{
+	worker_submit(spool.worker, spool_commit_job, spool_commit_done,
+	    xcalloc(1, sizeof(struct spool_batch)));
 }
 
 void
@@ -377,10 +519,54 @@ spool_msg_commit(struct spool_msg *m, spool_commit_fn cb, void *arg)
 	m->next = spool.pending;
 	spool.pending = m;
 	pthread_mutex_unlock(&spool.lock);
-	/* One job per commit request; a job finding the list empty (an
-	 * earlier job took its message along) costs nothing. */
-	worker_submit(spool.worker, spool_commit_job, spool_commit_done,
-	    xcalloc(1, sizeof(struct spool_batch)));
+	spool_kick();
+}
+
+/* spool_op_submit - queue a change for the next group commit */
+static void
+spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
+    size_t len, spool_op_fn cb, void *arg)
+{
+	struct spool_op *op = xcalloc(1, sizeof(*op));
+
+	op->kind = kind;
+	mx_strlcpy(op->id, id, sizeof(op->id));
+	if (text) {
+		op->text = xmalloc(len);
+		memcpy(op->text, text, len);
+		op->len = len;
+	}
+	op->fd = -1;
+	op->cb = cb;
+	op->arg = arg;
+	pthread_mutex_lock(&spool.lock);
+	op->next = spool.ops;
+	spool.ops = op;
+	pthread_mutex_unlock(&spool.lock);
+	spool_kick();
+}
+
+void
+spool_append_state(const char *id, const char *text, size_t len,
+    spool_op_fn cb, void *arg)
+{
+	spool_op_submit(SPOOL_OP_APPEND, id, text, len, cb, arg);
+}
+
+void
+spool_msg_remove(const char *id, spool_op_fn cb, void *arg)
+{
+	if (spool.messages > 0)
+		spool.messages--;
+	mx_stats.queue_messages = spool.messages;
+	spool_op_submit(SPOOL_OP_REMOVE, id, NULL, 0, cb, arg);
+}
+
+void
+spool_set_queued_hook(spool_queued_fn fn, void *arg)
+{
+	spool.queued_fn = fn;
+	spool.queued_arg = arg;
 }
 
 static void
@@ -411,68 +597,446 @@ spool_msg_detach(struct spool_msg *m)
 	m->cb = NULL;
 }
 
-/* spool_check_file - recovery: is queue/NAME a complete message?
- * Returns its recipient count, or -1 when it is incomplete. */
-static int
-spool_check_file(const char *name)
-{
-	char line[SPOOL_HDR_LINE_MAX];
-	char **domains = NULL;
-	unsigned long long size = 0;
-	int fd, rcpts = -1, have_size = 0, ndomains = 0, i;
-	FILE *fp;
-	long body;
+/* Reading message files back */
 
-	fd = openat(spool.queuefd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (fp = fdopen(fd, "r")) == NULL) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
+void
+spool_entry_free(struct spool_entry *e)
+{
+	if (e == NULL)
+		return;
+	for (int i = 0; i < e->nrcpts && e->rcpts; i++) {
+		free(e->rcpts[i].addr);
+		free(e->rcpts[i].reply);
 	}
-	if (fgets(line, sizeof(line), fp) == NULL ||
-	    strncmp(line, SPOOL_MAGIC "\n", sizeof(SPOOL_MAGIC)) != 0)
-		goto bad;
-	while (fgets(line, sizeof(line), fp) != NULL && strcmp(line, "\n") != 0) {
-		if (sscanf(line, "rcpts %d", &rcpts) == 1)
-			continue;
-		if (strncmp(line, "rcpt ", 5) == 0) {
-			line[strcspn(line, ">\n")] = '\0';
-			domains = xrealloc(domains, sizeof(char *) * (size_t)(ndomains + 1));
-			domains[ndomains++] = rcpt_domain(line);
-			continue;
-		}
-		if (sscanf(line, "size %llu", &size) == 1)
-			have_size = 1;
-	}
-	body = ftell(fp);
-	if (!have_size || rcpts < 0 || body < 0 ||
-	    fseeko(fp, (off_t)body + (off_t)size, SEEK_SET) != 0 ||
-	    fgets(line, sizeof(line), fp) == NULL ||
-	    strncmp(line, SPOOL_TRAILER " ", sizeof(SPOOL_TRAILER)) != 0)
-		goto bad;
-	fclose(fp);
-	for (i = 0; i < ndomains; i++) {
-		domain_count_add(domains[i], 1);
-		free(domains[i]);
-	}
-	free(domains);
-	return rcpts;
-bad:
-	fclose(fp);
-	for (i = 0; i < ndomains; i++)
-		free(domains[i]);
-	free(domains);
-	return -1;
+	free(e->rcpts);
+	free(e->sender);
+	free(e->client);
+	free(e->helo);
+	free(e->tls);
+	free(e);
 }
 
-/* spool_recover - start-up scan: count complete messages, set aside files
- * that never got their trailer (never acknowledged), empty incoming/. */
+/* angle_strip - the text between the first '<' and the last '>' */
+static char *
+angle_strip(const char *v, size_t n)
+{
+	const char *lt = memchr(v, '<', n), *gt = NULL;
+
+	for (size_t i = n; i > 0; i--)
+		if (v[i - 1] == '>') {
+			gt = v + i - 1;
+			break;
+		}
+	if (lt == NULL || gt == NULL || gt < lt)
+		return NULL;
+	return xstrndup(lt + 1, (size_t)(gt - lt - 1));
+}
+
+/* parse_num - a decimal number filling exactly n octets; -1 if not */
+static int
+parse_num(const char *v, size_t n, long long min, long long max, long long *out)
+{
+	long long x = 0;
+
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		if (x > (LLONG_MAX - (v[i] - '0')) / 10)
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	if (x < min || x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+#define KEY_IS(k) (kl == sizeof(k) - 1 && memcmp(line, k, kl) == 0)
+
+/* header_line - one "KEY VALUE" line of the envelope block into e;
+ * *nr counts the rcpt lines so far. -1 when malformed. */
+static int
+header_line(struct spool_entry *e, const char *line, size_t n, int full, int *nr)
+{
+	const char *sp = memchr(line, ' ', n), *v;
+	size_t kl, vl;
+	long long x;
+
+	if (sp == NULL)
+		return 0;		/* unknown and valueless: ignore */
+	kl = (size_t)(sp - line);
+	v = sp + 1;
+	vl = n - kl - 1;
+	if (KEY_IS("id")) {
+		if (vl != SPOOL_ID_LEN)
+			return -1;
+		memcpy(e->id, v, vl);
+		e->id[vl] = '\0';
+	} else if (KEY_IS("arrival")) {
+		if (parse_num(v, vl, 0, LLONG_MAX, &x) < 0)
+			return -1;
+		e->arrival = (time_t)x;
+	} else if (KEY_IS("sender")) {
+		free(e->sender);
+		if ((e->sender = angle_strip(v, vl)) == NULL)
+			return -1;
+	} else if (KEY_IS("body"))
+		e->body_8bit = vl == 8 && memcmp(v, "8bitmime", 8) == 0;
+	else if (KEY_IS("smtputf8"))
+		e->smtputf8 = vl == 1 && *v == '1';
+	else if (KEY_IS("route"))
+		e->route_mx = vl == 2 && memcmp(v, "mx", 2) == 0;
+	else if (KEY_IS("rcpts")) {
+		if (e->rcpts || parse_num(v, vl, 1, SPOOL_RCPTS_MAX, &x) < 0)
+			return -1;
+		e->rcpts = xcalloc((size_t)x, sizeof(*e->rcpts));
+		e->nrcpts = (int)x;
+	} else if (KEY_IS("rcpt")) {
+		const char *sp2 = memchr(v, ' ', vl);
+		if (sp2 == NULL || e->rcpts == NULL || *nr >= e->nrcpts ||
+		    parse_num(v, (size_t)(sp2 - v), 0, SPOOL_RCPTS_MAX, &x) < 0 ||
+		    x != *nr)
+			return -1;
+		if ((e->rcpts[*nr].addr = angle_strip(sp2, vl - (size_t)(sp2 - v))) == NULL)
+			return -1;
+		(*nr)++;
+	} else if (KEY_IS("size")) {
+		if (parse_num(v, vl, 0, LLONG_MAX, &x) < 0)
+			return -1;
+		e->body_size = (uint64_t)x;
+	} else if (full && KEY_IS("client")) {
+		free(e->client);
+		e->client = xstrndup(v, vl);
+	} else if (full && KEY_IS("helo")) {
+		free(e->helo);
+		e->helo = xstrndup(v, vl);
+	} else if (full && KEY_IS("tls")) {
+		free(e->tls);
+		e->tls = xstrndup(v, vl);
+	}
+	return 0;
+}
+#undef KEY_IS
+
+ssize_t
+spool_parse_header(const char *buf, size_t len, struct spool_entry *e, int full)
+{
+	const char *p = buf, *end, *nl;
+	size_t ml = strlen(SPOOL_MAGIC);
+	int nr = 0, have_size = 0;
+
+	/* work on complete blocks only: find the empty line first */
+	for (end = buf; ; end = nl + 1) {
+		if ((nl = memchr(end, '\n', len - (size_t)(end - buf))) == NULL)
+			return 0;
+		if (nl == end)
+			break;
+	}
+	if ((size_t)(end - buf) < ml + 1 || memcmp(buf, SPOOL_MAGIC "\n", ml + 1) != 0)
+		return -1;
+	for (p = buf + ml + 1; p < end; p = nl + 1) {
+		nl = memchr(p, '\n', (size_t)(end - p) + 1);
+		if ((size_t)(nl - p) > 5 && memcmp(p, "size ", 5) == 0)
+			have_size = 1;
+		if (header_line(e, p, (size_t)(nl - p), full, &nr) < 0)
+			return -1;
+	}
+	if (!have_size || e->id[0] == '\0' || e->sender == NULL ||
+	    e->rcpts == NULL || nr != e->nrcpts)
+		return -1;
+	e->body_off = (off_t)(end + 1 - buf);
+	return (ssize_t)(end + 1 - buf);
+}
+
+ssize_t
+spool_parse_trailer(const char *p, size_t len, uint32_t *crc)
+{
+	static const char pre[] = SPOOL_TRAILER " crc32=";
+	size_t pl = sizeof(pre) - 1, tl = pl + 8 + 1;
+	uint32_t c = 0;
+
+	if (len < tl || memcmp(p, pre, pl) != 0 || p[pl + 8] != '\n')
+		return -1;
+	for (size_t i = pl; i < pl + 8; i++) {
+		int d = p[i] >= '0' && p[i] <= '9' ? p[i] - '0' :
+		    p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10 :
+		    p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		c = c << 4 | (uint32_t)d;
+	}
+	*crc = c;
+	return (ssize_t)tl;
+}
+
+static const char *const rstate_names[] = {
+	[SPOOL_R_PENDING] = "pending",
+	[SPOOL_R_DELIVERED] = "delivered",
+	[SPOOL_R_DEFERRED] = "deferred",
+	[SPOOL_R_BOUNCED] = "bounced",
+};
+
+/* next_field - the next space-separated field of [*p, end) */
+static int
+next_field(const char **p, const char *end, const char **f, size_t *fl)
+{
+	const char *sp;
+
+	if (*p >= end)
+		return -1;
+	sp = memchr(*p, ' ', (size_t)(end - *p));
+	*f = *p;
+	*fl = (size_t)((sp ? sp : end) - *p);
+	*p = sp ? sp + 1 : end;
+	return 0;
+}
+
+int
+spool_parse_state(const char *line, size_t len, struct spool_state *st)
+{
+	const char *p = line, *end = line + len, *f;
+	size_t fl, rl;
+	long long idx, t, att, next;
+	int k;
+
+	memset(st, 0, sizeof(*st));
+	if (next_field(&p, end, &f, &fl) < 0 || fl != 5 || memcmp(f, "state", 5) != 0 ||
+	    next_field(&p, end, &f, &fl) < 0 ||
+	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX - 1, &idx) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0)
+		return -1;
+	for (k = SPOOL_R_DELIVERED; k <= SPOOL_R_BOUNCED; k++)
+		if (strlen(rstate_names[k]) == fl && memcmp(rstate_names[k], f, fl) == 0)
+			break;
+	if (k > SPOOL_R_BOUNCED ||
+	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, LLONG_MAX, &t) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, INT_MAX, &att) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, LLONG_MAX, &next) < 0)
+		return -1;
+	st->index = (int)idx;
+	st->state = (enum spool_rstate)k;
+	st->time = (time_t)t;
+	st->attempts = (int)att;
+	st->next = (time_t)next;
+	rl = (size_t)(end - p);
+	if (rl >= sizeof(st->reply))
+		rl = sizeof(st->reply) - 1;
+	memcpy(st->reply, p, rl);
+	st->reply[rl] = '\0';
+	return 0;
+}
+
+size_t
+spool_format_state(char *buf, size_t len, const struct spool_state *st)
+{
+	char reply[SPOOL_REPLY_MAX];
+	size_t i;
+	int n;
+
+	for (i = 0; st->reply[i] && i < sizeof(reply) - 1; i++) {
+		unsigned char c = (unsigned char)st->reply[i];
+		reply[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+	}
+	reply[i] = '\0';
+	n = snprintf(buf, len, "state %d %s %lld %d %lld %s\n", st->index,
+	    rstate_names[st->state], (long long)st->time, st->attempts,
+	    (long long)st->next, reply);
+	if (n < 0 || (size_t)n >= len)
+		return 0;
+	return (size_t)n;
+}
+
+size_t
+spool_apply_records(struct spool_entry *e, const char *p, size_t len)
+{
+	struct spool_state st;
+	const char *q = p, *nl;
+	struct spool_rcpt *r;
+
+	while ((nl = memchr(q, '\n', len - (size_t)(q - p))) != NULL) {
+		/* a torn line left by a crash is skipped, not fatal */
+		if (spool_parse_state(q, (size_t)(nl - q), &st) == 0 &&
+		    st.index < e->nrcpts) {
+			r = &e->rcpts[st.index];
+			r->state = st.state;
+			r->time = st.time;
+			r->attempts = st.attempts;
+			r->next = st.next;
+			free(r->reply);
+			r->reply = st.reply[0] ? xstrdup(st.reply) : NULL;
+		}
+		q = nl + 1;
+	}
+	return (size_t)(q - p);
+}
+
+/* pread_full - pread until n octets or end of file; octets read or -1 */
+static ssize_t
+pread_full(int fd, char *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = pread(fd, buf + got, n - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+/* spool_load_fd - parse an open message file: envelope (one read for
+ * small files), trailer, state records. *good is where the last complete
+ * record ends (a torn line after it is cut at recovery). NULL with errno
+ * (EINVAL: malformed). */
+static struct spool_entry *
+spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
+{
+	struct spool_entry *e = xcalloc(1, sizeof(*e));
+	struct stat st;
+	size_t cap, have, tlen;
+	ssize_t hl, r, tl;
+	char *buf = NULL, *tail;
+	off_t toff;
+
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	cap = st.st_size < SPOOL_READ_CHUNK ? (size_t)st.st_size : SPOOL_READ_CHUNK;
+	buf = xmalloc(cap + 1);
+	if ((r = pread_full(fd, buf, cap, 0)) < 0)
+		goto fail;
+	have = (size_t)r;
+	while ((hl = spool_parse_header(buf, have, e, full)) == 0) {
+		if (have < cap || cap >= SPOOL_HEADER_MAX)
+			goto bad;
+		cap *= 2;
+		buf = xrealloc(buf, cap + 1);
+		if ((r = pread_full(fd, buf + have, cap - have, (off_t)have)) < 0)
+			goto fail;
+		have += (size_t)r;
+	}
+	if (hl < 0)
+		goto bad;
+	toff = (off_t)hl + (off_t)e->body_size;
+	if (toff > st.st_size || st.st_size - toff > SPOOL_RECORDS_MAX)
+		goto bad;
+	tlen = (size_t)(st.st_size - toff);
+	if ((size_t)toff + tlen <= have)
+		tail = buf + toff;
+	else {
+		free(buf);
+		buf = xmalloc(tlen + 1);
+		if ((r = pread_full(fd, buf, tlen, toff)) < 0)
+			goto fail;
+		tlen = (size_t)r;
+		tail = buf;
+	}
+	if ((tl = spool_parse_trailer(tail, tlen, &e->body_crc)) < 0)
+		goto bad;
+	*good = toff + tl + (off_t)spool_apply_records(e, tail + tl, tlen - (size_t)tl);
+	*fsize = st.st_size;
+	free(buf);
+	return e;
+bad:
+	errno = EINVAL;
+fail:
+	free(buf);
+	spool_entry_free(e);
+	return NULL;
+}
+
+int
+spool_open_message(const char *id)
+{
+	return openat(spool.queuefd, id, O_RDONLY | O_CLOEXEC);
+}
+
+struct spool_entry *
+spool_read_entry(const char *id, int full)
+{
+	struct spool_entry *e;
+	off_t good, size;
+	int fd, save;
+
+	if ((fd = spool_open_message(id)) < 0)
+		return NULL;
+	e = spool_load_fd(fd, full, &good, &size);
+	save = errno;
+	close(fd);
+	errno = save;
+	return e;
+}
+
+char *
+spool_read_headers(int fd, off_t body_off, uint64_t body_size, size_t max,
+    size_t *len)
+{
+	size_t n = body_size < max ? (size_t)body_size : max, end = 0;
+	char *buf = xmalloc(n + 1);
+	ssize_t r = pread_full(fd, buf, n, body_off);
+
+	if (r < 0) {
+		free(buf);
+		return NULL;
+	}
+	/* up to the empty line that ends the header section (CRLF CRLF), or
+	 * the last complete line when the section is longer than max */
+	for (size_t i = 0; i + 1 < (size_t)r; i++) {
+		if (buf[i] != '\r' || buf[i + 1] != '\n')
+			continue;
+		end = i + 2;
+		if (i + 3 < (size_t)r && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			break;
+	}
+	buf[end] = '\0';
+	*len = end;
+	return buf;
+}
+
+/* spool_recover_file - recovery: read queue/NAME back; NULL when it is
+ * incomplete. A torn record line at the end (crash mid-append) is cut. */
+static struct spool_entry *
+spool_recover_file(const char *name)
+{
+	struct spool_entry *e;
+	off_t good, size;
+	int fd;
+
+	if ((fd = openat(spool.queuefd, name, O_RDWR | O_CLOEXEC)) < 0)
+		return NULL;
+	e = spool_load_fd(fd, 0, &good, &size);
+	if (e && strcmp(e->id, name) != 0) {
+		spool_entry_free(e);
+		e = NULL;
+	}
+	if (e && good < size) {
+		log_warnx("%s spool torn state record cut octets=%lld", name,
+		    (long long)(size - good));
+		if (ftruncate(fd, good) < 0)
+			log_warn("%s spool truncate", name);
+	}
+	close(fd);
+	return e;
+}
+
+/* spool_recover - start-up scan: read every complete message back for the
+ * queue, set aside files that never got their trailer (never
+ * acknowledged), empty incoming/. */
 static int
 spool_recover(void)
 {
 	DIR *d;
 	struct dirent *de;
-	int n, bad = 0;
+	struct spool_entry *e;
+	size_t cap = 0;
+	int bad = 0;
 	uint64_t t0 = mx_mono_us();
 
 	if ((d = fdopendir(dup(spool.incfd))) == NULL)
@@ -487,7 +1051,7 @@ spool_recover(void)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if ((n = spool_check_file(de->d_name)) < 0) {
+		if ((e = spool_recover_file(de->d_name)) == NULL) {
 			/* Keep it for the operator rather than delete. */
 			log_warnx("%s spool incomplete file moved to corrupt/", de->d_name);
 			if (renameat(spool.queuefd, de->d_name, spool.corruptfd, de->d_name) < 0)
@@ -495,8 +1059,18 @@ spool_recover(void)
 			bad++;
 			continue;
 		}
+		for (int i = 0; i < e->nrcpts; i++)
+			if (e->rcpts[i].state == SPOOL_R_PENDING ||
+			    e->rcpts[i].state == SPOOL_R_DEFERRED) {
+				rcpt_count_add(e->rcpts[i].addr, 1);
+				mx_stats.queue_recipients++;
+			}
+		if (spool.nrecovered == cap) {
+			cap = cap ? cap * 2 : 1024;
+			spool.recovered = xrealloc(spool.recovered, cap * sizeof(e));
+		}
+		spool.recovered[spool.nrecovered++] = e;
 		spool.messages++;
-		mx_stats.queue_recipients += n;
 	}
 	closedir(d);
 	mx_stats.queue_messages = spool.messages;
@@ -504,6 +1078,19 @@ spool_recover(void)
 	    " incomplete=%d elapsed_ms=%" PRIu64, spool.messages,
 	    mx_stats.queue_recipients, bad, (mx_mono_us() - t0) / 1000);
 	return 0;
+}
+
+size_t
+spool_take_recovered(spool_queued_fn fn, void *arg)
+{
+	size_t n = spool.nrecovered;
+
+	for (size_t i = 0; i < n; i++)
+		fn(spool.recovered[i], arg);
+	free(spool.recovered);
+	spool.recovered = NULL;
+	spool.nrecovered = 0;
+	return n;
 }
 
 /* open_subdir - mkdir (0700) and open a directory below the spool */
@@ -558,4 +1145,11 @@ spool_close(void)
 	spool.dir = NULL;
 	dict_free(spool.by_domain, free);
 	spool.by_domain = NULL;
+	for (size_t i = 0; i < spool.nrecovered; i++)
+		spool_entry_free(spool.recovered[i]);
+	free(spool.recovered);
+	spool.recovered = NULL;
+	spool.nrecovered = 0;
+	spool.queued_fn = NULL;
+	spool.messages = 0;
 }

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 #include <event2/event.h>
 
 #define SPOOL_ID_LEN	16		/* hex digits of a queue ID */
@@ -29,6 +31,7 @@ struct spool_envelope {
 	int smtputf8;
 	const char *const *rcpts;
 	int nrcpts;
+	int route_mx;			/* a bounce: deliver by MX ("route mx") */
 };
 
 /* called on the loop thread; ok = 1 when durable, 0 on failure */
@@ -55,6 +58,108 @@ void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
 void spool_msg_detach(struct spool_msg *);
 const char *spool_msg_id(const struct spool_msg *);
+
+/* Reading messages back (doc/spool.md "File format"). */
+
+#define SPOOL_RCPTS_MAX		100000	/* recipients of one file we accept */
+#define SPOOL_REPLY_MAX		512	/* reply text kept in a state record */
+#define SPOOL_HEADER_MAX	(4 * 1024 * 1024)	/* envelope block of a file */
+#define SPOOL_RECORDS_MAX	(64 * 1024 * 1024)	/* state records of a file */
+
+enum spool_rstate {
+	SPOOL_R_PENDING = 0,	/* no record yet: due */
+	SPOOL_R_DELIVERED,
+	SPOOL_R_DEFERRED,
+	SPOOL_R_BOUNCED,
+};
+
+/* one state record: "state INDEX STATE TIME ATTEMPTS NEXT REPLY" */
+struct spool_state {
+	int index;
+	enum spool_rstate state;
+	time_t time;			/* when it happened */
+	int attempts;			/* delivery attempts so far */
+	time_t next;			/* deferred: next attempt; else 0 */
+	char reply[SPOOL_REPLY_MAX];	/* last reply or our reason, one line */
+};
+
+struct spool_rcpt {
+	char *addr;			/* as the client wrote it, without <> */
+	enum spool_rstate state;	/* from its last state record */
+	time_t time;
+	int attempts;
+	time_t next;
+	char *reply;			/* NULL when none */
+};
+
+/* a message file as read back: envelope, body position, recipient states */
+struct spool_entry {
+	char id[SPOOL_ID_LEN + 1];
+	time_t arrival;
+	char *sender;			/* "" for <> */
+	char *client, *helo, *tls;	/* only when read with full = 1 */
+	int body_8bit;
+	int smtputf8;
+	int route_mx;			/* "route mx": a bounce */
+	off_t body_off;			/* first octet of the message */
+	uint64_t body_size;
+	uint32_t body_crc;		/* from the trailer */
+	int nrcpts;
+	struct spool_rcpt *rcpts;
+};
+
+void spool_entry_free(struct spool_entry *);
+
+/* Pure parsing and formatting (no I/O; unit tested). */
+
+/* spool_parse_header - the envelope block in buf. Returns its length
+ * (= body_off, the empty line included), 0 when buf ends before the empty
+ * line, -1 when malformed. full: also keep client/helo/tls. */
+ssize_t spool_parse_header(const char *buf, size_t len, struct spool_entry *e,
+    int full);
+/* spool_parse_trailer - "MXRELAY-END crc32=HEX\n" at p: its length, or -1 */
+ssize_t spool_parse_trailer(const char *p, size_t len, uint32_t *crc);
+/* spool_parse_state - one record line (no newline): 0, or -1 if malformed */
+int spool_parse_state(const char *line, size_t len, struct spool_state *st);
+/* spool_format_state - the record line, newline included; its length
+ * (reply control characters become spaces, long replies are cut) */
+size_t spool_format_state(char *buf, size_t len, const struct spool_state *st);
+/* spool_apply_records - apply every complete record line in p to e (the
+ * last record of a recipient wins); returns the octets of complete lines */
+size_t spool_apply_records(struct spool_entry *e, const char *p, size_t len);
+
+/* Handing messages to the queue manager (loop thread). */
+
+/* the queue takes ownership of e */
+typedef void (*spool_queued_fn)(struct spool_entry *e, void *arg);
+/* spool_set_queued_hook - fn gets every message as its commit completes */
+void spool_set_queued_hook(spool_queued_fn fn, void *arg);
+/* spool_take_recovered - hand the messages found by the recovery scan in
+ * spool_init to fn, once; returns how many */
+size_t spool_take_recovered(spool_queued_fn fn, void *arg);
+
+/* Changing queued messages: group-committed on the spool worker like new
+ * messages; cb (may be NULL) runs on the loop once durable (ok = 1). */
+typedef void (*spool_op_fn)(int ok, void *arg);
+/* spool_append_state - append record lines (text, newline-terminated) */
+void spool_append_state(const char *id, const char *text, size_t len,
+    spool_op_fn cb, void *arg);
+/* spool_msg_remove - unlink queue/ID; the message leaves the counters at once */
+void spool_msg_remove(const char *id, spool_op_fn cb, void *arg);
+/* spool_rcpt_done - a recipient (as written) reached a final state: it
+ * leaves queue_recipients and spool_domain_recipients */
+void spool_rcpt_done(const char *rcpt);
+
+/* Reading (any thread: the queue's reader worker). */
+
+/* spool_open_message - queue/ID read-only; -1 with errno */
+int spool_open_message(const char *id);
+/* spool_read_entry - parse queue/ID from disk; NULL with errno */
+struct spool_entry *spool_read_entry(const char *id, int full);
+/* spool_read_headers - the message's header section (up to the empty
+ * line, at most max octets, cut at a line end); malloc'd, NUL-terminated */
+char *spool_read_headers(int fd, off_t body_off, uint64_t body_size,
+    size_t max, size_t *len);
 
 /* counters for status */
 int64_t spool_count_messages(void);

@@ -18,6 +18,21 @@ struct mx_stats {
 	uint64_t tls_sessions;
 	int64_t queue_messages;		/* messages in the spool now */
 	int64_t queue_recipients;	/* pending recipients in the spool now */
+
+	/* filters (filter.c, spf.c, dnsbl.c): evaluations and verdicts */
+	uint64_t filter_pregreet;	/* clients that talked before the banner */
+	uint64_t filter_rate_limited;	/* connections over filters.rate_limit */
+	uint64_t filter_helo_refused;	/* recipients refused: invalid HELO */
+	uint64_t filter_nofilter;	/* nofilter recipients (filters skipped) */
+	uint64_t filter_xclient_refused;/* XCLIENT from outside xclient_hosts */
+	uint64_t spf_results[7];	/* evaluations by result, enum spf_result */
+	uint64_t spf_refused;		/* recipients refused: SPF fail (550) */
+	uint64_t spf_deferred;		/* recipients deferred: SPF temperror (451) */
+	uint64_t dnsbl_listed;		/* clients found in a blocking zone */
+	uint64_t dnsbl_allowed;		/* clients found in an allow zone */
+	uint64_t dnsbl_clean;		/* clients in no zone */
+	uint64_t dnsbl_tempfail;	/* clients some zone did not answer for */
+	uint64_t dnsbl_refused;		/* recipients refused: listed (554) */
 };
 
 extern struct mx_stats mx_stats;

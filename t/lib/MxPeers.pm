@@ -23,13 +23,15 @@ use warnings;
 use Exporter 'import';
 use Carp qw(croak);
 use IO::Socket::INET;
+use IO::Select;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use MxTest ();
 
 our @EXPORT = qw(
 	free_port_tcp_udp wait_log attempt_lines attempt_fields parse_dsn
-	sink_message_text crlf_to_lf need_programs
+	sink_message_text crlf_to_lf need_programs delivery_daemon dot_stuff
+	submit wait_queue_empty our_headers_then
 );
 
 my $OWNER_PID = $$;
@@ -92,17 +94,9 @@ sub _wait_banner {
 		my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
 		    Proto => 'tcp', Timeout => 1);
 		if ($s) {
-			my $l = '';
-			my $ok = eval {
-				local $SIG{ALRM} = sub { die "timeout\n" };
-				alarm 2;
-				$l = <$s>;
-				alarm 0;
-				1;
-			};
-			alarm 0;
-			# MxTest's watchdog uses ALRM too: re-arm a generous one
-			MxTest::watchdog($MxTest::DEFAULT_WATCHDOG) unless $ok;
+			# read the banner without alarm (MxTest's watchdog owns it)
+			my $l;
+			$l = <$s> if IO::Select->new($s)->can_read(2);
 			print $s "QUIT\r\n";
 			close $s;
 			return 1 if defined $l && $l =~ /^220/;
@@ -241,6 +235,84 @@ sub parse_dsn {
 	return \%r;
 }
 
+# delivery_daemon - a started mxrelayd for delivery tests. Options:
+#   dns => MxPeers::DNS      dns.nameservers points at it
+#   bounce_sink => Sink      delivery.smtp_port = its port (MX-routed mail)
+#   hosting => destination   hosting.destination
+#   delivery => {...}        merged over retry_schedule [1, 2], connect_timeout 5
+#   config => {...}          merged over all of that
+sub delivery_daemon {
+	my (%o) = @_;
+	my %delivery = (retry_schedule => [1, 2], connect_timeout => 5,
+	    %{$o{delivery} || {}});
+	$delivery{smtp_port} = $o{bounce_sink}->port if $o{bounce_sink};
+	my %cfg = (delivery => \%delivery);
+	$cfg{dns} = { nameservers => [$o{dns}->nameserver] } if $o{dns};
+	$cfg{hosting} = { destination => $o{hosting} } if $o{hosting};
+	my $mx = MxTest::Daemon->new(config => MxTest::Daemon::_merge(\%cfg, $o{config} || {}));
+	return $mx->start;
+}
+
+# dot_stuff - CONTENT (CRLF lines) as it goes between DATA and the final dot
+sub dot_stuff {
+	my ($content) = @_;
+	(my $s = $content) =~ s/^\./../mg;
+	return $s;
+}
+
+# submit - one transaction on a new session: MAIL FROM:<FROM> PARAMS, each
+# RCPT, DATA, CONTENT (dot-stuffed here); returns the queue ID, or undef
+# (with a diag) when any reply is not the expected one
+sub submit {
+	my ($mx, $from, $rcpts, $content, %o) = @_;
+	my $c = $mx->session;
+	my @steps = ('MAIL FROM:<' . $from . '>' . ($o{mail_params} ? " $o{mail_params}" : ''),
+	    map { "RCPT TO:<$_>" } @$rcpts);
+	for my $cmd (@steps) {
+		my $r = $c->cmd($cmd);
+		if (!defined $r || $r !~ /^250 /) {
+			Test::More::diag("submit: $cmd -> " . ($r // 'EOF'));
+			return undef;
+		}
+	}
+	my $r = $c->cmd('DATA');
+	if (!defined $r || $r !~ /^354 /) {
+		Test::More::diag("submit: DATA -> " . ($r // 'EOF'));
+		return undef;
+	}
+	$c->send(dot_stuff($content) . ".\r\n");
+	$r = $c->reply(30);
+	$c->cmd('QUIT');
+	$c->close;
+	if (!defined $r || $r !~ /^250 2\.0\.0 Ok: queued as (\S+)/) {
+		Test::More::diag("submit: end of data -> " . ($r // 'EOF'));
+		return undef;
+	}
+	return $1;
+}
+
+# wait_queue_empty - wait until SPOOL/queue holds none of IDS (all when
+# none are given); true on success
+sub wait_queue_empty {
+	my ($mx, $timeout, @ids) = @_;
+	return MxTest::wait_until(sub {
+		my %q = map { $_ => 1 } $mx->queue_ids;
+		return @ids ? !grep { $q{$_} } @ids : !%q;
+	}, $timeout // 10, 0.1);
+}
+
+# our_headers_then - does TEXT consist of header fields (ours, e.g.
+# Received:) followed by exactly EXPECTED? Returns (ok, the prefix).
+sub our_headers_then {
+	my ($text, $expected) = @_;
+	return (0, undef) if length $text < length $expected;
+	my $tail = substr($text, length($text) - length($expected));
+	my $prefix = substr($text, 0, length($text) - length($expected));
+	return (0, $prefix) unless $tail eq $expected;
+	my $ok = $prefix =~ /\A(?:[!-9;-~]+:[^\n]*\n(?:[ \t][^\n]*\n)*)+\z/;
+	return ($ok ? 1 : 0, $prefix);
+}
+
 ########################################################################
 package MxPeers::Sink;
 
@@ -331,7 +403,8 @@ sub files {
 	opendir(my $dh, $self->{dumpdir}) or return ();
 	my @f = map { "$self->{dumpdir}/$_" } grep { !/^\./ } readdir $dh;
 	closedir $dh;
-	return sort { (stat $a)[9] <=> (stat $b)[9] || $a cmp $b } @f;
+	my @s = sort { (stat $a)[9] <=> (stat $b)[9] || $a cmp $b } @f;
+	return @s;
 }
 
 # count - messages received (dump files)
@@ -456,7 +529,8 @@ sub maildir_files {
 		push @f, map { "$dir/$_" } grep { !/^\./ } readdir $dh;
 		closedir $dh;
 	}
-	return sort @f;
+	my @s = sort @f;
+	return @s;
 }
 
 # messages - the messages of ADDRESS, as stored (LF line ends)
