@@ -22,6 +22,7 @@
 #include "dns.h"
 #include "log.h"
 #include "route.h"
+#include "sdnotify.h"
 #include "smtp_server.h"
 #include "spool.h"
 #include "stats.h"
@@ -132,6 +133,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 	if (stop_ev != NULL)
 		return;
 	log_info("signal %s: shutting down", sig == SIGTERM ? "TERM" : "INT");
+	sdnotify("STOPPING=1");
 	smtp_server_stop(server);
 	stop_ev = evtimer_new(base, stop_tick, base);
 	stop_tick(-1, 0, base);
@@ -145,7 +147,7 @@ main(int argc, char **argv)
 	int ch, check = 0, use_syslog = 0, debug = 0;
 	struct config *cfg;
 	struct event_base *base;
-	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *sig_term, *sig_int, *sig_hup, *watchdog;
 	struct smtp_server *srv;
 	struct passwd *pw = NULL;
 	SSL_CTX *tls = NULL;
@@ -221,7 +223,11 @@ main(int argc, char **argv)
 	mx_stats.started = time(NULL);
 	smtp_server_start(srv);
 	log_info("startup version=%s hostname=%s", PACKAGE_VERSION, cfg->hostname);
+	sdnotify("READY=1\nSTATUS=accepting mail");
+	watchdog = sdnotify_watchdog_start(base);
 	event_base_dispatch(base);
+	if (watchdog)
+		event_free(watchdog);
 
 	smtp_server_free(srv);
 	control_close();
