@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "control_cmds.h"
+#include "control_queue.h"
 #include "jsonw.h"
 #include "log.h"
 #include "stats.h"
@@ -301,6 +302,29 @@ cmd_stats(struct ctl_ctx *ctx)
 		{ "recipients_refused_unknown", (int64_t)mx_stats.rcpt_unknown },
 		{ "queue_messages", mx_stats.queue_messages },
 		{ "queue_recipients", mx_stats.queue_recipients },
+		{ "deliveries_sent", (int64_t)mx_stats.deliveries_sent },
+		{ "deliveries_deferred", (int64_t)mx_stats.deliveries_deferred },
+		{ "deliveries_bounced", (int64_t)mx_stats.deliveries_bounced },
+		{ "bounces_sent", (int64_t)mx_stats.bounces_sent },
+		{ "filter_pregreet_refused", (int64_t)mx_stats.filter_pregreet },
+		{ "filter_rate_limited", (int64_t)mx_stats.filter_rate_limited },
+		{ "filter_helo_refused", (int64_t)mx_stats.filter_helo_refused },
+		{ "filter_nofilter_recipients", (int64_t)mx_stats.filter_nofilter },
+		{ "filter_xclient_refused", (int64_t)mx_stats.filter_xclient_refused },
+		{ "spf_none", (int64_t)mx_stats.spf_results[0] },
+		{ "spf_neutral", (int64_t)mx_stats.spf_results[1] },
+		{ "spf_pass", (int64_t)mx_stats.spf_results[2] },
+		{ "spf_fail", (int64_t)mx_stats.spf_results[3] },
+		{ "spf_softfail", (int64_t)mx_stats.spf_results[4] },
+		{ "spf_temperror", (int64_t)mx_stats.spf_results[5] },
+		{ "spf_permerror", (int64_t)mx_stats.spf_results[6] },
+		{ "spf_refused", (int64_t)mx_stats.spf_refused },
+		{ "spf_deferred", (int64_t)mx_stats.spf_deferred },
+		{ "dnsbl_listed", (int64_t)mx_stats.dnsbl_listed },
+		{ "dnsbl_allowed", (int64_t)mx_stats.dnsbl_allowed },
+		{ "dnsbl_clean", (int64_t)mx_stats.dnsbl_clean },
+		{ "dnsbl_tempfail", (int64_t)mx_stats.dnsbl_tempfail },
+		{ "dnsbl_refused", (int64_t)mx_stats.dnsbl_refused },
 	};
 	struct jsonw *w;
 
@@ -978,6 +1002,10 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "address list", cmd_address_list, 0 },
 	{ "import", cmd_import, CTL_CMD_WRITES },
 	{ "export", cmd_export, 0 },
+	{ "queue list", cmd_queue_list, 0 },
+	{ "queue show", cmd_queue_show, 0 },
+	{ "queue flush", cmd_queue_flush, CTL_CMD_WRITES },
+	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
 };
 
 const struct ctl_handler *

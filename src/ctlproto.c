@@ -209,6 +209,10 @@ static const struct ctl_option opts_import[] = {
 	{ "--dry-run", 0 }, { "--strict", 0 }, { "--nofilter", 0 }, { NULL, 0 }
 };
 
+static const struct ctl_option opts_queue_delete[] = {
+	{ "--bounce", 0 }, { NULL, 0 }
+};
+
 static const struct ctl_command_spec ctl_commands[] = {
 	{ "status", 0, 0, 0, opts_none, "status" },
 	{ "stats", 0, 0, 0, opts_none, "stats" },
@@ -227,6 +231,10 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "import", 2, 2, CTL_SPEC_SENDS_FILE, opts_import,
 	    "import DOMAIN FILE [--dry-run] [--strict] [--nofilter]" },
 	{ "export", 1, 1, 0, opts_none, "export DOMAIN" },
+	{ "queue list", 0, 1, 0, opts_none, "queue list [DOMAIN]" },
+	{ "queue show", 1, 1, 0, opts_none, "queue show ID" },
+	{ "queue flush", 0, 1, 0, opts_none, "queue flush [DOMAIN]" },
+	{ "queue delete", 1, 1, 0, opts_queue_delete, "queue delete ID [--bounce]" },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 

@@ -20,9 +20,9 @@
 #define MTA_RELAY_MAX	320
 
 enum mta_class {
-	MTA_NOT_TRIED = 0,	/* not attempted (route changed, destination backed off before MAIL) */
+	MTA_NOT_TRIED = 0,	/* not attempted: the route changed before MAIL (retry at once) */
 	MTA_OK,			/* 2xx: delivered */
-	MTA_TEMP,		/* 4xx, connection trouble: defer */
+	MTA_TEMP,		/* 4xx, connection trouble, destination backed off: defer */
 	MTA_PERM,		/* 5xx: bounce */
 };
 
@@ -76,6 +76,8 @@ void mta_submit(struct mta_job *);
 /* mta_inflight - jobs whose MAIL FROM was sent and whose result is not in
  * yet, for route key (NULL: all); the switch waits on these */
 int mta_inflight(const char *key);
+/* mta_reload - use cfg from now on (limits, timeouts, tls.outbound) */
+void mta_reload(const struct config *);
 /* mta_close - drop connections; pending jobs complete as MTA_NOT_TRIED */
 void mta_close(void);
 

@@ -21,6 +21,7 @@
 #include "control.h"
 #include "dns.h"
 #include "log.h"
+#include "mta.h"
 #include "route.h"
 #include "sdnotify.h"
 #include "smtp_server.h"
@@ -208,6 +209,8 @@ main(int argc, char **argv)
 	if (dns_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	route_init(cfg);
+	if (mta_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
@@ -231,6 +234,7 @@ main(int argc, char **argv)
 
 	smtp_server_free(srv);
 	control_close();
+	mta_close();
 	spool_close();
 	dns_close();
 	store_close();	/* after control: it may still hold store results */

@@ -1,3 +1,1212 @@
-/* queue.c - placeholder until written */
+/* queue.c - per-recipient state, scheduling, retry, bounce
+ *
+ * Messages come from the spool: the recovery scan at start-up and the
+ * commit hook afterwards. Each message with a recipient waiting sits in a
+ * min-heap keyed by its earliest due time; one timer fires for the top.
+ * A due message is opened on the reader worker (no file I/O on the loop),
+ * then its due recipients are routed now and grouped by route key into
+ * mta jobs. Results become spool state records, appended and synced in
+ * groups on the spool worker; a message whose recipients are all final is
+ * unlinked. Failed recipients of one event get one DSN (bounce.c), which
+ * is enqueued like any message and routed by MX.
+ *
+ * Recipient states: PENDING -> ACTIVE (in a job) -> DELIVERED | PENDING
+ * (deferred) | BOUNCING -> BOUNCED once the DSN is durable (back to PENDING
+ * when it could not be written).
+ */
 #include "autoconf.h"
-extern int mx_placeholder_queue;
+
+#include <errno.h>
+#include <stddef.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "bounce.h"
+#include "dict.h"
+#include "log.h"
+#include "mta.h"
+#include "queue.h"
+#include "route.h"
+#include "stats.h"
+#include "util.h"
+#include "worker.h"
+
+#define QUEUE_OPEN_BATCH	256	/* messages opened per reader job */
+#define QUEUE_BACKOFF_WAIT	60	/* not tried, same route: the destination
+					 * is backed off; look again then */
+#define QUEUE_ERROR_WAIT	300	/* queue file unreadable: retry then */
+#define QUEUE_RECORD_MAX	(SPOOL_REPLY_MAX + 128)
+#define QUEUE_WHY_MAX		256
+#define QUEUE_HOST_MAX		256
+
+/* our own reasons, with their enhanced status codes (RFC 3463) */
+#define DSN_NO_ROUTE_TEMP	"4.4.4"	/* no route now */
+#define DSN_NO_ROUTE_PERM	"5.4.4"	/* never routable any more */
+#define DSN_EXPIRED		"5.4.7"	/* delivery time expired */
+#define DSN_DELETED		"5.0.0"	/* removed by the operator */
+#define DSN_LOCAL_TEMP		"4.3.0"	/* our own trouble */
+
+/* one mta job: recipients of one message sharing a route */
+struct queue_job {
+	struct mta_job mj;
+	struct queue_msg *m;
+	struct mta_rcpt rcpts[];
+};
+
+/* a batch of messages opened on the reader worker */
+struct open_batch {
+	int n;
+	struct queue_msg *m[QUEUE_OPEN_BATCH];
+	int fd[QUEUE_OPEN_BATCH];
+	int err[QUEUE_OPEN_BATCH];
+};
+
+/* one failed recipient waiting for its DSN */
+struct bounce_item {
+	int index;
+	char status[16];
+	char remote[QUEUE_HOST_MAX];	/* "" when no server was reached */
+	int code;
+	char *reply;
+};
+
+struct bounce_list {
+	int n, cap;
+	struct bounce_item *v;
+};
+
+/* one DSN being made: headers read on the reader worker, then enqueued */
+struct bounce_job {
+	struct queue_msg *m;
+	struct bounce_list list;
+	char *headers;
+	size_t hlen;
+};
+
+struct queue_delete_req {
+	queue_delete_fn cb;
+	void *arg;
+	int nbounced;
+};
+
+struct show_req {
+	char id[SPOOL_ID_LEN + 1];
+	struct spool_entry *e;
+	char *headers;
+	queue_show_fn cb;
+	void *arg;
+};
+
+static struct {
+	struct event_base *base;
+	const struct config *cfg;
+	struct dict *msgs;		/* id -> struct queue_msg */
+	struct qsched_heap heap;
+	struct event *timer;
+	struct worker *reader;		/* opens files, reads headers */
+	int inflight;			/* jobs + opens */
+	int loading;
+	int closing;			/* callbacks still to come let go */
+} q;
+
+static void queue_arm(void);
+static void msg_sync(struct queue_msg *);
+static void bounce_start(struct queue_msg *, struct bounce_list *);
+
+const char *
+queue_rstate_name(enum queue_rstate s)
+{
+	static const char *const names[] = {
+		[QUEUE_R_PENDING] = "pending", [QUEUE_R_ACTIVE] = "active",
+		[QUEUE_R_BOUNCING] = "bouncing", [QUEUE_R_DELIVERED] = "delivered",
+		[QUEUE_R_BOUNCED] = "bounced",
+	};
+
+	return (unsigned)s < MX_ARRAY_LEN(names) ? names[s] : "?";
+}
+
+/* rcpt_domain - the domain part of an address as written */
+static const char *
+rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}
+
+int
+queue_rcpt_in_domain(const char *addr, const char *domain)
+{
+	return strcasecmp(rcpt_domain(addr), domain) == 0;
+}
+
+/* Messages in memory */
+
+/* msg_new - the queue's copy of a spool entry; takes its strings over */
+static struct queue_msg *
+msg_new(struct spool_entry *e)
+{
+	struct queue_msg *m = xcalloc(1, sizeof(*m));
+	char *end;
+
+	mx_strlcpy(m->id, e->id, sizeof(m->id));
+	m->arrival = e->arrival;
+	m->arrival_us = strtoull(e->id, &end, 16);
+	if (*end != '\0' || m->arrival_us / 1000000 + 1 < (uint64_t)e->arrival)
+		m->arrival_us = (uint64_t)e->arrival * 1000000;
+	m->sender = e->sender;
+	e->sender = NULL;
+	m->route_mx = e->route_mx;
+	m->body_8bit = e->body_8bit;
+	m->smtputf8 = e->smtputf8;
+	m->body_off = e->body_off;
+	m->size = e->body_size;
+	m->crc = e->body_crc;
+	m->nrcpts = e->nrcpts;
+	m->rcpts = xcalloc((size_t)e->nrcpts, sizeof(*m->rcpts));
+	m->fd = -1;
+	qsched_node_init(&m->sched);
+	for (int i = 0; i < e->nrcpts; i++) {
+		struct spool_rcpt *sr = &e->rcpts[i];
+		struct queue_rcpt *r = &m->rcpts[i];
+
+		r->addr = sr->addr;
+		sr->addr = NULL;
+		r->reply = sr->reply;
+		sr->reply = NULL;
+		r->attempts = sr->attempts;
+		r->last = sr->state == SPOOL_R_PENDING ? 0 : sr->time;
+		switch (sr->state) {
+		case SPOOL_R_DELIVERED:
+			r->state = QUEUE_R_DELIVERED;
+			break;
+		case SPOOL_R_BOUNCED:
+			r->state = QUEUE_R_BOUNCED;
+			break;
+		case SPOOL_R_DEFERRED:
+			r->next = sr->next;
+			m->nlive++;
+			break;
+		default:
+			m->nlive++;	/* never tried: due at once (next = 0) */
+		}
+	}
+	return m;
+}
+
+static void
+msg_free(struct queue_msg *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	for (int i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i].addr);
+		free(m->rcpts[i].reply);
+	}
+	free(m->rcpts);
+	free(m->sender);
+	free(m->rec);
+	free(m->del);
+	free(m);
+}
+
+/* msg_due - the earliest due time of a waiting recipient; 0 when none
+ * waits (time 0 itself is stored as 1: "due long ago") */
+static time_t
+msg_due(const struct queue_msg *m)
+{
+	time_t due = 0;
+
+	for (int i = 0; i < m->nrcpts; i++) {
+		const struct queue_rcpt *r = &m->rcpts[i];
+		time_t t = r->next > 0 ? r->next : 1;
+		if (r->state == QUEUE_R_PENDING && (due == 0 || t < due))
+			due = t;
+	}
+	return due;
+}
+
+static int
+msg_idle(const struct queue_msg *m)
+{
+	return !m->opening && m->njobs == 0 && m->nbounces == 0;
+}
+
+/* delete_removed - the unlink of a deleted message is durable */
+static void
+delete_removed(int ok, void *arg)
+{
+	struct queue_delete_req *del = arg;
+
+	del->cb(ok, del->nbounced, del->arg);
+	free(del);
+}
+
+/* msg_remove - the message leaves the queue: unlink its file */
+static void
+msg_remove(struct queue_msg *m)
+{
+	struct queue_delete_req *del = m->del;
+
+	for (int i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state < QUEUE_R_DELIVERED)
+			spool_rcpt_done(m->rcpts[i].addr);
+	qsched_remove(&q.heap, &m->sched);
+	dict_del(q.msgs, m->id);
+	if (m->deleted)
+		log_info("%s removed by the operator", m->id);
+	else
+		log_info("%s removed", m->id);
+	m->del = NULL;
+	/* an operator's delete is answered once the unlink is durable */
+	spool_msg_remove(m->id, del ? delete_removed : NULL, del);
+	msg_free(m);
+}
+
+/* rec_add - a state record for recipient i, written at the next msg_sync */
+static void
+rec_add(struct queue_msg *m, int i, enum spool_rstate st, time_t now,
+    const char *reply)
+{
+	struct spool_state s;
+	char line[QUEUE_RECORD_MAX];
+	size_t n;
+
+	memset(&s, 0, sizeof(s));
+	s.index = i;
+	s.state = st;
+	s.time = now;
+	s.attempts = m->rcpts[i].attempts;
+	s.next = st == SPOOL_R_DEFERRED ? m->rcpts[i].next : 0;
+	mx_strlcpy(s.reply, reply ? reply : "", sizeof(s.reply));
+	if ((n = spool_format_state(line, sizeof(line), &s)) == 0)
+		return;
+	if (m->reclen + n > m->reccap) {
+		m->reccap = (m->reclen + n) * 2;
+		m->rec = xrealloc(m->rec, m->reccap);
+	}
+	memcpy(m->rec + m->reclen, line, n);
+	m->reclen += n;
+}
+
+/* msg_sync - after any change: write the records, remove the message when
+ * nothing is left to do, otherwise (re)schedule it */
+static void
+msg_sync(struct queue_msg *m)
+{
+	time_t due;
+
+	if ((m->nlive == 0 || m->deleted) && msg_idle(m)) {
+		msg_remove(m);
+		queue_arm();
+		return;
+	}
+	if (m->reclen && !m->deleted)
+		spool_append_state(m->id, m->rec, m->reclen, NULL, NULL);
+	m->reclen = 0;
+	/* a message in an attempt is looked at again when the attempt ends */
+	if (m->deleted || m->opening || m->njobs > 0 || (due = msg_due(m)) == 0)
+		qsched_remove(&q.heap, &m->sched);
+	else
+		qsched_set(&q.heap, &m->sched, due);
+	if (!q.loading)
+		queue_arm();
+}
+
+/* Results of one recipient */
+
+/* log_result - the one line per recipient per attempt (SPEC 6) */
+static void
+log_result(const struct queue_msg *m, const struct queue_rcpt *r,
+    const char *relay, const char *dsn, const char *status, const char *reply)
+{
+	double delay = (double)(mx_now_us() - m->arrival_us) / 1e6;
+
+	if (delay < 0)
+		delay = 0;
+	log_info("%s to=<%s> relay=%s delay=%.1f dsn=%s status=%s (%s)", m->id,
+	    r->addr, relay && *relay ? relay : "none", delay, dsn, status,
+	    reply ? reply : "");
+}
+
+/* rcpt_final - recipient i reached a final state */
+static void
+rcpt_final(struct queue_msg *m, int i, enum queue_rstate st, time_t now,
+    const char *reply)
+{
+	struct queue_rcpt *r = &m->rcpts[i];
+
+	r->state = st;
+	r->last = now;
+	m->nlive--;
+	spool_rcpt_done(r->addr);
+	rec_add(m, i, st == QUEUE_R_DELIVERED ? SPOOL_R_DELIVERED :
+	    SPOOL_R_BOUNCED, now, reply);
+}
+
+static void
+set_reply(struct queue_rcpt *r, const char *reply)
+{
+	free(r->reply);
+	r->reply = reply && *reply ? xstrdup(reply) : NULL;
+}
+
+/* bounce_add - recipient i failed for good: it joins the event's DSN */
+static void
+bounce_add(struct bounce_list *bl, int i, const char *status,
+    const char *relay, int code, const char *reply)
+{
+	struct bounce_item *it;
+
+	if (bl->n == bl->cap) {
+		bl->cap = bl->cap ? bl->cap * 2 : 4;
+		bl->v = xrealloc(bl->v, (size_t)bl->cap * sizeof(*bl->v));
+	}
+	it = &bl->v[bl->n++];
+	memset(it, 0, sizeof(*it));
+	it->index = i;
+	mx_strlcpy(it->status, status && *status ? status : "5.0.0",
+	    sizeof(it->status));
+	if (!bounce_relay_host(relay, it->remote, sizeof(it->remote)))
+		it->remote[0] = '\0';
+	it->code = code;
+	reply = reply ? reply : "";
+	/* Diagnostic-Code: smtp; wants the whole reply, code first */
+	if (code && !(reply[0] >= '2' && reply[0] <= '5'))
+		xasprintf(&it->reply, "%d %s %s", code, it->status, reply);
+	else
+		it->reply = xstrdup(reply);
+}
+
+static void
+bounce_list_free(struct bounce_list *bl)
+{
+	for (int i = 0; i < bl->n; i++)
+		free(bl->v[i].reply);
+	free(bl->v);
+	bl->v = NULL;
+	bl->n = bl->cap = 0;
+}
+
+/* rcpt_bounce - log the failure and queue the recipient for a DSN */
+static void
+rcpt_bounce(struct queue_msg *m, int i, const char *relay, const char *dsn,
+    int code, const char *reply, struct bounce_list *bl)
+{
+	struct queue_rcpt *r = &m->rcpts[i];
+
+	log_result(m, r, relay, dsn, "bounced", reply);
+	mx_stats.deliveries_bounced++;
+	r->state = QUEUE_R_BOUNCING;
+	r->last = time(NULL);
+	set_reply(r, reply);
+	bounce_add(bl, i, dsn, relay, code, reply);
+}
+
+/* rcpt_defer - a temporary failure: retry on the schedule, or bounce when
+ * the message has outlived max_lifetime */
+static void
+rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
+    const char *dsn, const char *reply, struct bounce_list *bl)
+{
+	const struct config *c = q.cfg;
+	struct queue_rcpt *r = &m->rcpts[i];
+	char why[SPOOL_REPLY_MAX];
+
+	r->attempts++;
+	if (qsched_expired(now, m->arrival, c->max_lifetime)) {
+		snprintf(why, sizeof(why), "delivery time expired after %d "
+		    "attempts; last error: %s", r->attempts, reply ? reply : "");
+		rcpt_bounce(m, i, relay, DSN_EXPIRED, 0, why, bl);
+		return;
+	}
+	r->state = QUEUE_R_PENDING;
+	r->last = now;
+	r->next = qsched_next_attempt(now, m->arrival, c->max_lifetime,
+	    c->retry_schedule, c->nretry_schedule, r->attempts);
+	set_reply(r, reply);
+	log_result(m, r, relay, dsn, "deferred", reply);
+	mx_stats.deliveries_deferred++;
+	rec_add(m, i, SPOOL_R_DEFERRED, now, reply);
+}
+
+/* Attempts */
+
+static int
+job_may_start(struct mta_job *mj, void *arg)
+{
+	struct queue_job *j = arg;
+
+	/* SPEC 7: an attempt that starts after a switch uses the new mode */
+	if (j->m->route_mx)
+		return 1;
+	for (int i = 0; i < mj->nrcpts; i++)
+		if (!route_is_current(&mj->route, mj->rcpts[i].addr))
+			return 0;
+	return 1;
+}
+
+/* job_result - one recipient's outcome from mta */
+static void
+job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
+    struct bounce_list *bl)
+{
+	struct queue_msg *m = j->m;
+	struct queue_rcpt *r = &m->rcpts[mr->index];
+	const char *relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ?
+	    j->mj.relay : "";
+
+	switch (mr->cls) {
+	case MTA_OK:
+		log_result(m, r, relay, mr->status, "sent", mr->reply);
+		mx_stats.deliveries_sent++;
+		set_reply(r, mr->reply);
+		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
+		break;
+	case MTA_TEMP:
+		rcpt_defer(m, mr->index, now, relay, mr->status, mr->reply, bl);
+		break;
+	case MTA_PERM:
+		rcpt_bounce(m, mr->index, relay, mr->status, mr->code, mr->reply, bl);
+		break;
+	default:
+		/* not attempted: the route changed (retry at once on the new
+		 * one), or the destination is backed off (look again later);
+		 * no attempt is counted either way */
+		r->state = QUEUE_R_PENDING;
+		if (!m->route_mx && !route_is_current(&j->mj.route, r->addr)) {
+			r->next = now;
+			log_debug("%s to=<%s> not tried: route changed", m->id, r->addr);
+		} else {
+			r->next = now + QUEUE_BACKOFF_WAIT;
+			set_reply(r, mr->reply);
+			log_debug("%s to=<%s> not tried (%s)", m->id, r->addr, mr->reply);
+		}
+	}
+}
+
+/* job_deleted_result - outcome for a message deleted meanwhile: log it,
+ * record nothing, bounce nothing */
+static void
+job_deleted_result(struct queue_job *j, struct mta_rcpt *mr, time_t now)
+{
+	struct queue_msg *m = j->m;
+	struct queue_rcpt *r = &m->rcpts[mr->index];
+	static const char *const st[] = {
+		[MTA_NOT_TRIED] = NULL, [MTA_OK] = "sent",
+		[MTA_TEMP] = "deferred", [MTA_PERM] = "bounced",
+	};
+
+	if (mr->cls != MTA_NOT_TRIED && (unsigned)mr->cls < MX_ARRAY_LEN(st))
+		log_result(m, r, j->mj.relay, mr->status, st[mr->cls], mr->reply);
+	r->state = QUEUE_R_PENDING;
+	if (mr->cls == MTA_OK) {
+		r->state = QUEUE_R_DELIVERED;
+		r->last = now;
+		m->nlive--;
+		spool_rcpt_done(r->addr);
+	}
+}
+
+static void
+job_done(struct mta_job *mj, void *arg)
+{
+	struct queue_job *j = arg;
+	struct queue_msg *m = j->m;
+	struct bounce_list bl = { 0, 0, NULL };
+	time_t now = time(NULL);
+
+	(void)mj;
+	q.inflight--;
+	m->njobs--;
+	if (!q.closing) {
+		for (int i = 0; i < j->mj.nrcpts; i++) {
+			if (m->deleted)
+				job_deleted_result(j, &j->rcpts[i], now);
+			else
+				job_result(j, &j->rcpts[i], now, &bl);
+		}
+	}
+	free(j);
+	if (m->njobs == 0 && m->fd >= 0) {
+		close(m->fd);
+		m->fd = -1;
+	}
+	if (q.closing) {
+		bounce_list_free(&bl);
+		return;
+	}
+	if (bl.n)
+		bounce_start(m, &bl);
+	msg_sync(m);
+}
+
+/* job_new - an mta job for n recipients of m on route r */
+static struct queue_job *
+job_new(struct queue_msg *m, const struct route *r, int n)
+{
+	struct queue_job *j = xcalloc(1, sizeof(*j) + (size_t)n * sizeof(struct mta_rcpt));
+
+	j->m = m;
+	mx_strlcpy(j->mj.msgid, m->id, sizeof(j->mj.msgid));
+	j->mj.sender = m->sender;
+	j->mj.body_8bit = m->body_8bit;
+	j->mj.smtputf8 = m->smtputf8;
+	j->mj.body_fd = m->fd;
+	j->mj.body_off = m->body_off;
+	j->mj.body_size = m->size;
+	j->mj.body_crc = m->crc;
+	j->mj.route = *r;
+	j->mj.rcpts = j->rcpts;
+	j->mj.nrcpts = 0;
+	j->mj.may_start = job_may_start;
+	j->mj.done = job_done;
+	j->mj.arg = j;
+	return j;
+}
+
+/* route_of - the route of recipient r now; ROUTE_OK or a reason */
+static enum route_result
+route_of(const struct queue_msg *m, const struct queue_rcpt *r,
+    struct route *rt, char *why, size_t whylen)
+{
+	if (m->route_mx) {
+		/* a bounce goes to the sender's domain, which is not ours */
+		route_for_mx(rcpt_domain(r->addr), rt);
+		return ROUTE_OK;
+	}
+	return route_for_rcpt(r->addr, rt, why, whylen);
+}
+
+/* msg_attempt - the file is open: route the due recipients now, one mta
+ * job per route key */
+static void
+msg_attempt(struct queue_msg *m, int fd)
+{
+	struct bounce_list bl = { 0, 0, NULL };
+	struct route *routes = NULL, rt;
+	struct queue_job **jobs = NULL;
+	int *group = xcalloc((size_t)m->nrcpts, sizeof(int));
+	int nroutes = 0, g;
+	char why[QUEUE_WHY_MAX];
+	time_t now = time(NULL);
+
+	m->fd = fd;
+	for (int i = 0; i < m->nrcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		group[i] = -1;
+		if (r->state != QUEUE_R_PENDING || r->next > now)
+			continue;
+		why[0] = '\0';
+		switch (route_of(m, r, &rt, why, sizeof(why))) {
+		case ROUTE_DEFER:
+			rcpt_defer(m, i, now, NULL, DSN_NO_ROUTE_TEMP, why, &bl);
+			continue;
+		case ROUTE_FAIL:
+			rcpt_bounce(m, i, NULL, DSN_NO_ROUTE_PERM, 0, why, &bl);
+			continue;
+		default:
+			break;
+		}
+		for (g = 0; g < nroutes; g++)
+			if (strcmp(routes[g].key, rt.key) == 0)
+				break;
+		if (g == nroutes) {
+			routes = xrealloc(routes, (size_t)(nroutes + 1) * sizeof(*routes));
+			routes[nroutes++] = rt;
+		}
+		group[i] = g;
+		r->state = QUEUE_R_ACTIVE;
+		r->last = now;
+	}
+	if (nroutes) {
+		int *count = xcalloc((size_t)nroutes, sizeof(int));
+		jobs = xcalloc((size_t)nroutes, sizeof(*jobs));
+		for (int i = 0; i < m->nrcpts; i++)
+			if (group[i] >= 0)
+				count[group[i]]++;
+		for (g = 0; g < nroutes; g++)
+			jobs[g] = job_new(m, &routes[g], count[g]);
+		for (int i = 0; i < m->nrcpts; i++) {
+			struct mta_job *mj;
+			if (group[i] < 0)
+				continue;
+			mj = &jobs[group[i]]->mj;
+			mj->rcpts[mj->nrcpts].addr = m->rcpts[i].addr;
+			mj->rcpts[mj->nrcpts].index = i;
+			mj->nrcpts++;
+		}
+		free(count);
+	}
+	/* the open took one in-flight slot; the jobs take it over */
+	q.inflight += nroutes - 1;
+	m->njobs += nroutes;
+	if (nroutes == 0) {
+		close(fd);
+		m->fd = -1;
+	}
+	for (g = 0; g < nroutes; g++)
+		mta_submit(&jobs[g]->mj);
+	free(jobs);
+	free(routes);
+	free(group);
+	if (bl.n)
+		bounce_start(m, &bl);
+	msg_sync(m);
+}
+
+/* msg_open_failed - the file could not be opened for an attempt */
+static void
+msg_open_failed(struct queue_msg *m, int err)
+{
+	time_t now = time(NULL);
+
+	q.inflight--;
+	if (err == ENOENT) {
+		/* removed behind our back: nothing left to deliver */
+		log_warnx("%s queue file vanished; message dropped", m->id);
+		m->deleted = 1;
+		msg_sync(m);
+		return;
+	}
+	log_warnx("%s queue file open: %s; retry in %ds", m->id, strerror(err),
+	    QUEUE_ERROR_WAIT);
+	for (int i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].state == QUEUE_R_PENDING && m->rcpts[i].next <= now)
+			m->rcpts[i].next = now + QUEUE_ERROR_WAIT;
+	msg_sync(m);
+}
+
+/* open_job - reader worker: open the files of a batch */
+static void
+open_job(void *arg)
+{
+	struct open_batch *b = arg;
+
+	for (int i = 0; i < b->n; i++) {
+		b->fd[i] = spool_open_message(b->m[i]->id);
+		b->err[i] = b->fd[i] < 0 ? errno : 0;
+	}
+}
+
+/* open_done - loop: start the attempts of an opened batch */
+static void
+open_done(void *arg)
+{
+	struct open_batch *b = arg;
+
+	for (int i = 0; i < b->n; i++) {
+		struct queue_msg *m = b->m[i];
+		if (q.closing) {
+			if (b->fd[i] >= 0)
+				close(b->fd[i]);
+			continue;
+		}
+		m->opening = 0;
+		if (m->deleted) {
+			q.inflight--;
+			if (b->fd[i] >= 0)
+				close(b->fd[i]);
+			msg_sync(m);
+		} else if (b->fd[i] < 0)
+			msg_open_failed(m, b->err[i]);
+		else
+			msg_attempt(m, b->fd[i]);
+	}
+	free(b);
+	if (!q.closing)
+		queue_arm();
+}
+
+/* queue_run - timer: take due messages, as many as the in-flight limit
+ * allows, and open them on the reader worker */
+static void
+queue_run(evutil_socket_t fd, short ev, void *arg)
+{
+	struct open_batch *b = NULL;
+	struct qsched_node *nd;
+	struct queue_msg *m;
+	time_t now = time(NULL);
+
+	(void)fd;
+	(void)ev;
+	(void)arg;
+	while (q.inflight < QUEUE_JOBS_MAX && (nd = qsched_top(&q.heap)) != NULL &&
+	    nd->due <= now) {
+		qsched_pop(&q.heap);
+		m = (struct queue_msg *)((char *)nd - offsetof(struct queue_msg, sched));
+		if (b == NULL)
+			b = xcalloc(1, sizeof(*b));
+		m->opening = 1;
+		q.inflight++;
+		b->m[b->n++] = m;
+		if (b->n == QUEUE_OPEN_BATCH) {
+			worker_submit(q.reader, open_job, open_done, b);
+			b = NULL;
+		}
+	}
+	if (b)
+		worker_submit(q.reader, open_job, open_done, b);
+	queue_arm();
+}
+
+/* queue_arm - set the timer for the earliest due message; while the
+ * in-flight limit is reached, finishing jobs call this again */
+static void
+queue_arm(void)
+{
+	struct qsched_node *nd = qsched_top(&q.heap);
+	struct timeval tv = { 0, 0 };
+	time_t now;
+
+	if (q.closing || q.timer == NULL)
+		return;
+	if (nd == NULL || q.inflight >= QUEUE_JOBS_MAX) {
+		evtimer_del(q.timer);
+		return;
+	}
+	now = time(NULL);
+	if (nd->due > now)
+		tv.tv_sec = nd->due - now;
+	evtimer_add(q.timer, &tv);
+}
+
+/* Bounces */
+
+static void
+bounce_job_free(struct bounce_job *bj)
+{
+	bounce_list_free(&bj->list);
+	free(bj->headers);
+	free(bj);
+}
+
+/* bounce_finish - the DSN is durable (ok) or could not be written */
+static void
+bounce_finish(struct bounce_job *bj, int ok)
+{
+	struct queue_msg *m = bj->m;
+	time_t now = time(NULL);
+
+	for (int k = 0; k < bj->list.n; k++) {
+		struct bounce_item *it = &bj->list.v[k];
+		struct queue_rcpt *r = &m->rcpts[it->index];
+		if (ok) {
+			rcpt_final(m, it->index, QUEUE_R_BOUNCED, now, it->reply);
+			continue;
+		}
+		/* keep it: the next attempt fails again and bounces again */
+		r->state = QUEUE_R_PENDING;
+		r->next = now + qsched_retry_delay(q.cfg->retry_schedule,
+		    q.cfg->nretry_schedule, r->attempts > 0 ? r->attempts : 1);
+	}
+	m->nbounces--;
+	bounce_job_free(bj);
+	msg_sync(m);
+}
+
+static void
+bounce_committed(struct spool_msg *sm, int ok, void *arg)
+{
+	struct bounce_job *bj = arg;
+
+	/* after queue_close (the spool finishes its commits last) bj->m is
+	 * gone; the DSN itself is safely queued for the next start */
+	if (q.closing) {
+		bounce_job_free(bj);
+		return;
+	}
+	if (ok) {
+		mx_stats.bounces_sent++;
+		log_info("%s bounce=%s to=<%s> recipients=%d", bj->m->id,
+		    spool_msg_id(sm), bj->m->sender, bj->list.n);
+	} else
+		log_warnx("%s bounce could not be queued; retried later", bj->m->id);
+	bounce_finish(bj, ok);
+}
+
+/* bounce_enqueue - loop: build the DSN and commit it as a new message */
+static void
+bounce_enqueue(struct bounce_job *bj)
+{
+	struct queue_msg *m = bj->m;
+	struct bounce_rcpt *br = xcalloc((size_t)bj->list.n, sizeof(*br));
+	struct spool_envelope env;
+	struct bounce_info bi;
+	struct spool_msg *sm;
+	char id[SPOOL_ID_LEN + 1], *text;
+	const char *rcpts[1];
+	size_t len;
+	int is8;
+
+	spool_new_id(id);
+	for (int k = 0; k < bj->list.n; k++) {
+		struct bounce_item *it = &bj->list.v[k];
+		br[k].addr = m->rcpts[it->index].addr;
+		br[k].status = it->status;
+		br[k].remote_mta = it->remote[0] ? it->remote : NULL;
+		br[k].code = it->code;
+		br[k].reply = it->reply;
+	}
+	memset(&bi, 0, sizeof(bi));
+	bi.hostname = q.cfg->hostname;
+	bi.dsn_id = id;
+	bi.orig_id = m->id;
+	bi.orig_sender = m->sender;
+	bi.arrival = m->arrival;
+	bi.now = time(NULL);
+	bi.rcpts = br;
+	bi.nrcpts = bj->list.n;
+	bi.headers = bj->headers ? bj->headers : "";
+	bi.headers_len = bj->hlen;
+	text = bounce_build(&bi, &len, &is8);
+	free(br);
+
+	memset(&env, 0, sizeof(env));
+	env.client_addr = "127.0.0.1";
+	env.client_port = 0;
+	env.helo = q.cfg->hostname;
+	env.sender = "";
+	rcpts[0] = m->sender;
+	env.rcpts = rcpts;
+	env.nrcpts = 1;
+	env.body_8bit = is8;
+	env.smtputf8 = m->smtputf8;
+	env.route_mx = 1;
+	if ((sm = spool_msg_open(id, &env)) == NULL) {
+		log_warn("%s bounce %s open", m->id, id);
+		free(text);
+		bounce_finish(bj, 0);
+		return;
+	}
+	if (spool_msg_write(sm, text, len) < 0) {
+		log_warn("%s bounce %s write", m->id, id);
+		free(text);
+		spool_msg_abort(sm);
+		bounce_finish(bj, 0);
+		return;
+	}
+	free(text);
+	spool_msg_commit(sm, bounce_committed, bj);
+}
+
+/* headers_job - reader worker: the failed message's headers */
+static void
+headers_job(void *arg)
+{
+	struct bounce_job *bj = arg;
+	int fd = spool_open_message(bj->m->id);
+
+	if (fd < 0)
+		return;
+	bj->headers = spool_read_headers(fd, bj->m->body_off, bj->m->size,
+	    BOUNCE_HEADERS_MAX, &bj->hlen);
+	close(fd);
+}
+
+static void
+headers_done(void *arg)
+{
+	struct bounce_job *bj = arg;
+
+	if (q.closing) {
+		bounce_job_free(bj);
+		return;
+	}
+	bounce_enqueue(bj);
+}
+
+/* bounce_start - the recipients in bl failed for good at the same time:
+ * one DSN to the sender for all of them (never for <> or a DSN) */
+static void
+bounce_start(struct queue_msg *m, struct bounce_list *bl)
+{
+	struct bounce_job *bj;
+	time_t now = time(NULL);
+
+	if (m->sender[0] == '\0' || m->route_mx) {
+		for (int k = 0; k < bl->n; k++) {
+			log_info("%s to=<%s> no bounce for the null sender",
+			    m->id, m->rcpts[bl->v[k].index].addr);
+			rcpt_final(m, bl->v[k].index, QUEUE_R_BOUNCED, now,
+			    bl->v[k].reply);
+		}
+		bounce_list_free(bl);
+		return;
+	}
+	bj = xcalloc(1, sizeof(*bj));
+	bj->m = m;
+	bj->list = *bl;
+	memset(bl, 0, sizeof(*bl));
+	m->nbounces++;
+	worker_submit(q.reader, headers_job, headers_done, bj);
+}
+
+/* Loading and the commit hook */
+
+/* queue_add - a message from the spool (recovered or just committed) */
+static void
+queue_add(struct spool_entry *e, void *arg)
+{
+	struct queue_msg *m = msg_new(e);
+
+	(void)arg;
+	spool_entry_free(e);
+	if (dict_put(q.msgs, m->id, m) != NULL)
+		fatalx("%s queue: duplicate queue ID", m->id);
+	msg_sync(m);
+}
+
+/* Operator and switch actions */
+
+struct due_walk {
+	const char *domain;
+	time_t now;
+	int count;
+};
+
+static int
+due_walk_fn(const char *key, void *val, void *arg)
+{
+	struct queue_msg *m = val;
+	struct due_walk *w = arg;
+	int moved = 0;
+
+	(void)key;
+	if (m->deleted)
+		return 0;
+	for (int i = 0; i < m->nrcpts; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		if (r->state != QUEUE_R_PENDING || r->next <= w->now ||
+		    (w->domain && !queue_rcpt_in_domain(r->addr, w->domain)))
+			continue;
+		r->next = w->now;
+		moved++;
+	}
+	if (moved) {
+		w->count += moved;
+		msg_sync(m);
+	}
+	return 0;
+}
+
+int
+queue_make_due(const char *domain)
+{
+	struct due_walk w = { domain, time(NULL), 0 };
+
+	if (q.msgs == NULL)
+		return 0;
+	q.loading = 1;		/* arm once at the end */
+	dict_walk(q.msgs, due_walk_fn, &w);
+	q.loading = 0;
+	queue_arm();
+	if (w.count)
+		log_info("queue flush domain=%s recipients=%d",
+		    domain ? domain : "*", w.count);
+	return w.count;
+}
+
+void
+queue_flush(const char *domain_or_null)
+{
+	queue_make_due(domain_or_null);
+}
+
+void
+queue_reschedule_domain(const char *domain)
+{
+	queue_make_due(domain);
+}
+
+const struct queue_msg *
+queue_find(const char *id)
+{
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, id) : NULL;
+
+	return m && !m->deleted ? m : NULL;
+}
+
+struct snap {
+	const char *domain;
+	const struct queue_msg **v;
+	size_t n, cap;
+};
+
+static int
+snap_fn(const char *key, void *val, void *arg)
+{
+	struct queue_msg *m = val;
+	struct snap *s = arg;
+	int match = s->domain == NULL;
+
+	(void)key;
+	if (m->deleted || m->nlive == 0)
+		return 0;
+	for (int i = 0; !match && i < m->nrcpts; i++)
+		match = m->rcpts[i].state < QUEUE_R_DELIVERED &&
+		    queue_rcpt_in_domain(m->rcpts[i].addr, s->domain);
+	if (!match)
+		return 0;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = m;
+	return 0;
+}
+
+static int
+snap_cmp(const void *a, const void *b)
+{
+	const struct queue_msg *x = *(const struct queue_msg *const *)a;
+	const struct queue_msg *y = *(const struct queue_msg *const *)b;
+
+	return strcmp(x->id, y->id);
+}
+
+size_t
+queue_snapshot(const char *domain, const struct queue_msg ***out)
+{
+	struct snap s = { domain, NULL, 0, 0 };
+
+	if (q.msgs)
+		dict_walk(q.msgs, snap_fn, &s);
+	if (s.n)
+		qsort(s.v, s.n, sizeof(*s.v), snap_cmp);
+	*out = s.v;
+	return s.n;
+}
+
+static void
+show_job(void *arg)
+{
+	struct show_req *sr = arg;
+	size_t len;
+	int fd;
+
+	if ((sr->e = spool_read_entry(sr->id, 1)) == NULL)
+		return;
+	if ((fd = spool_open_message(sr->id)) < 0)
+		return;
+	sr->headers = spool_read_headers(fd, sr->e->body_off, sr->e->body_size,
+	    BOUNCE_HEADERS_MAX, &len);
+	close(fd);
+}
+
+static void
+show_done(void *arg)
+{
+	struct show_req *sr = arg;
+
+	sr->cb(q.closing ? NULL : queue_find(sr->id), sr->e,
+	    sr->headers ? sr->headers : "", sr->arg);
+	spool_entry_free(sr->e);
+	free(sr->headers);
+	free(sr);
+}
+
+int
+queue_show(const char *id, queue_show_fn cb, void *arg)
+{
+	struct show_req *sr;
+
+	if (queue_find(id) == NULL)
+		return -1;
+	sr = xcalloc(1, sizeof(*sr));
+	mx_strlcpy(sr->id, id, sizeof(sr->id));
+	sr->cb = cb;
+	sr->arg = arg;
+	worker_submit(q.reader, show_job, show_done, sr);
+	return 0;
+}
+
+int
+queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
+{
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, id) : NULL;
+	struct bounce_list bl = { 0, 0, NULL };
+
+	if (m == NULL || m->deleted)
+		return -1;
+	m->del = xcalloc(1, sizeof(*m->del));
+	m->del->cb = cb;
+	m->del->arg = arg;
+	if (bounce) {
+		for (int i = 0; i < m->nrcpts; i++)
+			if (m->rcpts[i].state == QUEUE_R_PENDING) {
+				rcpt_bounce(m, i, NULL, DSN_DELETED, 0,
+				    "message deleted from the queue by the "
+				    "mail system operator", &bl);
+			}
+		m->del->nbounced = m->sender[0] && !m->route_mx ? bl.n : 0;
+		if (bl.n)
+			bounce_start(m, &bl);
+	}
+	/* after the bounce: it records the bounced recipients first */
+	m->deleted = 1;
+	log_info("%s delete requested bounce=%d", m->id, bounce);
+	msg_sync(m);
+	return 0;
+}
+
+/* Start and stop */
+
+int
+queue_init(struct event_base *base, const struct config *cfg, char *err,
+    size_t errlen)
+{
+	uint64_t t0 = mx_mono_us();
+	size_t n;
+
+	memset(&q, 0, sizeof(q));
+	q.base = base;
+	q.cfg = cfg;
+	q.msgs = dict_new();
+	qsched_init(&q.heap);
+	if ((q.timer = evtimer_new(base, queue_run, NULL)) == NULL) {
+		snprintf(err, errlen, "queue: evtimer_new failed");
+		return -1;
+	}
+	q.reader = worker_new(base, "queue-reader");
+	q.loading = 1;
+	n = spool_take_recovered(queue_add, NULL);
+	q.loading = 0;
+	spool_set_queued_hook(queue_add, NULL);
+	log_info("queue loaded messages=%zu waiting=%zu recipients=%" PRId64
+	    " elapsed_ms=%" PRIu64, n, q.heap.n, mx_stats.queue_recipients,
+	    (mx_mono_us() - t0) / 1000);
+	queue_arm();
+	return 0;
+}
+
+static int
+free_msg_fn(const char *key, void *val, void *arg)
+{
+	(void)key;
+	(void)arg;
+	msg_free(val);
+	return 0;
+}
+
+void
+queue_close(void)
+{
+	if (q.msgs == NULL)
+		return;
+	spool_set_queued_hook(NULL, NULL);
+	q.closing = 1;
+	/* pending reads finish; their callbacks see closing and let go */
+	worker_free(q.reader);
+	q.reader = NULL;
+	event_free(q.timer);
+	q.timer = NULL;
+	qsched_free(&q.heap);
+	dict_walk(q.msgs, free_msg_fn, NULL);
+	dict_free(q.msgs, NULL);
+	q.msgs = NULL;
+}

@@ -1,3 +1,116 @@
-#ifndef MX_queue_H
-#define MX_queue_H
+/* queue.h - the queue manager: per-recipient state, scheduling, retry, bounce
+ *
+ * Every committed message (spool hook) and every message found by the
+ * spool's recovery scan is held here with the state of each recipient.
+ * A recipient is due at its next attempt time; due recipients of a message
+ * are routed now (route_for_rcpt, or route_for_mx for bounces), grouped by
+ * route key into mta jobs, and their results recorded durably as spool
+ * state records (doc/spool.md). 4xx defers on delivery.retry_schedule, 5xx
+ * bounces at once, max_lifetime bounces instead of deferring; a bounce is
+ * an RFC 3464 DSN enqueued as a new message from <>. Loop thread only.
+ */
+#ifndef MX_QUEUE_H
+#define MX_QUEUE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "queue_sched.h"
+#include "spool.h"
+
+#define QUEUE_JOBS_MAX		1000	/* mta jobs (and message opens) in flight */
+
+enum queue_rstate {
+	QUEUE_R_PENDING = 0,	/* waiting for r->next (deferred when attempts > 0) */
+	QUEUE_R_ACTIVE,		/* in an attempt */
+	QUEUE_R_BOUNCING,	/* failed; its DSN is being enqueued */
+	QUEUE_R_DELIVERED,	/* final */
+	QUEUE_R_BOUNCED,	/* final */
+};
+
+struct queue_rcpt {
+	char *addr;		/* as written, without <> */
+	enum queue_rstate state;
+	int attempts;		/* failed attempts so far */
+	time_t next;		/* PENDING: when it is due */
+	time_t last;		/* time of the last attempt, 0 when none */
+	char *reply;		/* last reply or reason, NULL when none */
+};
+
+struct queue_job;
+
+struct queue_msg {
+	char id[SPOOL_ID_LEN + 1];
+	uint64_t arrival_us;	/* from the ID: microseconds */
+	time_t arrival;
+	char *sender;		/* "" for <> */
+	int route_mx;		/* a bounce: routed by MX to its recipient's domain */
+	int body_8bit;
+	int smtputf8;
+	off_t body_off;
+	uint64_t size;
+	uint32_t crc;
+	int nrcpts;
+	int nlive;		/* recipients not final yet */
+	struct queue_rcpt *rcpts;
+
+	/* private to queue.c */
+	struct qsched_node sched;
+	int opening;		/* file being opened for an attempt */
+	int njobs;		/* mta jobs in flight */
+	int nbounces;		/* DSNs being enqueued */
+	int fd;			/* body, while jobs run */
+	int deleted;		/* queue delete: remove when idle */
+	struct queue_delete_req *del;
+	char *rec;		/* state records not yet handed to the spool */
+	size_t reclen, reccap;
+};
+
+/* queue_init - load the spool's recovered messages, hook new commits,
+ * start scheduling. After spool_init, store_open, route_init, mta_init.
+ * Returns 0, or -1 with err set. */
+int queue_init(struct event_base *, const struct config *, char *err, size_t errlen);
+/* queue_close - stop scheduling and free everything; call mta_close()
+ * first (its jobs complete as MTA_NOT_TRIED) and spool_close() after. */
+void queue_close(void);
+
+/* queue_reschedule_domain - deferred recipients of domain are due now
+ * (the switch calls this) */
+void queue_reschedule_domain(const char *domain);
+/* queue_flush - every deferred recipient (of domain, when not NULL) is due now */
+void queue_flush(const char *domain_or_null);
+/* queue_make_due - as queue_flush; returns how many recipients it moved */
+int queue_make_due(const char *domain_or_null);
+
+/* Inspection and operator actions (relayctl queue ...). */
+
+const char *queue_rstate_name(enum queue_rstate);
+/* queue_find - the message of a queue ID, NULL when unknown or deleted */
+const struct queue_msg *queue_find(const char *id);
+/* queue_snapshot - messages with a live recipient (of domain, when not
+ * NULL), sorted by ID (= arrival); *out is malloc'd; valid until the next
+ * return to the loop */
+size_t queue_snapshot(const char *domain, const struct queue_msg ***out);
+/* queue_rcpt_in_domain - is the recipient's domain domain (any case)? */
+int queue_rcpt_in_domain(const char *addr, const char *domain);
+
+/* m: NULL when the message left the queue meanwhile; e: the file's
+ * envelope (client, helo, tls) or NULL when it could not be read;
+ * headers: the message's header section ("" when unreadable) */
+typedef void (*queue_show_fn)(const struct queue_msg *m,
+    const struct spool_entry *e, const char *headers, void *arg);
+/* queue_show - read the file of id on the reader worker, then call cb.
+ * -1 when id is unknown (cb is not called). */
+int queue_show(const char *id, queue_show_fn cb, void *arg);
+
+/* ok: the file is gone for good; nbounced: recipients in the DSN */
+typedef void (*queue_delete_fn)(int ok, int nbounced, void *arg);
+/* queue_delete - remove a message; bounce: send a DSN to its sender for
+ * the waiting recipients first (not for <>). Recipients in an attempt
+ * right now finish it. -1 when id is unknown (cb is not called). */
+int queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg);
+
 #endif

@@ -12,6 +12,7 @@
 #include "autoconf.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -222,15 +223,20 @@ cmd_helo(struct smtp_session *s, const char *args)
 	smtp_reply(s, "250 %s", smtp_hostname(s));
 }
 
+/* smtp_xclient_host - is the peer sa inside server.xclient_hosts? */
+static int
+smtp_xclient_host(const struct config *cfg, const struct sockaddr *sa)
+{
+	for (int i = 0; i < cfg->nxclient_hosts; i++)
+		if (cidr_match(&cfg->xclient_hosts[i], sa))
+			return 1;
+	return 0;
+}
+
 static int
 smtp_xclient_allowed(struct smtp_session *s)
 {
-	const struct config *cfg = s->srv->cfg;
-
-	for (int i = 0; i < cfg->nxclient_hosts; i++)
-		if (cidr_match(&cfg->xclient_hosts[i], (struct sockaddr *)&s->peer_ss))
-			return 1;
-	return 0;
+	return smtp_xclient_host(s->srv->cfg, (struct sockaddr *)&s->peer_ss);
 }
 
 static void
@@ -342,6 +348,16 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter
 
 static void smtp_rcpt_wake(void *arg);
 
+/* smtp_rcpt_state - after a RCPT's verdict: S_RCPT once one was accepted */
+static void
+smtp_rcpt_state(struct smtp_session *s)
+{
+	enum smtp_state st = s->nrcpts > 0 ? S_RCPT : S_MAIL;
+
+	if (s->state != st)
+		smtp_enter_state(s, st);
+}
+
 /* smtp_rcpt_verdict - the filters' word on the RCPT in s->pending_rcpt:
  * accept it, refuse it, or wait in S_FILTER for their lookups */
 static void
@@ -362,7 +378,7 @@ smtp_rcpt_verdict(struct smtp_session *s)
 	case FILTER_REFUSE:
 		s->pending_rcpt = NULL;
 		free(rcpt);
-		smtp_enter_state(s, s->nrcpts > 0 ? S_RCPT : S_MAIL);
+		smtp_rcpt_state(s);
 		smtp_reply(s, "%s", reply);
 		return;
 	case FILTER_OK:
@@ -381,7 +397,7 @@ smtp_rcpt_verdict(struct smtp_session *s)
 		s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
 		s->rcpts[s->nrcpts++] = rcpt;
 	}
-	smtp_enter_state(s, s->nrcpts > 0 ? S_RCPT : S_MAIL);
+	smtp_rcpt_state(s);
 	smtp_reply(s, "250 2.1.5 Ok");
 }
 
@@ -580,7 +596,8 @@ cmd_starttls(struct smtp_session *s, const char *args)
 	smtp_enter_state(s, S_TLS);
 }
 
-/* xclient_set_addr - XCLIENT ADDR=: IPv4, IPV6:addr, or [UNAVAILABLE] */
+/* xclient_set_addr - XCLIENT ADDR=: IPv4, or IPv6 as "IPV6:addr" (the
+ * Postfix form; a bare IPv6 address is taken too) */
 static int
 xclient_set_addr(struct smtp_session *s, const char *v)
 {
@@ -588,8 +605,9 @@ xclient_set_addr(struct smtp_session *s, const char *v)
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&s->ss;
 	struct in6_addr a6;
 	struct in_addr a4;
+	const char *v6 = strncasecmp(v, "IPV6:", 5) == 0 ? v + 5 : v;
 
-	if (strncasecmp(v, "IPV6:", 5) == 0 && inet_pton(AF_INET6, v + 5, &a6) == 1) {
+	if (inet_pton(AF_INET6, v6, &a6) == 1) {
 		memset(&s->ss, 0, sizeof(s->ss));
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_addr = a6;
@@ -606,15 +624,91 @@ xclient_set_addr(struct smtp_session *s, const char *v)
 	return -1;
 }
 
+/* xtext_decode - RFC 3461 4 xtext ("+2B" is '+'), as XCLIENT values are
+ * encoded. Returns 0, or -1 when malformed. */
+static int
+xtext_decode(char *dst, size_t len, const char *src)
+{
+	size_t j = 0;
+	unsigned int c;
+
+	for (; *src; src++) {
+		if (j + 1 >= len)
+			return -1;
+		if (*src == '+') {
+			if (sscanf(src + 1, "%2x", &c) != 1 || !isxdigit((unsigned char)src[1]) ||
+			    !isxdigit((unsigned char)src[2]) || c == 0)
+				return -1;
+			dst[j++] = (char)c;
+			src += 2;
+		} else
+			dst[j++] = *src;
+	}
+	dst[j] = '\0';
+	return 0;
+}
+
+/* xclient_unavailable - "[UNAVAILABLE]" / "[TEMPUNAVAIL]": keep the value */
+static int
+xclient_unavailable(const char *v)
+{
+	return strcasecmp(v, "[UNAVAILABLE]") == 0 || strcasecmp(v, "[TEMPUNAVAIL]") == 0;
+}
+
+static int smtp_client_admit(struct smtp_server *, const char *addr, const char **why);
+static void smtp_client_release(struct smtp_session *);
+
+/* xclient_attr - apply one NAME=value; -1 when unknown or malformed */
+static int
+xclient_attr(struct smtp_session *s, const char *name, const char *raw,
+    char *helo, size_t helolen)
+{
+	char v[SMTP_LINE_MAX];
+	char *end;
+	long port;
+
+	if (xtext_decode(v, sizeof(v), raw) < 0)
+		return -1;
+	if (strcasecmp(name, "ADDR") == 0)
+		return xclient_unavailable(v) ? 0 : xclient_set_addr(s, v);
+	if (strcasecmp(name, "PORT") == 0) {
+		if (xclient_unavailable(v))
+			return 0;
+		port = strtol(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || port < 0 || port > 65535)
+			return -1;
+		s->port = (int)port;
+		return 0;
+	}
+	if (strcasecmp(name, "HELO") == 0) {
+		if (!xclient_unavailable(v))
+			smtp_sanitize(helo, helolen, v);
+		return 0;
+	}
+	/* taken and not used: NAME (we do no reverse lookups), PROTO (EHLO
+	 * decides), and what newer proxies send */
+	if (strcasecmp(name, "NAME") == 0 || strcasecmp(name, "PROTO") == 0 ||
+	    strcasecmp(name, "LOGIN") == 0 || strcasecmp(name, "DESTADDR") == 0 ||
+	    strcasecmp(name, "DESTPORT") == 0)
+		return 0;
+	return -1;
+}
+
 /* cmd_xclient - the Postfix XCLIENT extension: a trusted proxy hands over
- * the real client's identity, and the session restarts with a new 220. */
+ * the real client's identity, and the session restarts with a new 220.
+ * Every later check (DNSBL, SPF, connection limits, Received) uses it. */
 static void
 cmd_xclient(struct smtp_session *s, const char *args)
 {
 	char buf[SMTP_LINE_MAX], *tok, *save = NULL, *eq;
-	char helo[SMTP_HELO_MAX + 1] = "";
+	char helo[SMTP_HELO_MAX + 1] = "", old[SMTP_ADDR_MAX];
+	struct sockaddr_storage old_ss = s->ss;
+	int old_port = s->port;
+	const char *why;
 
 	if (!smtp_xclient_allowed(s)) {
+		mx_stats.filter_xclient_refused++;
+		log_info("%s smtp xclient refused client=%s", s->id, s->peer);
 		smtp_reply(s, "550 5.7.0 Error: insufficient authorization");
 		return;
 	}
@@ -622,29 +716,39 @@ cmd_xclient(struct smtp_session *s, const char *args)
 		smtp_reply(s, "503 5.5.1 Error: MAIL transaction in progress");
 		return;
 	}
+	mx_strlcpy(old, s->addr, sizeof(old));
+	if (*args == '\0')
+		goto bad;
 	mx_strlcpy(buf, args, sizeof(buf));
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
 		if ((eq = strchr(tok, '=')) == NULL)
 			goto bad;
 		*eq++ = '\0';
-		if (strcasecmp(tok, "ADDR") == 0) {
-			if (strcasecmp(eq, "[UNAVAILABLE]") != 0 && xclient_set_addr(s, eq) < 0)
-				goto bad;
-		} else if (strcasecmp(tok, "PORT") == 0) {
-			s->port = atoi(eq);
-		} else if (strcasecmp(tok, "HELO") == 0) {
-			smtp_sanitize(helo, sizeof(helo), eq);
-		} else if (strcasecmp(tok, "NAME") != 0 && strcasecmp(tok, "PROTO") != 0 &&
-		    strcasecmp(tok, "LOGIN") != 0 && strcasecmp(tok, "DESTADDR") != 0 &&
-		    strcasecmp(tok, "DESTPORT") != 0)
+		if (xclient_attr(s, tok, eq, helo, sizeof(helo)) < 0)
 			goto bad;
 	}
-	log_info("%s smtp xclient addr=%s port=%d", s->id, s->addr, s->port);
+	log_info("%s smtp xclient addr=%s port=%d helo=<%s>", s->id, s->addr,
+	    s->port, helo);
 	smtp_txn_reset(s);
+	if (strcmp(old, s->addr) != 0) {
+		/* the limits count the real client from now on */
+		smtp_client_release(s);
+		if (smtp_client_admit(s->srv, s->addr, &why) < 0) {
+			smtp_reply(s, "421 4.7.0 %s Error: %s", smtp_hostname(s), why);
+			smtp_close(s, "xclient-limit");
+			return;
+		}
+		mx_strlcpy(s->counted, s->addr, sizeof(s->counted));
+		filter_client(s->filter, (struct sockaddr *)&s->ss, s->addr);
+	}
 	mx_strlcpy(s->helo, helo, sizeof(s->helo));
 	smtp_greet(s);
 	return;
 bad:
+	/* nothing of a refused XCLIENT is kept */
+	s->ss = old_ss;
+	s->port = old_port;
+	mx_strlcpy(s->addr, old, sizeof(s->addr));
 	smtp_reply(s, "501 5.5.4 Bad XCLIENT attribute");
 }
 
@@ -889,6 +993,8 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 	switch (ev) {
 	case IO_DATAIN:
 		if (s->state == S_PREGREET) {
+			mx_stats.filter_pregreet++;
+			log_info("%s filter pregreet client=%s result=refused", s->id, s->addr);
 			smtp_reply(s, "554 5.5.1 Error: talking before the greeting");
 			smtp_close(s, "pregreet");
 			break;
@@ -900,7 +1006,7 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 			smtp_session_free(s);
 			return;
 		}
-		if (s->state == S_COMMIT || s->state == S_TLS)
+		if (s->state == S_COMMIT || s->state == S_TLS || s->state == S_FILTER)
 			break;
 		io_resume(s->io);
 		smtp_process(s);
@@ -953,15 +1059,55 @@ client_count(struct smtp_server *srv, const char *addr, int create)
 	return n;
 }
 
+/* smtp_client_admit - one more connection of client addr: counted, or
+ * refused (-1, why set) over limits.max_connections_per_client or
+ * filters.rate_limit. The caller records addr in s->counted. */
+static int
+smtp_client_admit(struct smtp_server *srv, const char *addr, const char **why)
+{
+	const struct config *cfg = srv->cfg;
+	int *count;
+
+	if (srv->rate && ratelimit_hit(srv->rate, addr, mx_mono_us())) {
+		mx_stats.filter_rate_limited++;
+		log_info("filter ratelimit client=%s result=refused limit=%d/%ds",
+		    addr, cfg->rate_connections, cfg->rate_period);
+		*why = "too many connections from your address, slow down";
+		return -1;
+	}
+	count = client_count(srv, addr, 1);
+	if (*count >= cfg->max_connections_per_client) {
+		if (*count == 0)
+			free(dict_del(srv->per_client, addr));
+		log_info("smtp refused client=%s reason=max_connections_per_client", addr);
+		*why = "too many connections from your address";
+		return -1;
+	}
+	(*count)++;
+	return 0;
+}
+
+/* smtp_client_release - undo smtp_client_admit */
+static void
+smtp_client_release(struct smtp_session *s)
+{
+	int *n;
+
+	if (s->counted[0] == '\0')
+		return;
+	if ((n = client_count(s->srv, s->counted, 0)) != NULL && --*n <= 0)
+		free(dict_del(s->srv->per_client, s->counted));
+	s->counted[0] = '\0';
+}
+
 static void
 smtp_session_free(struct smtp_session *s)
 {
 	struct smtp_server *srv = s->srv;
-	int *n;
 
 	smtp_txn_reset(s);
-	if ((n = client_count(srv, s->peer, 0)) != NULL && --*n <= 0)
-		free(dict_del(srv->per_client, s->peer));
+	smtp_client_release(s);
+	filter_free(s->filter);
 	if (s->pregreet_ev)
 		event_free(s->pregreet_ev);
 	io_free(s->io);
@@ -1016,7 +1162,8 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	const struct config *cfg = srv->cfg;
 	struct smtp_session *s;
 	char addr[SMTP_ADDR_MAX];
-	int port, *count;
+	const char *why;
+	int port, proxy;
 
 	sockaddr_text(sa, addr, sizeof(addr), &port);
 	mx_stats.connections_total++;
@@ -1025,10 +1172,11 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		smtp_refuse(srv, fd, "too many connections");
 		return;
 	}
-	count = client_count(srv, addr, 1);
-	if (*count >= cfg->max_connections_per_client) {
-		log_info("smtp refused client=%s reason=max_connections_per_client", addr);
-		smtp_refuse(srv, fd, "too many connections from your address");
+	/* A front proxy (xclient_hosts) carries many clients: the per-client
+	 * limits apply to the client it hands over by XCLIENT instead. */
+	proxy = smtp_xclient_host(cfg, sa);
+	if (!proxy && smtp_client_admit(srv, addr, &why) < 0) {
+		smtp_refuse(srv, fd, why);
 		return;
 	}
 	s = xcalloc(1, sizeof(*s));
@@ -1040,11 +1188,15 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	mx_strlcpy(s->addr, addr, sizeof(s->addr));
 	s->port = port;
 	s->state = S_HELO;
+	if (!proxy)
+		mx_strlcpy(s->counted, addr, sizeof(s->counted));
 	if ((s->io = io_new(srv->base, fd, smtp_io, s)) == NULL) {
+		smtp_client_release(s);
 		free(s);
 		return;
 	}
-	(*count)++;
+	s->filter = filter_new(srv->base, cfg, s->id);
+	filter_client(s->filter, (struct sockaddr *)&s->ss, s->addr);
 	mx_stats.connections_current++;
 	s->next = srv->sessions;
 	if (srv->sessions)
@@ -1122,6 +1274,13 @@ smtp_server_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
 void
 smtp_server_start(struct smtp_server *srv)
 {
+	const struct config *cfg = srv->cfg;
+
+	/* After the privilege drop: the SPF threads run as the daemon's user. */
+	if (cfg->spf_enabled && spf_init(srv->base, cfg->hostname) < 0)
+		log_warnx("spf unavailable: mail is accepted without SPF checks");
+	if (cfg->rate_connections > 0 && srv->rate == NULL)
+		srv->rate = ratelimit_new(cfg->rate_connections, cfg->rate_period);
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_enable(srv->listeners[i]);
 }
@@ -1161,6 +1320,8 @@ smtp_server_free(struct smtp_server *srv)
 		evconnlistener_free(srv->listeners[i]);
 	while (srv->sessions)
 		smtp_session_free(srv->sessions);
+	spf_shutdown();
+	ratelimit_free(srv->rate);
 	dict_free(srv->per_client, free);
 	free(srv);
 }

@@ -32,7 +32,7 @@
 #define SPF_LABEL_MAX		63
 /* our explanation for a fail when the domain gives none (RFC 7208 6.2):
  * %{i} client IP, %{d} the domain checked */
-#define SPF_DEFAULT_EXP		"%{i} is not allowed to send mail for %{d}"
+#define MX_SPF_EXPLANATION		"%{i} is not allowed to send mail for %{d}"
 
 /* per SPF_server_t state of our DNS layer (one worker thread uses it) */
 struct spf_layer {
@@ -249,12 +249,26 @@ spf_server_new(const char *receiver)
 	}
 	if (receiver && *receiver)
 		SPF_server_set_rec_dom(sp, receiver);
-	SPF_server_set_sanitize(sp, 1);
-	if (SPF_server_set_explanation(sp, SPF_DEFAULT_EXP, &resp) != SPF_E_SUCCESS)
+	if (SPF_server_set_explanation(sp, MX_SPF_EXPLANATION, &resp) != SPF_E_SUCCESS)
 		log_warnx("spf default explanation refused by libspf2");
 	if (resp)
 		SPF_response_free(resp);
 	return sp;
+}
+
+/* spf_server_done - free sp and our DNS layer (SPF_server_new_dns leaves
+ * the layer to its creator) */
+static void
+spf_server_done(SPF_server_t *sp)
+{
+	SPF_dns_server_t *d;
+
+	if (sp == NULL)
+		return;
+	d = sp->destroy_resolver ? NULL : sp->resolver;
+	SPF_server_free(sp);
+	if (d != NULL)
+		spf_dns_destroy(d);
 }
 
 /* --- one evaluation ------------------------------------------------------ */
@@ -330,9 +344,15 @@ spf_eval_server(SPF_server_t *sp, const char *ip, const char *helo,
 	spf_text(v->comment, sizeof(v->comment), SPF_response_get_header_comment(resp));
 	if (v->comment[0] == '\0' && err != SPF_E_SUCCESS)
 		spf_text(v->comment, sizeof(v->comment), SPF_strerror(err));
-	if (v->result == SPF_FAIL)
+	if (v->result == SPF_FAIL) {
 		spf_text(v->explanation, sizeof(v->explanation),
 		    SPF_response_get_explanation(resp));
+		/* libspf2 1.2.10 expands explanations wrongly (spaces become
+		 * '%', macros after the first stay unexpanded): a text with a
+		 * '%' left is not shown; the comment says it right. */
+		if (strchr(v->explanation, '%') != NULL)
+			v->explanation[0] = '\0';
+	}
 	SPF_response_free(resp);
 	SPF_request_free(req);
 }
@@ -351,7 +371,7 @@ spf_evaluate(const char *receiver, const char *ip, const char *helo,
 		return;
 	}
 	spf_eval_server(sp, ip, helo, sender, v);
-	SPF_server_free(sp);
+	spf_server_done(sp);
 }
 
 /* --- the worker pool ----------------------------------------------------- */
@@ -432,7 +452,7 @@ spf_init(struct event_base *base, const char *receiver)
 			log_warnx("spf libspf2 server creation failed");
 			for (int j = 0; j < i; j++) {
 				worker_free(spf.slots[j].w);
-				SPF_server_free(spf.slots[j].server);
+				spf_server_done(spf.slots[j].server);
 			}
 			free(spf.receiver);
 			return -1;
@@ -483,7 +503,7 @@ spf_shutdown(void)
 		log_warnx("spf shutdown with %d checks still running", spf_busy());
 	for (int i = 0; i < SPF_WORKERS; i++) {
 		worker_free(spf.slots[i].w);
-		SPF_server_free(spf.slots[i].server);
+		spf_server_done(spf.slots[i].server);
 		spf.slots[i].w = NULL;
 		spf.slots[i].server = NULL;
 	}
@@ -560,7 +580,7 @@ size_t
 spf_headers(const struct spf_verdict *v, const char *receiver, const char *ip,
     const char *helo, const char *sender, char *buf, size_t len)
 {
-	char from[600], hv[600], identity[600], comment[SPF_TEXT_MAX];
+	char from[600], hv[600], identity[640], comment[SPF_TEXT_MAX];
 	const char *res = spf_result_name(v->result);
 	int n;
 

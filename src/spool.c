@@ -35,6 +35,8 @@
 #define SPOOL_SYNCFS_MIN	4		/* batches this big use one syncfs */
 #define SPOOL_DOMAIN_BUF	256		/* a domain name, NUL included */
 #define SPOOL_READ_CHUNK	(64 * 1024)	/* first read of a file */
+#define SPOOL_RECOVER_THREADS	32		/* readers of the recovery scan */
+#define SPOOL_RECOVER_CHUNK	64		/* files a reader takes at a time */
 
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
@@ -1026,17 +1028,109 @@ spool_recover_file(const char *name)
 	return e;
 }
 
+/* one file of the recovery scan */
+struct recover_slot {
+	char *name;
+	ino_t ino;
+	struct spool_entry *e;		/* NULL: incomplete */
+};
+
+struct recover_scan {
+	struct recover_slot *v;
+	size_t n;
+	size_t next;			/* next slot to take, under lock */
+	pthread_mutex_t lock;
+};
+
+/* recover_thread - read files back until none is left. Cold caches make
+ * the scan wait on the disk for each small file; several readers keep the
+ * device queue full instead of reading one file at a time. */
+static void *
+recover_thread(void *arg)
+{
+	struct recover_scan *sc = arg;
+	size_t i, end;
+
+	for (;;) {
+		pthread_mutex_lock(&sc->lock);
+		i = sc->next;
+		sc->next = i + SPOOL_RECOVER_CHUNK < sc->n ? i + SPOOL_RECOVER_CHUNK : sc->n;
+		end = sc->next;
+		pthread_mutex_unlock(&sc->lock);
+		if (i >= end)
+			return NULL;
+		for (; i < end; i++)
+			sc->v[i].e = spool_recover_file(sc->v[i].name);
+	}
+}
+
+static int
+slot_cmp(const void *a, const void *b)
+{
+	const struct recover_slot *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* recover_list - the names in queue/, in inode order (close to disk order) */
+static int
+recover_list(struct recover_scan *sc)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+
+	if ((d = fdopendir(dup(spool.queuefd))) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (sc->n == cap) {
+			cap = cap ? cap * 2 : 1024;
+			sc->v = xrealloc(sc->v, cap * sizeof(*sc->v));
+		}
+		sc->v[sc->n].name = xstrdup(de->d_name);
+		sc->v[sc->n].ino = de->d_ino;
+		sc->v[sc->n].e = NULL;
+		sc->n++;
+	}
+	closedir(d);
+	if (sc->n)
+		qsort(sc->v, sc->n, sizeof(*sc->v), slot_cmp);
+	return 0;
+}
+
+/* recover_keep - loop thread: count a recovered message, keep it for the
+ * queue */
+static void
+recover_keep(struct spool_entry *e, size_t *cap)
+{
+	for (int i = 0; i < e->nrcpts; i++)
+		if (e->rcpts[i].state == SPOOL_R_PENDING ||
+		    e->rcpts[i].state == SPOOL_R_DEFERRED) {
+			rcpt_count_add(e->rcpts[i].addr, 1);
+			mx_stats.queue_recipients++;
+		}
+	if (spool.nrecovered == *cap) {
+		*cap = *cap ? *cap * 2 : 1024;
+		spool.recovered = xrealloc(spool.recovered, *cap * sizeof(e));
+	}
+	spool.recovered[spool.nrecovered++] = e;
+	spool.messages++;
+}
+
 /* spool_recover - start-up scan: read every complete message back for the
  * queue, set aside files that never got their trailer (never
  * acknowledged), empty incoming/. */
 static int
 spool_recover(void)
 {
-	DIR *d;
+	struct recover_scan sc;
+	pthread_t th[SPOOL_RECOVER_THREADS];
 	struct dirent *de;
-	struct spool_entry *e;
 	size_t cap = 0;
-	int bad = 0;
+	int bad = 0, nth = 0;
+	DIR *d;
 	uint64_t t0 = mx_mono_us();
 
 	if ((d = fdopendir(dup(spool.incfd))) == NULL)
@@ -1046,33 +1140,34 @@ spool_recover(void)
 			unlinkat(spool.incfd, de->d_name, 0);
 	closedir(d);
 
-	if ((d = fdopendir(dup(spool.queuefd))) == NULL)
+	memset(&sc, 0, sizeof(sc));
+	pthread_mutex_init(&sc.lock, NULL);
+	if (recover_list(&sc) < 0) {
+		pthread_mutex_destroy(&sc.lock);
 		return -1;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if ((e = spool_recover_file(de->d_name)) == NULL) {
-			/* Keep it for the operator rather than delete. */
-			log_warnx("%s spool incomplete file moved to corrupt/", de->d_name);
-			if (renameat(spool.queuefd, de->d_name, spool.corruptfd, de->d_name) < 0)
-				log_warn("%s spool rename to corrupt/", de->d_name);
-			bad++;
-			continue;
-		}
-		for (int i = 0; i < e->nrcpts; i++)
-			if (e->rcpts[i].state == SPOOL_R_PENDING ||
-			    e->rcpts[i].state == SPOOL_R_DEFERRED) {
-				rcpt_count_add(e->rcpts[i].addr, 1);
-				mx_stats.queue_recipients++;
-			}
-		if (spool.nrecovered == cap) {
-			cap = cap ? cap * 2 : 1024;
-			spool.recovered = xrealloc(spool.recovered, cap * sizeof(e));
-		}
-		spool.recovered[spool.nrecovered++] = e;
-		spool.messages++;
 	}
-	closedir(d);
+	while (nth < SPOOL_RECOVER_THREADS && (size_t)nth * SPOOL_RECOVER_CHUNK < sc.n &&
+	    pthread_create(&th[nth], NULL, recover_thread, &sc) == 0)
+		nth++;
+	recover_thread(&sc);		/* this thread reads too */
+	for (int i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&sc.lock);
+
+	for (size_t i = 0; i < sc.n; i++) {
+		const char *name = sc.v[i].name;
+		if (sc.v[i].e != NULL)
+			recover_keep(sc.v[i].e, &cap);
+		else {
+			/* Keep it for the operator rather than delete. */
+			log_warnx("%s spool incomplete file moved to corrupt/", name);
+			if (renameat(spool.queuefd, name, spool.corruptfd, name) < 0)
+				log_warn("%s spool rename to corrupt/", name);
+			bad++;
+		}
+		free(sc.v[i].name);
+	}
+	free(sc.v);
 	mx_stats.queue_messages = spool.messages;
 	log_info("spool recovered messages=%" PRId64 " recipients=%" PRId64
 	    " incomplete=%d elapsed_ms=%" PRIu64, spool.messages,

@@ -19,6 +19,12 @@ struct mx_stats {
 	int64_t queue_messages;		/* messages in the spool now */
 	int64_t queue_recipients;	/* pending recipients in the spool now */
 
+	/* delivery (queue.c): recipient attempts by outcome, DSNs enqueued */
+	uint64_t deliveries_sent;
+	uint64_t deliveries_deferred;
+	uint64_t deliveries_bounced;
+	uint64_t bounces_sent;
+
 	/* filters (filter.c, spf.c, dnsbl.c): evaluations and verdicts */
 	uint64_t filter_pregreet;	/* clients that talked before the banner */
 	uint64_t filter_rate_limited;	/* connections over filters.rate_limit */

@@ -84,6 +84,9 @@ test_defaults(void)
 	ok(cfg->spf_enabled && cfg->spf_reject_fail, "spf on, rejecting fail");
 	is_int(cfg->ndnsbl_zones, 0, "no dnsbl zones");
 	is_int(cfg->pregreet_wait, 0, "pregreet_wait");
+	ok(cfg->helo_check, "helo_check on by default");
+	ok(cfg->rate_connections == 0 && cfg->rate_period == 60, "no rate limit by default");
+	is_int(cfg->ndnsbl_allow_zones, 0, "no allow zones");
 	ok(cfg->srs_domain == NULL && cfg->srs_secret == NULL, "no srs");
 	is_int(cfg->recipient_delimiter, '+', "recipient_delimiter");
 	config_free(cfg);
@@ -127,8 +130,11 @@ static const char full_conf[] =
     " \"::2\" ]; };\n"
     "filters = {\n"
     "  spf = { enabled = false; reject_fail = false; };\n"
-    "  dnsbl = { zones = [ \"zen.spamhaus.org\", \"bl.example\" ]; };\n"
+    "  dnsbl = { zones = [ \"zen.spamhaus.org\", \"bl.example=127.0.0.2, 127.0.0.10\" ];\n"
+    "    allow_zones = [ \"wl.example\" ]; };\n"
     "  pregreet_wait = 3;\n"
+    "  helo_check = false;\n"
+    "  rate_limit = { connections = 20; period = 30; };\n"
     "};\n"
     "srs = { domain = \"fwd.example.net\"; secret = \"0123456789abcdef\"; };\n"
     "recipient_delimiter = \"-\";\n";
@@ -185,6 +191,14 @@ test_full(void)
 	ok(!cfg->spf_enabled && !cfg->spf_reject_fail, "spf off");
 	is_int(cfg->ndnsbl_zones, 2, "zones");
 	is_str(cfg->dnsbl_zones[1], "bl.example", "zone 1");
+	is_int(cfg->dnsbl_match[0].ncodes, 0, "zone 0: any code");
+	ok(cfg->dnsbl_match[1].ncodes == 2 &&
+	    cfg->dnsbl_match[1].codes[0].s_addr == htonl(0x7f000002) &&
+	    cfg->dnsbl_match[1].codes[1].s_addr == htonl(0x7f00000a), "zone 1: =codes");
+	ok(cfg->ndnsbl_allow_zones == 1 && strcmp(cfg->dnsbl_allow_zones[0], "wl.example") == 0,
+	    "allow_zones");
+	ok(!cfg->helo_check, "helo_check off");
+	ok(cfg->rate_connections == 20 && cfg->rate_period == 30, "rate_limit");
 	is_int(cfg->pregreet_wait, 3, "pregreet_wait");
 	is_str(cfg->srs_domain, "fwd.example.net", "srs domain");
 	is_str(cfg->srs_secret, "0123456789abcdef", "srs secret");
@@ -297,6 +311,16 @@ static const struct {
 	{ "filters = { dnsbl = { zones = [ \"zen..spamhaus.org\" ]; }; };\n",
 	    "1: filters.dnsbl.zones: \"zen..spamhaus.org\" is not" },
 	{ "filters = { pregreet_wait = -1; };\n", "1: filters.pregreet_wait:" },
+	{ "filters = { dnsbl = { zones = [ \"bl.example=10.0.0.2\" ]; }; };\n",
+	    "1: filters.dnsbl.zones: \"bl.example=10.0.0.2\": \"10.0.0.2\" is not a 127" },
+	{ "filters = { dnsbl = { zones = [ \"bl.example=\" ]; }; };\n",
+	    "1: filters.dnsbl.zones: \"bl.example=\": no codes" },
+	{ "filters = { dnsbl = { allow_zones = [ \"wl..example\" ]; }; };\n",
+	    "1: filters.dnsbl.allow_zones: \"wl..example\" is not" },
+	{ "filters = { rate_limit = { connections = 5; period = 0; }; };\n",
+	    "1: filters.rate_limit.period:" },
+	{ "filters = { rate_limit = { burst = 5; }; };\n",
+	    "1: filters.rate_limit.burst: unknown key" },
 	{ "srs = {\n domain = \"fwd.example.net\";\n};\n",
 	    "2: srs.secret: required when srs.domain is set" },
 	{ "srs = { domain = \"fwd.example.net\"; secret = \"short\"; };\n",

@@ -1,0 +1,218 @@
+#!/bin/bash
+# bench/e2e.sh - end-to-end throughput, client -> relay -> downstream, mxrelayd
+# beside a private Postfix instance relaying the same load in the same run.
+#
+# For each message size and each number of concurrent clients, both relays
+# are started fresh (empty queue) with a fresh smtp-sink as their downstream,
+# runs interleaved (postfix, then mxrelayd) so that machine drift hits both:
+#
+#   smtp-source -s CLIENTS -m N -l SIZE -f sender@src.test -t joe@example.test
+#       -> relay on 127.0.0.1:PORT (acknowledges only what is on disk)
+#       -> smtp-sink -c on 127.0.0.1:SINKPORT (counts messages received)
+#
+# The time measured runs from the first connection of smtp-source until the
+# sink has received every message (not merely until the relay acknowledged
+# them); the time to acknowledge all of them is shown too. smtp-source aborts
+# on any reply that is not 2xx, so a completed run had every message
+# acknowledged.
+#
+# mxrelayd: example.test in legacy mode, its one legacy server the sink
+# ([127.0.0.1]:SINKPORT), default delivery settings (20 connections per
+# destination). Postfix: bench/lib.sh's private instance (own
+# config_directory, queue_directory, inet_interfaces = 127.0.0.1,
+# relay_domains = example.test), relay_transport pointed at the same kind of
+# sink, default concurrency (also 20 per destination).
+#
+# Environment (defaults):
+#   MXRELAYD=./mxrelayd RELAYCTL=./relayctl
+#   SIZES="4096 102400"          message sizes (smtp-source -l)
+#   CLIENTS_LIST="1 10 50"       concurrent clients (smtp-source -s)
+#   N_SMALL=2000 N_LARGE=500     messages per run for sizes <= 16384 / above
+#   RUNS=1                       runs per cell (median reported)
+#   SERVERS="postfix mxrelayd"
+#   RUN_TIMEOUT=300              seconds allowed per run (then the run fails)
+#   TMPDIR                       where the queues live (a real disk for fsync)
+#   BENCH_KEEP=1                 keep the temp dir
+
+BENCH_SRC=$(cd "$(dirname "$0")" && pwd) || exit 1
+# shellcheck source=bench/lib.sh
+. "$BENCH_SRC/lib.sh"
+
+SIZES=${SIZES:-4096 102400}
+CLIENTS_LIST=${CLIENTS_LIST:-1 10 50}
+N_SMALL=${N_SMALL:-2000}
+N_LARGE=${N_LARGE:-500}
+RUNS=${RUNS:-1}
+SERVERS=${SERVERS:-postfix mxrelayd}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+SMTP_SINK=${SMTP_SINK:-smtp-sink}
+
+SINK_PORT=""
+SINK_PID=""
+
+# sink_start - a fresh counting smtp-sink on a free port
+sink_start() {
+	SINK_PORT=$(free_port) || die "no free port"
+	: >"$BENCH_DIR/sink.out"
+	"$SMTP_SINK" -u root -c -m 1024 127.0.0.1:"$SINK_PORT" 1024 >"$BENCH_DIR/sink.out" 2>&1 &
+	SINK_PID=$!
+	bench_track "$SINK_PID"
+	wait_port "$SINK_PORT" || die "smtp-sink did not come up"
+}
+
+# sink_count - messages the sink has received (its last mesg= counter)
+sink_count() {
+	local n
+	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
+	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
+	echo "${n:-0}"
+}
+
+sink_stop() {
+	[ -n "$SINK_PID" ] || return 0
+	kill -TERM "$SINK_PID" 2>/dev/null || true
+	bench_wait_gone "$SINK_PID" 5 || kill -KILL "$SINK_PID" 2>/dev/null || true
+	wait "$SINK_PID" 2>/dev/null || true
+	bench_untrack "$SINK_PID"
+	SINK_PID=""
+}
+
+# relay_up - start a fresh relay $1 for $2 clients, delivering to the sink; set PORT
+relay_up() {
+	case $1 in
+	postfix)
+		pf_start "$(($2 + 50))"
+		# reuse lib.sh's instance; deliver to the sink instead of a dead port
+		postconf -c "$PF_DIR/etc" -e "relay_transport = relay:[127.0.0.1]:$SINK_PORT" ||
+			die "postconf failed"
+		"$POSTFIX" -c "$PF_DIR/etc" reload >/dev/null 2>&1 || die "postfix reload failed"
+		sleep 1	# the reload restarts qmgr asynchronously
+		PORT=$PF_PORT ;;
+	mxrelayd)
+		mx_start
+		mx_ctl domain add example.test --legacy "[127.0.0.1]:$SINK_PORT" >/dev/null ||
+			die "relayctl domain add failed"
+		mx_ctl address add joe@example.test >/dev/null ||
+			die "relayctl address add failed"
+		PORT=$MX_PORT ;;
+	esac
+}
+
+relay_down() {
+	case $1 in
+	postfix) pf_stop; rm -rf "$BENCH_DIR/pf" ;;
+	mxrelayd) mx_stop; rm -rf "$BENCH_DIR/mx" ;;
+	esac
+}
+
+# one_run SERVER SIZE CLIENTS N - time N messages end to end; sets
+# RUN_SECS (until the sink has all), ACK_SECS (until smtp-source finished);
+# returns 1 on failure or timeout
+one_run() {
+	local s=$1 size=$2 clients=$3 n=$4 t0 t1 tack="" src rc deadline got
+	sink_start
+	relay_up "$s" "$clients"
+	t0=$(now_ns)
+	deadline=$(($(date +%s) + RUN_TIMEOUT))
+	"$SMTP_SOURCE" -s "$clients" -m "$n" -l "$size" -f sender@src.test \
+	    -t joe@example.test "127.0.0.1:$PORT" >"$BENCH_DIR/source.out" 2>&1 &
+	src=$!
+	bench_track "$src"
+	while :; do
+		if [ -z "$tack" ] && ! kill -0 "$src" 2>/dev/null; then
+			wait "$src"
+			rc=$?
+			bench_untrack "$src"
+			tack=$(now_ns)
+			if [ "$rc" -ne 0 ]; then
+				note "$s: smtp-source failed (exit $rc):"
+				tail -n 5 "$BENCH_DIR/source.out" >&2
+				relay_down "$s"; sink_stop
+				return 1
+			fi
+		fi
+		got=$(sink_count)
+		[ -n "$tack" ] && [ "$got" -ge "$n" ] && break
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			note "$s: timeout after $RUN_TIMEOUT s: sink has $got of $n"
+			[ -z "$tack" ] && { kill "$src" 2>/dev/null; wait "$src" 2>/dev/null; bench_untrack "$src"; }
+			[ "$s" = mxrelayd ] && tail -n 5 "$MX_DIR/log" >&2
+			relay_down "$s"; sink_stop
+			return 1
+		fi
+		sleep 0.05
+	done
+	t1=$(now_ns)
+	RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+	ACK_SECS=$(awk -v a="$t0" -v b="$tack" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+	# the sink may count a few more (at least once), never fewer
+	got=$(sink_count)
+	[ "$got" -eq "$n" ] || note "$s: sink received $got messages for $n sent"
+	relay_down "$s"
+	sink_stop
+	return 0
+}
+
+bench_init
+case " $SERVERS " in *" mxrelayd "*) mx_check_binaries ;; esac
+command -v "$SMTP_SOURCE" >/dev/null || die "smtp-source not found (apt-get install postfix)"
+command -v "$SMTP_SINK" >/dev/null || die "smtp-sink not found (apt-get install postfix)"
+
+note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), postfix $(postconf -dh mail_version)," \
+    "queues on $(stat -f -c %T "$BENCH_DIR") ($BENCH_DIR)"
+note "sizes: $SIZES; clients: $CLIENTS_LIST; messages per run: $N_SMALL (<= 16 KB), $N_LARGE (larger); $RUNS run(s) per cell"
+
+declare -A E2E ACK
+for size in $SIZES; do
+	n=$N_SMALL
+	[ "$size" -gt 16384 ] && n=$N_LARGE
+	for clients in $CLIENTS_LIST; do
+		for ((r = 1; r <= RUNS; r++)); do
+			for s in $SERVERS; do
+				key="$size/$clients/$s"
+				if one_run "$s" "$size" "$clients" "$n"; then
+					note "size $size clients $clients run $r $s: all at the sink in $RUN_SECS s (acknowledged in $ACK_SECS s)"
+					E2E[$key]="${E2E[$key]:-} $RUN_SECS"
+					ACK[$key]="${ACK[$key]:-} $ACK_SECS"
+				else
+					E2E[$key]="${E2E[$key]:-} fail"
+				fi
+			done
+		done
+	done
+done
+
+# rate - messages per second from N and the median of the runs ("-" if any failed)
+rate() {
+	local n=$1; shift
+	case " $* " in *" fail "*|"  ") echo "-"; return ;; esac
+	# shellcheck disable=SC2068
+	awk -v n="$n" -v t="$(median $@)" 'BEGIN { printf "%.1f", n / t }'
+}
+
+secs() {
+	case " $* " in *" fail "*|"  ") echo "-"; return ;; esac
+	# shellcheck disable=SC2068
+	median $@
+}
+
+printf '%8s %7s %6s | %9s %9s %9s | %9s %9s %9s | %6s\n' \
+    size clients msgs "pf s" "pf ack s" "pf msg/s" "mx s" "mx ack s" "mx msg/s" "mx/pf"
+for size in $SIZES; do
+	n=$N_SMALL
+	[ "$size" -gt 16384 ] && n=$N_LARGE
+	for clients in $CLIENTS_LIST; do
+		pk="$size/$clients/postfix"; mk="$size/$clients/mxrelayd"
+		# shellcheck disable=SC2086
+		prate=$(rate "$n" ${E2E[$pk]:-fail}); mrate=$(rate "$n" ${E2E[$mk]:-fail})
+		ratio="-"
+		if [ "$prate" != "-" ] && [ "$mrate" != "-" ]; then
+			ratio=$(awk -v a="$mrate" -v b="$prate" 'BEGIN { printf "%.2f", a / b }')
+		fi
+		# shellcheck disable=SC2086
+		printf '%8s %7s %6s | %9s %9s %9s | %9s %9s %9s | %6s\n' "$size" "$clients" "$n" \
+		    "$(secs ${E2E[$pk]:-fail})" "$(secs ${ACK[$pk]:-fail})" "$prate" \
+		    "$(secs ${E2E[$mk]:-fail})" "$(secs ${ACK[$mk]:-fail})" "$mrate" "$ratio"
+	done
+done
+echo "s: first connection until the sink has every message; ack s: until every message was acknowledged (250)"
