@@ -117,7 +117,8 @@ has_8bit(const char *s, size_t n)
 static void
 human_part(struct obuf *b, const struct bounce_info *bi, int utf8)
 {
-	char addr[BOUNCE_LINE_MAX / 2], reply[BOUNCE_LINE_MAX / 2];
+	char addr[BOUNCE_LINE_MAX / 4], reply[BOUNCE_LINE_MAX / 2];
+	char reason[BOUNCE_LINE_MAX / 4];
 
 	ob_printf(b, "Content-Description: Notification\r\n"
 	    "Content-Type: text/plain; charset=%s\r\n\r\n",
@@ -133,11 +134,13 @@ human_part(struct obuf *b, const struct bounce_info *bi, int utf8)
 		const struct bounce_rcpt *r = &bi->rcpts[i];
 		one_line(r->addr, addr, sizeof(addr));
 		one_line(r->reply, reply, sizeof(reply));
+		one_line(r->reason, reason, sizeof(reason));
+		ob_printf(b, "<%s>: %s%s", addr, reason, r->reason ?
+		    "; last error: " : "");
 		if (r->remote_mta && r->code)
-			ob_printf(b, "<%s>: host %s said: %s\r\n", addr,
-			    r->remote_mta, reply);
+			ob_printf(b, "host %s said: %s\r\n", r->remote_mta, reply);
 		else
-			ob_printf(b, "<%s>: %s\r\n", addr, reply);
+			ob_printf(b, "%s\r\n", reply);
 	}
 	ob_printf(b, "\r\n");
 }
@@ -146,7 +149,8 @@ human_part(struct obuf *b, const struct bounce_info *bi, int utf8)
 static void
 status_part(struct obuf *b, const struct bounce_info *bi)
 {
-	char date[64], addr[BOUNCE_LINE_MAX / 2], reply[BOUNCE_LINE_MAX / 2];
+	char date[64], addr[BOUNCE_LINE_MAX / 4], reply[BOUNCE_LINE_MAX / 2];
+	char reason[BOUNCE_LINE_MAX / 4];
 
 	bounce_date(bi->arrival, date, sizeof(date));
 	ob_printf(b, "Content-Description: Delivery report\r\n"
@@ -163,6 +167,10 @@ status_part(struct obuf *b, const struct bounce_info *bi)
 			ob_printf(b, "Remote-MTA: dns; %s\r\n", r->remote_mta);
 		if (r->code)
 			ob_printf(b, "Diagnostic-Code: smtp; %s\r\n",
+			    one_line(r->reply, reply, sizeof(reply)));
+		else if (r->reason)
+			ob_printf(b, "X-Mxrelay-Diagnostic: %s; last error: %s\r\n",
+			    one_line(r->reason, reason, sizeof(reason)),
 			    one_line(r->reply, reply, sizeof(reply)));
 		else
 			ob_printf(b, "X-Mxrelay-Diagnostic: %s\r\n",

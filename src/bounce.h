@@ -18,6 +18,8 @@ struct bounce_rcpt {
 	const char *remote_mta;	/* host name of the server that refused, or NULL */
 	int code;		/* its SMTP reply code; 0: the failure is ours */
 	const char *reply;	/* its reply text ("550 5.1.1 ..."), or our reason */
+	const char *reason;	/* why it failed when reply is only the last
+				 * error (delivery time expired), or NULL */
 };
 
 struct bounce_info {

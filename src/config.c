@@ -1045,3 +1045,42 @@ config_free(struct config *cfg)
 	free(cfg->srs_secret);
 	free(cfg);
 }
+
+/* carry_string - keep old's value of a restart-only string key */
+static int
+carry_string(char **nv, const char *ov, const char *key, char *warn, size_t len)
+{
+	if ((*nv == NULL) == (ov == NULL) && (ov == NULL || strcmp(*nv, ov) == 0))
+		return 0;
+	free(*nv);
+	*nv = ov ? xstrdup(ov) : NULL;
+	snprintf(warn + strlen(warn), len - strlen(warn), "%s%s", *warn ? ", " : "", key);
+	return 1;
+}
+
+/* config_carry_static - a reload cannot rebind listeners, change user,
+ * move the spool, state or control socket, or switch nameservers: keep
+ * old's values of those keys in nw. warn lists the keys that differed
+ * (they take effect at the next restart). */
+void
+config_carry_static(struct config *nw, const struct config *old, char *warn, size_t len)
+{
+	warn[0] = '\0';
+	if (nw->nlisten != old->nlisten ||
+	    memcmp(nw->listen, old->listen, sizeof(nw->listen[0]) * (size_t)old->nlisten) != 0) {
+		memcpy(nw->listen, old->listen, sizeof(nw->listen));
+		nw->nlisten = old->nlisten;
+		snprintf(warn + strlen(warn), len - strlen(warn), "%sserver.listen", *warn ? ", " : "");
+	}
+	if (nw->nnameservers != old->nnameservers ||
+	    memcmp(nw->nameservers, old->nameservers,
+	    sizeof(nw->nameservers[0]) * (size_t)old->nnameservers) != 0) {
+		memcpy(nw->nameservers, old->nameservers, sizeof(nw->nameservers));
+		nw->nnameservers = old->nnameservers;
+		snprintf(warn + strlen(warn), len - strlen(warn), "%sdns.nameservers", *warn ? ", " : "");
+	}
+	carry_string(&nw->user, old->user, "server.user", warn, len);
+	carry_string(&nw->spool, old->spool, "paths.spool", warn, len);
+	carry_string(&nw->state, old->state, "paths.state", warn, len);
+	carry_string(&nw->control_socket, old->control_socket, "paths.control_socket", warn, len);
+}

@@ -107,6 +107,9 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 /* config_defaults - a config holding every default (no file) */
 struct config *config_defaults(void);
 void config_free(struct config *);
+/* config_carry_static - on reload, keep old's listen, user, paths and
+ * nameservers in nw (they need a restart); warn names those that differed */
+void config_carry_static(struct config *nw, const struct config *old, char *warn, size_t len);
 /* cidr_match - is the address (AF_INET/AF_INET6 sockaddr) inside c? */
 int cidr_match(const struct cidr *c, const struct sockaddr *sa);
 /* destination syntax of SPEC 3: smtp:HOST[:PORT], smtp:[HOST]:PORT,

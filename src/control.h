@@ -10,4 +10,9 @@
 int control_init(struct event_base *base, const struct config *cfg, char *err, size_t errlen);
 void control_close(void);
 
+/* the daemon's reload: 0, or -1 with the reason in err (old config kept) */
+typedef int (*control_reload_fn)(char *err, size_t errlen);
+/* control_set_reload - what `relayctl reload` calls */
+void control_set_reload(control_reload_fn);
+
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control.h"
 #include "control_cmds.h"
 #include "control_queue.h"
 #include "jsonw.h"
@@ -339,6 +340,33 @@ cmd_stats(struct ctl_ctx *ctx)
 		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
 			evbuffer_add_printf(ctx->out, "%-28s %" PRId64 "\n",
 			    rows[i].key, rows[i].value);
+	control_reply(ctx, CTL_OK);
+}
+
+/* reload: the daemon re-reads its configuration (SIGHUP does the same) */
+
+static control_reload_fn reload_hook;
+
+void
+control_set_reload(control_reload_fn fn)
+{
+	reload_hook = fn;
+}
+
+static void
+cmd_reload(struct ctl_ctx *ctx)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (reload_hook == NULL || reload_hook(err, sizeof(err)) < 0) {
+		control_fail(ctx, CTL_REFUSED, "reload refused, the running configuration "
+		    "stays in force: %s", reload_hook ? err : "not available");
+		return;
+	}
+	if (ctx->json)
+		evbuffer_add_printf(ctx->out, "{\"result\":\"reloaded\"}\n");
+	else
+		evbuffer_add_printf(ctx->out, "configuration reloaded\n");
 	control_reply(ctx, CTL_OK);
 }
 
@@ -991,6 +1019,7 @@ cmd_import(struct ctl_ctx *ctx)
 static const struct ctl_handler ctl_handlers[] = {
 	{ "status", cmd_status, 0 },
 	{ "stats", cmd_stats, 0 },
+	{ "reload", cmd_reload, 0 },
 	{ "domain add", cmd_domain_add, CTL_CMD_WRITES },
 	{ "domain set", cmd_domain_set, CTL_CMD_WRITES },
 	{ "domain remove", cmd_domain_remove, CTL_CMD_WRITES },

@@ -216,6 +216,7 @@ static const struct ctl_option opts_queue_delete[] = {
 static const struct ctl_command_spec ctl_commands[] = {
 	{ "status", 0, 0, 0, opts_none, "status" },
 	{ "stats", 0, 0, 0, opts_none, "stats" },
+	{ "reload", 0, 0, 0, opts_none, "reload" },
 	{ "domain add", 1, 1, 0, opts_domain_add,
 	    "domain add DOMAIN [--mode legacy|hosted] [--legacy HOST[:PORT][/PREF]]..." },
 	{ "domain set", 1, 1, 0, opts_domain_set,

@@ -22,6 +22,7 @@
 #include "dns.h"
 #include "log.h"
 #include "mta.h"
+#include "queue.h"
 #include "route.h"
 #include "sdnotify.h"
 #include "smtp_server.h"
@@ -105,6 +106,10 @@ drop_privileges(const struct passwd *pw)
 #define STOP_GRACE_SECS	10	/* sessions get this long to finish after SIGTERM */
 
 static struct smtp_server *server;
+static const char *config_path;
+static struct config *config_live;	/* what every module uses now */
+static struct config **config_retired;	/* older ones: sessions may point into them */
+static int nconfig_retired;
 static struct event *stop_ev;
 static int stop_ticks;
 
@@ -122,13 +127,52 @@ stop_tick(evutil_socket_t fd, short ev, void *arg)
 	evtimer_add(stop_ev, &tv);
 }
 
+/* reload - SIGHUP and `relayctl reload`: read the configuration again and
+ * hand it to every module; a bad file changes nothing (SPEC 8). Listeners,
+ * user, paths and nameservers keep their values until a restart. */
+static int
+reload(char *err, size_t errlen)
+{
+	struct config *nw;
+	SSL_CTX *tls = NULL;
+	char warn[256];
+
+	sdnotify("RELOADING=1");
+	if ((nw = config_load(config_path, err, errlen)) == NULL)
+		goto refused;
+	if (nw->tls_certificate &&
+	    (tls = tls_server_ctx(nw->tls_certificate, nw->tls_key, err, errlen)) == NULL) {
+		config_free(nw);
+		goto refused;
+	}
+	config_carry_static(nw, config_live, warn, sizeof(warn));
+	if (warn[0])
+		log_warnx("reload: changes to %s need a restart; old values kept", warn);
+	smtp_server_reload(server, nw, tls);
+	route_init(nw);
+	mta_reload(nw);
+	queue_set_config(nw);
+	config_retired = xrealloc(config_retired,
+	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
+	config_retired[nconfig_retired++] = config_live;
+	config_live = nw;
+	log_info("reload done config=%s tls=%s", config_path, tls ? "yes" : "no");
+	sdnotify("READY=1");
+	return 0;
+refused:
+	log_warnx("reload refused: %s", err);
+	sdnotify("READY=1");
+	return -1;
+}
+
 static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct event_base *base = arg;
+	char err[CONFIG_ERR_MAX];
 
 	if (sig == SIGHUP) {
-		log_info("signal HUP: reload is not implemented yet, ignored");
+		reload(err, sizeof(err));
 		return;
 	}
 	if (stop_ev != NULL)
@@ -170,6 +214,7 @@ main(int argc, char **argv)
 	log_init("mxrelayd", use_syslog);
 	log_set_debug(debug);
 
+	config_path = path;
 	if ((cfg = config_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxrelayd: %s\n", err);
 		return 1;
@@ -200,6 +245,8 @@ main(int argc, char **argv)
 	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	server = srv;
+	config_live = cfg;
+	control_set_reload(reload);
 	drop_privileges(pw);
 
 	/* State, spool and control socket are opened as the unprivileged
@@ -243,9 +290,11 @@ main(int argc, char **argv)
 	event_free(sig_hup);
 	if (stop_ev)
 		event_free(stop_ev);
-	tls_ctx_free(tls);
 	event_base_free(base);
-	config_free(cfg);
+	config_free(config_live);
+	for (int i = 0; i < nconfig_retired; i++)
+		config_free(config_retired[i]);
+	free(config_retired);
 	log_info("shutdown complete");
 	return 0;
 }

@@ -38,6 +38,8 @@
 #define QUEUE_OPEN_BATCH	256	/* messages opened per reader job */
 #define QUEUE_BACKOFF_WAIT	60	/* not tried, same route: the destination
 					 * is backed off; look again then */
+#define QUEUE_NOT_TRIED_MAX	5	/* immediate retries after "route
+					 * changed" before waiting as above */
 #define QUEUE_ERROR_WAIT	300	/* queue file unreadable: retry then */
 #define QUEUE_RECORD_MAX	(SPOOL_REPLY_MAX + 128)
 #define QUEUE_WHY_MAX		256
@@ -66,23 +68,19 @@ struct open_batch {
 };
 
 /* one failed recipient waiting for its DSN */
-struct bounce_item {
+struct queue_bounce_item {
 	int index;
 	char status[16];
 	char remote[QUEUE_HOST_MAX];	/* "" when no server was reached */
 	int code;
-	char *reply;
-};
-
-struct bounce_list {
-	int n, cap;
-	struct bounce_item *v;
+	char *reply;			/* the reply, code first; or our reason */
+	char *reason;			/* expiry: why; reply is the last error */
 };
 
 /* one DSN being made: headers read on the reader worker, then enqueued */
 struct bounce_job {
 	struct queue_msg *m;
-	struct bounce_list list;
+	struct queue_bounces list;
 	char *headers;
 	size_t hlen;
 };
@@ -115,7 +113,7 @@ static struct {
 
 static void queue_arm(void);
 static void msg_sync(struct queue_msg *);
-static void bounce_start(struct queue_msg *, struct bounce_list *);
+static void bounce_start(struct queue_msg *, struct queue_bounces *);
 
 const char *
 queue_rstate_name(enum queue_rstate s)
@@ -211,6 +209,11 @@ msg_free(struct queue_msg *m)
 	free(m->sender);
 	free(m->rec);
 	free(m->del);
+	for (int k = 0; k < m->bpend.n; k++) {
+		free(m->bpend.v[k].reply);
+		free(m->bpend.v[k].reason);
+	}
+	free(m->bpend.v);
 	free(m);
 }
 
@@ -357,10 +360,10 @@ set_reply(struct queue_rcpt *r, const char *reply)
 
 /* bounce_add - recipient i failed for good: it joins the event's DSN */
 static void
-bounce_add(struct bounce_list *bl, int i, const char *status,
-    const char *relay, int code, const char *reply)
+bounce_add(struct queue_bounces *bl, int i, const char *status,
+    const char *relay, int code, const char *reply, const char *reason)
 {
-	struct bounce_item *it;
+	struct queue_bounce_item *it;
 
 	if (bl->n == bl->cap) {
 		bl->cap = bl->cap ? bl->cap * 2 : 4;
@@ -374,6 +377,7 @@ bounce_add(struct bounce_list *bl, int i, const char *status,
 	if (!bounce_relay_host(relay, it->remote, sizeof(it->remote)))
 		it->remote[0] = '\0';
 	it->code = code;
+	it->reason = reason ? xstrdup(reason) : NULL;
 	reply = reply ? reply : "";
 	/* Diagnostic-Code: smtp; wants the whole reply, code first */
 	if (code && !(reply[0] >= '2' && reply[0] <= '5'))
@@ -382,11 +386,29 @@ bounce_add(struct bounce_list *bl, int i, const char *status,
 		it->reply = xstrdup(reply);
 }
 
+/* bounce_merge - move the items of src to the end of dst */
 static void
-bounce_list_free(struct bounce_list *bl)
+bounce_merge(struct queue_bounces *dst, struct queue_bounces *src)
 {
-	for (int i = 0; i < bl->n; i++)
+	for (int k = 0; k < src->n; k++) {
+		if (dst->n == dst->cap) {
+			dst->cap = dst->cap ? dst->cap * 2 : 4;
+			dst->v = xrealloc(dst->v, (size_t)dst->cap * sizeof(*dst->v));
+		}
+		dst->v[dst->n++] = src->v[k];
+	}
+	free(src->v);
+	src->v = NULL;
+	src->n = src->cap = 0;
+}
+
+static void
+bounce_list_free(struct queue_bounces *bl)
+{
+	for (int i = 0; i < bl->n; i++) {
 		free(bl->v[i].reply);
+		free(bl->v[i].reason);
+	}
 	free(bl->v);
 	bl->v = NULL;
 	bl->n = bl->cap = 0;
@@ -395,33 +417,40 @@ bounce_list_free(struct bounce_list *bl)
 /* rcpt_bounce - log the failure and queue the recipient for a DSN */
 static void
 rcpt_bounce(struct queue_msg *m, int i, const char *relay, const char *dsn,
-    int code, const char *reply, struct bounce_list *bl)
+    int code, const char *reply, const char *reason, struct queue_bounces *bl)
 {
 	struct queue_rcpt *r = &m->rcpts[i];
+	char line[SPOOL_REPLY_MAX];
 
-	log_result(m, r, relay, dsn, "bounced", reply);
+	if (reason)
+		snprintf(line, sizeof(line), "%s; last error: %s", reason,
+		    reply ? reply : "");
+	else
+		mx_strlcpy(line, reply ? reply : "", sizeof(line));
+	log_result(m, r, relay, dsn, "bounced", line);
 	mx_stats.deliveries_bounced++;
 	r->state = QUEUE_R_BOUNCING;
 	r->last = time(NULL);
-	set_reply(r, reply);
-	bounce_add(bl, i, dsn, relay, code, reply);
+	set_reply(r, line);
+	bounce_add(bl, i, dsn, relay, code, reply, reason);
 }
 
 /* rcpt_defer - a temporary failure: retry on the schedule, or bounce when
  * the message has outlived max_lifetime */
 static void
 rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
-    const char *dsn, const char *reply, struct bounce_list *bl)
+    int code, const char *dsn, const char *reply, struct queue_bounces *bl)
 {
 	const struct config *c = q.cfg;
 	struct queue_rcpt *r = &m->rcpts[i];
-	char why[SPOOL_REPLY_MAX];
+	char why[QUEUE_WHY_MAX];
 
 	r->attempts++;
 	if (qsched_expired(now, m->arrival, c->max_lifetime)) {
+		/* the DSN carries the last error as its diagnostic */
 		snprintf(why, sizeof(why), "delivery time expired after %d "
-		    "attempts; last error: %s", r->attempts, reply ? reply : "");
-		rcpt_bounce(m, i, relay, DSN_EXPIRED, 0, why, bl);
+		    "attempt%s", r->attempts, r->attempts == 1 ? "" : "s");
+		rcpt_bounce(m, i, relay, DSN_EXPIRED, code, reply, why, bl);
 		return;
 	}
 	r->state = QUEUE_R_PENDING;
@@ -453,13 +482,15 @@ job_may_start(struct mta_job *mj, void *arg)
 /* job_result - one recipient's outcome from mta */
 static void
 job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
-    struct bounce_list *bl)
+    struct queue_bounces *bl)
 {
 	struct queue_msg *m = j->m;
 	struct queue_rcpt *r = &m->rcpts[mr->index];
 	const char *relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ?
 	    j->mj.relay : "";
 
+	if (mr->cls != MTA_NOT_TRIED)
+		r->not_tried = 0;
 	switch (mr->cls) {
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
@@ -468,17 +499,21 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;
 	case MTA_TEMP:
-		rcpt_defer(m, mr->index, now, relay, mr->status, mr->reply, bl);
+		rcpt_defer(m, mr->index, now, relay, mr->code, mr->status,
+		    mr->reply, bl);
 		break;
 	case MTA_PERM:
-		rcpt_bounce(m, mr->index, relay, mr->status, mr->code, mr->reply, bl);
+		rcpt_bounce(m, mr->index, relay, mr->status, mr->code, mr->reply,
+		    NULL, bl);
 		break;
 	default:
 		/* not attempted: the route changed (retry at once on the new
 		 * one), or the destination is backed off (look again later);
 		 * no attempt is counted either way */
 		r->state = QUEUE_R_PENDING;
-		if (!m->route_mx && !route_is_current(&j->mj.route, r->addr)) {
+		/* a route that changes at every attempt must not spin */
+		if (!m->route_mx && !route_is_current(&j->mj.route, r->addr) &&
+		    ++r->not_tried <= QUEUE_NOT_TRIED_MAX) {
 			r->next = now;
 			log_debug("%s to=<%s> not tried: route changed", m->id, r->addr);
 		} else {
@@ -517,7 +552,7 @@ job_done(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 	struct queue_msg *m = j->m;
-	struct bounce_list bl = { 0, 0, NULL };
+	struct queue_bounces bl = { 0, 0, NULL };
 	time_t now = time(NULL);
 
 	(void)mj;
@@ -540,8 +575,10 @@ job_done(struct mta_job *mj, void *arg)
 		bounce_list_free(&bl);
 		return;
 	}
-	if (bl.n)
-		bounce_start(m, &bl);
+	/* one DSN for what failed in this attempt round, all jobs together */
+	bounce_merge(&m->bpend, &bl);
+	if (m->njobs == 0 && m->bpend.n)
+		bounce_start(m, &m->bpend);
 	msg_sync(m);
 }
 
@@ -587,7 +624,7 @@ route_of(const struct queue_msg *m, const struct queue_rcpt *r,
 static void
 msg_attempt(struct queue_msg *m, int fd)
 {
-	struct bounce_list bl = { 0, 0, NULL };
+	struct queue_bounces bl = { 0, 0, NULL };
 	struct route *routes = NULL, rt;
 	struct queue_job **jobs = NULL;
 	int *group = xcalloc((size_t)m->nrcpts, sizeof(int));
@@ -604,10 +641,10 @@ msg_attempt(struct queue_msg *m, int fd)
 		why[0] = '\0';
 		switch (route_of(m, r, &rt, why, sizeof(why))) {
 		case ROUTE_DEFER:
-			rcpt_defer(m, i, now, NULL, DSN_NO_ROUTE_TEMP, why, &bl);
+			rcpt_defer(m, i, now, NULL, 0, DSN_NO_ROUTE_TEMP, why, &bl);
 			continue;
 		case ROUTE_FAIL:
-			rcpt_bounce(m, i, NULL, DSN_NO_ROUTE_PERM, 0, why, &bl);
+			rcpt_bounce(m, i, NULL, DSN_NO_ROUTE_PERM, 0, why, NULL, &bl);
 			continue;
 		default:
 			break;
@@ -649,13 +686,15 @@ msg_attempt(struct queue_msg *m, int fd)
 		close(fd);
 		m->fd = -1;
 	}
+	/* failures found now wait for the jobs: one DSN per round */
+	bounce_merge(&m->bpend, &bl);
+	if (nroutes == 0 && m->bpend.n)
+		bounce_start(m, &m->bpend);
 	for (g = 0; g < nroutes; g++)
 		mta_submit(&jobs[g]->mj);
 	free(jobs);
 	free(routes);
 	free(group);
-	if (bl.n)
-		bounce_start(m, &bl);
 	msg_sync(m);
 }
 
@@ -793,7 +832,7 @@ bounce_finish(struct bounce_job *bj, int ok)
 	time_t now = time(NULL);
 
 	for (int k = 0; k < bj->list.n; k++) {
-		struct bounce_item *it = &bj->list.v[k];
+		struct queue_bounce_item *it = &bj->list.v[k];
 		struct queue_rcpt *r = &m->rcpts[it->index];
 		if (ok) {
 			rcpt_final(m, it->index, QUEUE_R_BOUNCED, now, it->reply);
@@ -845,12 +884,13 @@ bounce_enqueue(struct bounce_job *bj)
 
 	spool_new_id(id);
 	for (int k = 0; k < bj->list.n; k++) {
-		struct bounce_item *it = &bj->list.v[k];
+		struct queue_bounce_item *it = &bj->list.v[k];
 		br[k].addr = m->rcpts[it->index].addr;
 		br[k].status = it->status;
 		br[k].remote_mta = it->remote[0] ? it->remote : NULL;
 		br[k].code = it->code;
 		br[k].reply = it->reply;
+		br[k].reason = it->reason;
 	}
 	memset(&bi, 0, sizeof(bi));
 	bi.hostname = q.cfg->hostname;
@@ -923,7 +963,7 @@ headers_done(void *arg)
 /* bounce_start - the recipients in bl failed for good at the same time:
  * one DSN to the sender for all of them (never for <> or a DSN) */
 static void
-bounce_start(struct queue_msg *m, struct bounce_list *bl)
+bounce_start(struct queue_msg *m, struct queue_bounces *bl)
 {
 	struct bounce_job *bj;
 	time_t now = time(NULL);
@@ -989,6 +1029,7 @@ due_walk_fn(const char *key, void *val, void *arg)
 	}
 	if (moved) {
 		w->count += moved;
+		/* cannot remove m (it has a waiting recipient): the walk is safe */
 		msg_sync(m);
 	}
 	return 0;
@@ -1129,7 +1170,7 @@ int
 queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 {
 	struct queue_msg *m = q.msgs ? dict_get(q.msgs, id) : NULL;
-	struct bounce_list bl = { 0, 0, NULL };
+	struct queue_bounces bl = { 0, 0, NULL };
 
 	if (m == NULL || m->deleted)
 		return -1;
@@ -1141,7 +1182,7 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 			if (m->rcpts[i].state == QUEUE_R_PENDING) {
 				rcpt_bounce(m, i, NULL, DSN_DELETED, 0,
 				    "message deleted from the queue by the "
-				    "mail system operator", &bl);
+				    "mail system operator", NULL, &bl);
 			}
 		m->del->nbounced = m->sender[0] && !m->route_mx ? bl.n : 0;
 		if (bl.n)
@@ -1182,6 +1223,12 @@ queue_init(struct event_base *base, const struct config *cfg, char *err,
 	    (mx_mono_us() - t0) / 1000);
 	queue_arm();
 	return 0;
+}
+
+void
+queue_set_config(const struct config *cfg)
+{
+	q.cfg = cfg;
 }
 
 static int

@@ -38,9 +38,17 @@ struct queue_rcpt {
 	time_t next;		/* PENDING: when it is due */
 	time_t last;		/* time of the last attempt, 0 when none */
 	char *reply;		/* last reply or reason, NULL when none */
+	int not_tried;		/* "route changed" answers in a row */
 };
 
 struct queue_job;
+struct queue_bounce_item;
+
+/* failed recipients waiting for their DSN (private to queue.c) */
+struct queue_bounces {
+	int n, cap;
+	struct queue_bounce_item *v;
+};
 
 struct queue_msg {
 	char id[SPOOL_ID_LEN + 1];
@@ -65,6 +73,7 @@ struct queue_msg {
 	int fd;			/* body, while jobs run */
 	int deleted;		/* queue delete: remove when idle */
 	struct queue_delete_req *del;
+	struct queue_bounces bpend;	/* failed in the current attempt round */
 	char *rec;		/* state records not yet handed to the spool */
 	size_t reclen, reccap;
 };
@@ -76,6 +85,10 @@ int queue_init(struct event_base *, const struct config *, char *err, size_t err
 /* queue_close - stop scheduling and free everything; call mta_close()
  * first (its jobs complete as MTA_NOT_TRIED) and spool_close() after. */
 void queue_close(void);
+
+/* queue_set_config - after a reload: retry_schedule, max_lifetime and
+ * hostname come from cfg from now on (the queue keeps the pointer) */
+void queue_set_config(const struct config *cfg);
 
 /* queue_reschedule_domain - deferred recipients of domain are due now
  * (the switch calls this) */

@@ -1286,6 +1286,16 @@ smtp_server_start(struct smtp_server *srv)
 }
 
 void
+smtp_server_reload(struct smtp_server *srv, const struct config *cfg, SSL_CTX *tls)
+{
+	/* SSL objects hold a reference to their context: live sessions are safe */
+	if (srv->tls)
+		SSL_CTX_free(srv->tls);
+	srv->tls = tls;
+	srv->cfg = cfg;
+}
+
+void
 smtp_server_stop(struct smtp_server *srv)
 {
 	struct smtp_session *s, *next;
@@ -1322,6 +1332,8 @@ smtp_server_free(struct smtp_server *srv)
 		smtp_session_free(srv->sessions);
 	spf_shutdown();
 	ratelimit_free(srv->rate);
+	if (srv->tls)
+		SSL_CTX_free(srv->tls);
 	dict_free(srv->per_client, free);
 	free(srv);
 }

@@ -15,11 +15,17 @@
 struct smtp_server;
 
 /* smtp_server_new - bind every server.listen address. Binding happens
- * before privileges are dropped. NULL with err set on failure. */
+ * before privileges are dropped. The server owns tls from then on.
+ * NULL with err set on failure. */
 struct smtp_server *smtp_server_new(struct event_base *, const struct config *,
     SSL_CTX *tls, char *err, size_t errlen);
 /* smtp_server_start - begin accepting connections */
 void smtp_server_start(struct smtp_server *);
+/* smtp_server_reload - new limits and filter settings for every session from
+ * its next command on; tls (may be NULL) for the next STARTTLS. The
+ * server takes tls and frees the old context (established TLS sessions
+ * keep theirs). */
+void smtp_server_reload(struct smtp_server *, const struct config *, SSL_CTX *tls);
 /* smtp_server_stop - stop accepting; 421 to every session, after the
  * 250 of a message being committed */
 void smtp_server_stop(struct smtp_server *);

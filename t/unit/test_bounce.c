@@ -44,9 +44,9 @@ main(void)
 	    "From: alice@example.org\r\nSubject: hi\r\n\r\n";
 	struct bounce_rcpt r[2] = {
 		{ "joe@example.com", "5.1.1", "mx.example.com", 550,
-		  "550 5.1.1 <joe@example.com>: User unknown\r\nInjected: yes" },
+		  "550 5.1.1 <joe@example.com>: User unknown\r\nInjected: yes", NULL },
 		{ "mary@example.com", "5.4.7", NULL, 0,
-		  "delivery time expired after 12 attempts" },
+		  "delivery time expired after 12 attempts", NULL },
 	};
 	struct bounce_info bi = {
 		.hostname = "mx1.example.net", .dsn_id = "000660C329EB2000",
@@ -109,6 +109,27 @@ main(void)
 	ok(strstr(t, "text/rfc822-headers\r\n\r\nSubject: a\r\n\r\n--") != NULL,
 	    "incomplete header line dropped");
 	ok(lines_crlf(t, len), "still CRLF only");
+	free(t);
+
+	/* expiry: the last downstream reply is the diagnostic, the reason
+	 * goes to the human part */
+	struct bounce_rcpt ex = { "joe@example.com", "5.4.7", "mx.example.com", 451,
+	    "451 4.3.2 System not accepting", "delivery time expired after 9 attempts" };
+	bi.rcpts = &ex;
+	bi.nrcpts = 1;
+	t = bounce_build(&bi, &len, &is8);
+	ok(strstr(t, "Status: 5.4.7\r\nRemote-MTA: dns; mx.example.com\r\n"
+	    "Diagnostic-Code: smtp; 451 4.3.2 System not accepting\r\n") != NULL,
+	    "expired: Diagnostic-Code is the last reply");
+	ok(strstr(t, "<joe@example.com>: delivery time expired after 9 attempts; last "
+	    "error: host mx.example.com said: 451 4.3.2") != NULL, "expired: human reason");
+	free(t);
+	ex.code = 0;
+	ex.remote_mta = NULL;
+	ex.reply = "no legacy server";
+	t = bounce_build(&bi, &len, &is8);
+	ok(strstr(t, "X-Mxrelay-Diagnostic: delivery time expired after 9 attempts; "
+	    "last error: no legacy server\r\n") != NULL, "expired without a server");
 	free(t);
 
 	ok(bounce_relay_host("mx.example.com[192.0.2.5]:25", host, sizeof(host)) &&
