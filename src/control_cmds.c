@@ -19,6 +19,7 @@
 #include "control.h"
 #include "control_cmds.h"
 #include "control_queue.h"
+#include "control_switch.h"
 #include "jsonw.h"
 #include "log.h"
 #include "stats.h"
@@ -1035,6 +1036,8 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "queue show", cmd_queue_show, 0 },
 	{ "queue flush", cmd_queue_flush, CTL_CMD_WRITES },
 	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
+	{ "switch", cmd_switch, CTL_CMD_WRITES },
+	{ "history", cmd_history, 0 },
 };
 
 const struct ctl_handler *

@@ -213,6 +213,11 @@ static const struct ctl_option opts_queue_delete[] = {
 	{ "--bounce", 0 }, { NULL, 0 }
 };
 
+static const struct ctl_option opts_switch[] = {
+	{ "--force", 0 }, { "--wait", 0 }, { "--at", 1 }, { "--cancel", 0 },
+	{ NULL, 0 }
+};
+
 static const struct ctl_command_spec ctl_commands[] = {
 	{ "status", 0, 0, 0, opts_none, "status" },
 	{ "stats", 0, 0, 0, opts_none, "stats" },
@@ -236,6 +241,9 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "queue show", 1, 1, 0, opts_none, "queue show ID" },
 	{ "queue flush", 0, 1, 0, opts_none, "queue flush [DOMAIN]" },
 	{ "queue delete", 1, 1, 0, opts_queue_delete, "queue delete ID [--bounce]" },
+	{ "switch", 1, 2, 0, opts_switch,
+	    "switch DOMAIN hosted|legacy [--force] [--wait] [--at TIME] | switch DOMAIN --cancel" },
+	{ "history", 1, 1, 0, opts_none, "history DOMAIN" },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 

@@ -917,10 +917,10 @@ conn_on_job(struct mta_conn *c)
 		job_complete(job);
 		break;
 	case SC_JOB_FAILOVER:
-		/* SPEC 6: 4xx to MAIL, the next server if there is one; this
-		 * connection moves on with the job */
+		/* SPEC 6: 4xx to MAIL or to every RCPT: the next server if
+		 * there is one; this connection moves on with the job */
 		if (c->ai + 1 < c->addrs->n) {
-			log_info("%s mta relay=%s deferred the sender, trying "
+			log_info("%s mta relay=%s deferred the transaction, trying "
 			    "the next server", job->msgid, c->addrs->a[c->ai].relay);
 			c->job = job;
 			c->job_has_result = 1;

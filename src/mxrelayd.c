@@ -260,6 +260,8 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	if (queue_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("queue: %s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -282,6 +284,7 @@ main(int argc, char **argv)
 	smtp_server_free(srv);
 	control_close();
 	mta_close();
+	queue_close();	/* after mta: its jobs are done */
 	spool_close();
 	dns_close();
 	store_close();	/* after control: it may still hold store results */

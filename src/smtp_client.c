@@ -771,6 +771,16 @@ sc_on_mail(struct smtp_client *s)
 	return sc_abort(s);
 }
 
+/* sc_all_temp - did every recipient of job get a 4xx? */
+static int
+sc_all_temp(const struct mta_job *job)
+{
+	for (int i = 0; i < job->nrcpts; i++)
+		if (job->rcpts[i].cls != MTA_TEMP)
+			return 0;
+	return job->nrcpts > 0;
+}
+
 /* sc_on_rcpt - RCPT reply: one recipient accepted or refused */
 static int
 sc_on_rcpt(struct smtp_client *s)
@@ -794,6 +804,10 @@ sc_on_rcpt(struct smtp_client *s)
 			sc_send_rcpt(s);
 		return 0;
 	}
+	/* SPEC 6: a server that defers every recipient is a 4xx like a
+	 * deferred MAIL: the next server gets them in this attempt */
+	if (!s->mail_failed && s->naccepted == 0 && sc_all_temp(job))
+		s->disp = SC_JOB_FAILOVER;
 	if (s->pipelining) {
 		sc_enter(s, SC_DATA);	/* DATA went with the group */
 		return 0;

@@ -283,6 +283,7 @@ op_free(struct store_op *op)
 	store_addr_free(op->addr);
 	free(op->servers);
 	free(op->name);
+	free(op->note);
 	if (op->res.body)
 		evbuffer_free(op->res.body);
 	free(op);
@@ -310,6 +311,21 @@ apply_addr(struct addr_info *a)
 		return;
 	}
 	store_addr_free(dict_put(d->addrs, a->address, a));
+}
+
+/* apply_mode - a committed mode change (and/or a fired schedule) */
+static void
+apply_mode(struct store_op *op)
+{
+	struct domain_entry *d = apply_domain(op->name);
+
+	if (d == NULL)
+		return;
+	if (op->applied)
+		d->info.mode = op->mode;
+	/* only the schedule that fired: a newer one stays */
+	if (op->sched_fire && d->has_sched && d->sched.at == op->sched.at)
+		d->has_sched = 0;
 }
 
 /* apply_op - make the index show a committed change. Returns the number of
@@ -362,6 +378,20 @@ apply_op(struct store_op *op, size_t budget, int *more)
 		*more = op->napplied < op->nchanges;
 		return n + 1;
 	case OP_SCAN:
+	case OP_HISTORY:
+		return 1;
+	case OP_DOMAIN_MODE:
+		apply_mode(op);
+		return 1;
+	case OP_SCHED_SET:
+		if ((d = apply_domain(op->name)) != NULL) {
+			d->has_sched = 1;
+			d->sched = op->sched;
+		}
+		return 1;
+	case OP_SCHED_CANCEL:
+		if ((d = apply_domain(op->name)) != NULL)
+			d->has_sched = 0;
 		return 1;
 	}
 	return 1;
@@ -534,6 +564,114 @@ store_address_scan(const char *domain, store_scan_render_fn render,
 	op->scan_render = render;
 	op->render_arg = render_arg;
 	op_submit(op);
+}
+
+/* The switch */
+
+void
+store_domain_set_mode(const char *domain, enum domain_mode mode, uid_t uid,
+    const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_MODE, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->mode = mode;
+	op->uid = uid;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op->applied = 1;
+	op_submit(op);
+}
+
+void
+store_schedule_fire(const char *domain, time_t at, enum domain_mode mode,
+    uid_t uid, int applied, const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_MODE, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->mode = mode;
+	op->uid = uid;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op->applied = applied;
+	op->sched_fire = 1;
+	op->sched.at = at;
+	op_submit(op);
+}
+
+void
+store_schedule_set(const char *domain, const struct store_sched *sc,
+    store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_SCHED_SET, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->sched = *sc;
+	op_submit(op);
+}
+
+void
+store_schedule_cancel(const char *domain, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_SCHED_CANCEL, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op_submit(op);
+}
+
+void
+store_history_scan(const char *domain, store_history_render_fn render,
+    void *render_arg, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_HISTORY, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->history_render = render;
+	op->render_arg = render_arg;
+	op_submit(op);
+}
+
+const struct store_sched *
+store_domain_sched(const struct domain_info *d)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+
+	return e->has_sched ? &e->sched : NULL;
+}
+
+struct mbox_arg {
+	char **v;
+	size_t n;
+};
+
+static int
+mbox_cb(const char *key, void *val, void *arg)
+{
+	struct mbox_arg *m = arg;
+
+	if (((struct addr_info *)val)->kind == ADDR_MAILBOX)
+		m->v[m->n++] = xstrdup(key);
+	return 0;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+size_t
+store_domain_mailboxes(const struct domain_info *d, char ***out)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+	struct mbox_arg m;
+
+	m.v = xcalloc(dict_count(e->addrs) + 1, sizeof(char *));
+	m.n = 0;
+	dict_walk(e->addrs, mbox_cb, &m);
+	if (m.n > 1)
+		qsort(m.v, m.n, sizeof(*m.v), str_cmp);
+	*out = m.v;
+	return m.n;
 }
 
 int

@@ -9,6 +9,7 @@
 #define MX_STORE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <event2/event.h>
 
 #define STORE_DB_NAME		"mxrelay.db"
@@ -79,6 +80,7 @@ struct store_result {
 	enum store_outcome outcome;	/* address put */
 	long count;			/* domain remove: addresses removed with it */
 	struct evbuffer *body;		/* import and scans: what the renderer wrote */
+	enum domain_mode from_mode;	/* domain mode writes: the mode before */
 };
 /* done - on the loop thread; the result is only valid during the call
  * (take res->body with evbuffer_add_buffer if it is wanted) */
@@ -147,6 +149,65 @@ void store_address_scan(const char *domain, store_scan_render_fn render,
 size_t store_domain_list(const struct domain_info ***out);
 time_t store_domain_created(const struct domain_info *);
 size_t store_domain_naddresses(const struct domain_info *);
+
+/*
+ * The switch (SPEC 7): mode changes with their history, and switches
+ * scheduled for later. Loop-thread reads, worker-thread writes as above.
+ */
+#define STORE_NOTE_MAX		1024	/* history note, bytes */
+
+/* a switch scheduled with relayctl switch --at */
+struct store_sched {
+	time_t at;
+	enum domain_mode mode;		/* the mode to switch to */
+	uid_t uid;			/* who scheduled it */
+	int force;			/* skip the preflight when it fires */
+	time_t created;
+};
+
+/* one row of the switch history */
+struct store_switch_rec {
+	long long id;
+	time_t time;
+	enum domain_mode from, to;
+	uid_t uid;
+	int applied;			/* 0: a refused scheduled switch */
+	const char *note;
+};
+
+/* store_domain_set_mode - set the domain's mode and append a history row
+ * (time now, from, to, uid, note) in one transaction; res->from_mode is
+ * the mode before, and switching to the current mode changes nothing and
+ * writes no row. The index shows the new mode before done runs. */
+void store_domain_set_mode(const char *domain, enum domain_mode mode,
+    uid_t uid, const char *note, store_done_fn, void *);
+/* store_schedule_fire - a scheduled switch (the one due at `at`) has run:
+ * drop it and, in the same transaction, set the mode as
+ * store_domain_set_mode (applied) or only record the refusal in the
+ * history with note (not applied) */
+void store_schedule_fire(const char *domain, time_t at, enum domain_mode mode,
+    uid_t uid, int applied, const char *note, store_done_fn, void *);
+/* store_schedule_set - schedule a switch (replacing the domain's pending
+ * one: res->outcome STORE_UPDATED, else STORE_ADDED) */
+void store_schedule_set(const char *domain, const struct store_sched *,
+    store_done_fn, void *);
+/* store_schedule_cancel - drop the pending one; refused when none */
+void store_schedule_cancel(const char *domain, store_done_fn, void *);
+/* store_domain_sched - the pending scheduled switch of d, or NULL */
+const struct store_sched *store_domain_sched(const struct domain_info *d);
+/* store_domain_mailboxes - the mailbox addresses of d (not aliases),
+ * sorted; *out and each string are malloc'd */
+size_t store_domain_mailboxes(const struct domain_info *d, char ***out);
+
+/* runs on the worker thread with the domain's history, oldest first */
+typedef void (*store_history_render_fn)(const char *domain,
+    const struct store_switch_rec *rows, size_t n, struct evbuffer *out,
+    void *arg);
+/* store_history_scan - read the switch history of domain (also of a
+ * removed domain: the history is an audit trail) and render it; refused
+ * when the domain is unknown and has no history */
+void store_history_scan(const char *domain, store_history_render_fn render,
+    void *render_arg, store_done_fn, void *);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

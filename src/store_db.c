@@ -60,6 +60,16 @@ static const char *const store_migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  note TEXT NOT NULL DEFAULT '');"
 	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
+	/* 2: scheduled switches (relayctl switch --at); refused scheduled
+	 * switches stay in the history with applied = 0 */
+	"ALTER TABLE switch_history ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;"
+	"CREATE TABLE switch_schedule ("
+	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  at INTEGER NOT NULL,"
+	"  to_mode TEXT NOT NULL CHECK (to_mode IN ('legacy', 'hosted')),"
+	"  uid INTEGER NOT NULL,"
+	"  force INTEGER NOT NULL DEFAULT 0,"
+	"  created INTEGER NOT NULL);",
 };
 
 
@@ -633,6 +643,212 @@ out:
 	report_clear(&r);
 }
 
+/* The switch (worker thread) */
+
+static enum domain_mode
+mode_of(const unsigned char *s)
+{
+	return s && strcmp((const char *)s, "hosted") == 0 ? MODE_HOSTED :
+	    MODE_LEGACY;
+}
+
+/* db_domain_mode - the stored mode: 1 found, 0 not found, -1 error */
+static int
+db_domain_mode(const char *name, enum domain_mode *mode)
+{
+	sqlite3_stmt *s = db_prepare("SELECT mode FROM domains WHERE name = ?1");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*mode = mode_of(sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db_history_add - one history row */
+static int
+db_history_add(struct store_op *op, enum domain_mode from)
+{
+	sqlite3_stmt *s = db_prepare("INSERT INTO switch_history "
+	    "(domain, time, from_mode, to_mode, uid, note, applied) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(s, 3, store_mode_name(from), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, store_mode_name(op->mode), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)op->uid);
+	sqlite3_bind_text(s, 6, op->note ? op->note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 7, op->applied ? 1 : 0);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db_exec_name - run sql with ?1 = op->name (and ?2 = at when at_too) */
+static int
+db_exec_name(struct store_op *op, const char *sql, int at_too)
+{
+	sqlite3_stmt *s = db_prepare(sql);
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	if (at_too)
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)op->sched.at);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* job_domain_mode - mode, history row and (for a fired schedule) the
+ * schedule's removal: one transaction, so a crash keeps all or none */
+static void
+job_domain_mode(struct store_op *op)
+{
+	enum domain_mode from = MODE_LEGACY;
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_mode(op->name, &from)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	op->res.from_mode = from;
+	if (ex < 0) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	/* a switch to the current mode is no switch: no history row */
+	if (op->applied && from != op->mode && db_exec_name(op,
+	    op->mode == MODE_HOSTED ?
+	    "UPDATE domains SET mode = 'hosted' WHERE name = ?1" :
+	    "UPDATE domains SET mode = 'legacy' WHERE name = ?1", 0) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	if ((!op->applied || from != op->mode) && db_history_add(op, from) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	if (op->sched_fire && db_exec_name(op, "DELETE FROM switch_schedule "
+	    "WHERE domain = ?1 AND at = ?2", 1) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	op->res.outcome = op->applied && from != op->mode ? STORE_UPDATED :
+	    STORE_UNCHANGED;
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_sched_set(struct store_op *op)
+{
+	sqlite3_stmt *s;
+	int ex, rc;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->name)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	if (ex < 0 || (s = db_prepare("SELECT 1 FROM switch_schedule "
+	    "WHERE domain = ?1")) == NULL) {
+		db_fail(op, "switch schedule");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	op->res.outcome = sqlite3_step(s) == SQLITE_ROW ? STORE_UPDATED :
+	    STORE_ADDED;
+	sqlite3_finalize(s);
+	if ((s = db_prepare("INSERT OR REPLACE INTO switch_schedule "
+	    "(domain, at, to_mode, uid, force, created) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)")) == NULL) {
+		db_fail(op, "switch schedule");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)op->sched.at);
+	sqlite3_bind_text(s, 3, store_mode_name(op->sched.mode), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)op->sched.uid);
+	sqlite3_bind_int(s, 5, op->sched.force ? 1 : 0);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)op->sched.created);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		db_fail(op, "switch schedule");
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_sched_cancel(struct store_op *op)
+{
+	if (db_exec_name(op, "DELETE FROM switch_schedule WHERE domain = ?1",
+	    0) == -1)
+		db_fail(op, "switch cancel");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: no scheduled switch", op->name);
+	else
+		op->res.outcome = STORE_REMOVED;
+}
+
+static void
+job_history(struct store_op *op)
+{
+	struct store_switch_rec *rows = NULL;
+	size_t n = 0, cap = 0;
+	sqlite3_stmt *s;
+	int ex, rc;
+
+	if ((s = db_prepare("SELECT id, time, from_mode, to_mode, uid, note, "
+	    "applied FROM switch_history WHERE domain = ?1 ORDER BY id")) == NULL) {
+		db_fail(op, "history");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		rows[n].id = (long long)sqlite3_column_int64(s, 0);
+		rows[n].time = (time_t)sqlite3_column_int64(s, 1);
+		rows[n].from = mode_of(sqlite3_column_text(s, 2));
+		rows[n].to = mode_of(sqlite3_column_text(s, 3));
+		rows[n].uid = (uid_t)sqlite3_column_int64(s, 4);
+		rows[n].note = xstrdup((const char *)sqlite3_column_text(s, 5));
+		rows[n].applied = sqlite3_column_int(s, 6) != 0;
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		db_fail(op, "history");
+	sqlite3_finalize(s);
+	if (op->res.status == 0 && n == 0 &&
+	    (ex = db_domain_exists(op->name)) <= 0) {
+		if (ex == 0)
+			refuse(op, "domain %s: not found", op->name);
+		else
+			db_fail(op, "history");
+	}
+	if (op->res.status == 0)
+		op->history_render(op->name, rows, n, op->res.body, op->render_arg);
+	for (size_t i = 0; i < n; i++)
+		free((char *)rows[i].note);
+	free(rows);
+}
+
 /* store_db_job - worker thread: one job */
 void
 store_db_job(void *arg)
@@ -647,6 +863,10 @@ store_db_job(void *arg)
 	case OP_ADDR_REMOVE: job_addr_remove(op); break;
 	case OP_IMPORT: job_import(op); break;
 	case OP_SCAN: job_scan(op); break;
+	case OP_DOMAIN_MODE: job_domain_mode(op); break;
+	case OP_SCHED_SET: job_sched_set(op); break;
+	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
+	case OP_HISTORY: job_history(op); break;
 	}
 }
 
@@ -753,6 +973,32 @@ load_addresses(struct dict *domains, size_t *count)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* load_schedules - the pending scheduled switches into their domains */
+static int
+load_schedules(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, at, to_mode, uid, force, "
+	    "created FROM switch_schedule");
+	struct domain_entry *d;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d = dict_get(domains, (const char *)sqlite3_column_text(s, 0));
+		if (d == NULL)
+			continue;
+		d->has_sched = 1;
+		d->sched.at = (time_t)sqlite3_column_int64(s, 1);
+		d->sched.mode = mode_of(sqlite3_column_text(s, 2));
+		d->sched.uid = (uid_t)sqlite3_column_int64(s, 3);
+		d->sched.force = sqlite3_column_int(s, 4) != 0;
+		d->sched.created = (time_t)sqlite3_column_int64(s, 5);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* store_db_open - open the file, set the pragmas durability needs, migrate */
 int
 store_db_open(const char *path, char *err, size_t errlen)
@@ -779,7 +1025,8 @@ int
 store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
 {
 	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
-	    load_addresses(domains, naddr) == -1) {
+	    load_addresses(domains, naddr) == -1 ||
+	    load_schedules(domains) == -1) {
 		snprintf(err, errlen, "loading the state store: %s",
 		    sqlite3_errmsg(db));
 		return -1;

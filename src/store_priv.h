@@ -12,11 +12,14 @@ struct domain_entry {
 	struct domain_info info;	/* first: store_domain hands out &info */
 	time_t created;
 	struct dict *addrs;		/* "local@domain" -> struct addr_info */
+	int has_sched;			/* a switch is scheduled: sched */
+	struct store_sched sched;
 };
 
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
-	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN
+	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
+	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY
 };
 
 struct store_op {
@@ -39,6 +42,14 @@ struct store_op {
 
 	store_scan_render_fn scan_render;	/* OP_SCAN */
 	void *render_arg;
+
+	/* OP_DOMAIN_MODE, OP_SCHED_*, OP_HISTORY */
+	uid_t uid;
+	char *note;
+	int applied;			/* 0: record a refusal only */
+	int sched_fire;			/* drop the schedule due at sched.at */
+	struct store_sched sched;
+	store_history_render_fn history_render;
 };
 
 /* store.c */

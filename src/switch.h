@@ -1,0 +1,95 @@
+/* switch.h - relayctl switch: a domain's mode, at once or at a set time
+ *
+ * SPEC 7. A switch is one store write (mode + history row, one SQLite
+ * transaction) whose completion updates the in-memory index before the
+ * caller hears back; route_for_rcpt reads the mode at every attempt and
+ * the mta's may_start hook (route_is_current) re-checks it right before
+ * MAIL FROM, so no attempt to the old route starts after the answer.
+ * Then the domain's deferred recipients are made due at once. Before
+ * "hosted" the hosting must accept an RCPT probe for every mailbox
+ * (probe.h); before "legacy" the domain needs a legacy server. Scheduled
+ * switches are kept in the store and fired by a timer. Loop thread only.
+ */
+#ifndef MX_SWITCH_H
+#define MX_SWITCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "probe.h"
+#include "route.h"
+#include "store.h"
+
+#define SWITCH_MSG_MAX		1024
+#define SWITCH_WAIT_TICK_MS	100	/* --wait polls the in-flight count */
+#define SWITCH_KEYS_MAX		64	/* route keys of the old route (shuffles) */
+#define SWITCH_TIME_MAX		64	/* formatted time */
+
+/* the old route, as mta keys its destinations */
+struct switch_route {
+	enum domain_mode mode;
+	int any;			/* keys unknown: count every delivery */
+	int nkeys;
+	char keys[SWITCH_KEYS_MAX][ROUTE_KEY_MAX];
+};
+
+struct switch_outcome {
+	int status;			/* 0 done, 1 refused */
+	char msg[SWITCH_MSG_MAX];	/* refused: why */
+	const char *domain;
+	enum domain_mode from, to;
+	int changed;			/* 0: it was in that mode already */
+	int preflight;			/* the probe ran (and passed, when status 0) */
+	const struct probe_result *probe;	/* probe refusals (status 1), or NULL */
+	int inflight;			/* deliveries in flight to the old route */
+	int rescheduled;		/* deferred recipients made due */
+	uint64_t elapsed_us;		/* from the request to the durable switch */
+	const struct switch_route *old;	/* for switch_wait */
+};
+/* done - on the loop; the outcome is valid during the call only. It may
+ * run before switch_run returns (a refusal found at once). */
+typedef void (*switch_done_fn)(const struct switch_outcome *, void *arg);
+
+/* switch_init - keep cfg, arm the timer of the scheduled switches (due
+ * ones fire at once). After store_open and queue_init. */
+int switch_init(struct event_base *, const struct config *, char *err, size_t errlen);
+/* switch_set_config - after a reload (hosting.destination, hostname) */
+void switch_set_config(const struct config *);
+/* switch_close - before queue_close and mta_close: probes are stopped
+ * and their callers told, waits end (interrupted) */
+void switch_close(void);
+
+/* switch_run - switch domain to mode now: preflight unless force, then
+ * the durable switch, the reschedule and the in-flight count */
+void switch_run(const char *domain, enum domain_mode mode, uid_t uid,
+    int force, switch_done_fn done, void *arg);
+
+/* switch_inflight - deliveries in flight to the old route now */
+int switch_inflight(const struct switch_route *old);
+
+struct switch_wait;
+/* fn - left: 0 when none is left; > 0 when the daemon is stopping */
+typedef void (*switch_wait_fn)(int left, uint64_t waited_us, void *arg);
+/* switch_wait_start - call fn (from the loop, never inside this call) once
+ * no delivery to old is in flight; old is copied. While the daemon is
+ * stopping fn runs at once (left > 0) and NULL is returned. */
+struct switch_wait *switch_wait_start(const struct switch_route *old,
+    switch_wait_fn fn, void *arg);
+
+/* switch_schedule - keep a switch for later (replacing the domain's
+ * pending one) and re-arm the timer before done runs */
+void switch_schedule(const char *domain, const struct store_sched *,
+    store_done_fn done, void *arg);
+/* switch_cancel - drop the domain's scheduled switch */
+void switch_cancel(const char *domain, store_done_fn done, void *arg);
+
+/* switch_parse_time - ISO 8601 "YYYY-MM-DD[T ]HH:MM[:SS][Z|+HH[:MM]]",
+ * local time when no offset is given. 0, or -1 with err set. */
+int switch_parse_time(const char *s, time_t *out, char *err, size_t errlen);
+/* switch_format_time - "YYYY-MM-DDTHH:MM:SS+HH:MM" in local time */
+const char *switch_format_time(time_t t, char *buf, size_t len);
+
+#endif
