@@ -154,7 +154,15 @@ one_run() {
 }
 
 bench_init
-case " $SERVERS " in *" mxrelayd "*) mx_check_binaries ;; esac
+case " $SERVERS " in *" mxrelayd "*)
+	mx_check_binaries
+	# run private copies: a rebuild of the tree during the run does not
+	# replace the binary under the benchmark
+	cp "$MXRELAYD" "$BENCH_DIR/mxrelayd.bin" && cp "$RELAYCTL" "$BENCH_DIR/relayctl.bin" ||
+		die "cannot copy the binaries"
+	MXRELAYD=$BENCH_DIR/mxrelayd.bin
+	RELAYCTL=$BENCH_DIR/relayctl.bin ;;
+esac
 command -v "$SMTP_SOURCE" >/dev/null || die "smtp-source not found (apt-get install postfix)"
 command -v "$SMTP_SINK" >/dev/null || die "smtp-sink not found (apt-get install postfix)"
 

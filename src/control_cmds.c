@@ -20,8 +20,10 @@
 #include "control_cmds.h"
 #include "control_queue.h"
 #include "control_switch.h"
+#include "expand.h"
 #include "jsonw.h"
 #include "log.h"
+#include "route.h"
 #include "stats.h"
 #include "spool.h"
 #include "store.h"
@@ -744,11 +746,88 @@ cmd_address_remove(struct ctl_ctx *ctx)
 	store_address_remove(addr, address_remove_done, ctx);
 }
 
+/* expansion_label - what becomes of an expansion node, for humans */
+static const char *
+expansion_label(enum expand_kind k)
+{
+	switch (k) {
+	case EXPAND_ALIAS:
+		return "[alias] expanded";
+	case EXPAND_MAILBOX:
+		return "[local] mailbox, delivered to the hosting";
+	case EXPAND_UNKNOWN:
+		return "[local] not in the table, delivered to the hosting as is";
+	case EXPAND_LEGACY:
+		return "[local] domain in legacy mode, delivered to its legacy servers";
+	case EXPAND_EXTERNAL:
+		return "[external] forwarded by MX, SRS sender";
+	case EXPAND_DUPLICATE:
+		return "[duplicate] delivered once, above";
+	case EXPAND_LOOP:
+		return "[loop] bounced (5.4.6)";
+	}
+	return "?";
+}
+
+/* address_expansion - what a (hosted) address expands to now (SPEC 6):
+ * the tree with its marks; "applies" is false in legacy mode, where the
+ * legacy servers expand aliases and mxrelayd sends the address unchanged */
+static void
+address_expansion(struct ctl_ctx *ctx, struct jsonw *w, const char *addr,
+    const struct domain_info *d)
+{
+	struct expand_result res;
+	int applies = d != NULL && d->mode == MODE_HOSTED, n = 0;
+
+	route_expand(addr, &res);
+	if (w) {
+		jsonw_key(w, "expansion");
+		jsonw_object_begin(w);
+		jsonw_kv_bool(w, "applies", applies);
+		jsonw_kv_bool(w, "overflow", res.overflow);
+		jsonw_key(w, "nodes");
+		jsonw_array_begin(w);
+		for (int i = 0; i < res.n; i++) {
+			jsonw_object_begin(w);
+			jsonw_kv_string(w, "address", res.v[i].addr);
+			jsonw_kv_string(w, "kind", expand_kind_name(res.v[i].kind));
+			jsonw_kv_int(w, "depth", res.v[i].depth);
+			jsonw_kv_bool(w, "delivered", expand_delivers(res.v[i].kind));
+			jsonw_object_end(w);
+		}
+		jsonw_array_end(w);
+		jsonw_key(w, "delivers_to");
+		jsonw_array_begin(w);
+		for (int i = 0; i < res.n; i++)
+			if (expand_delivers(res.v[i].kind))
+				jsonw_string(w, res.v[i].addr);
+		jsonw_array_end(w);
+		jsonw_object_end(w);
+		expand_result_free(&res);
+		return;
+	}
+	evbuffer_add_printf(ctx->out, "expands to:    %s\n", applies ?
+	    "(hosted mode: applied at delivery)" : "(applies in hosted mode only; "
+	    "in legacy mode the address goes unchanged to the legacy servers)");
+	for (int i = 0; i < res.n; i++) {
+		evbuffer_add_printf(ctx->out, "  %*s%-*s %s\n", 2 * res.v[i].depth, "",
+		    40 - 2 * (res.v[i].depth < 18 ? res.v[i].depth : 18),
+		    res.v[i].addr, expansion_label(res.v[i].kind));
+		n += expand_delivers(res.v[i].kind);
+	}
+	if (res.overflow)
+		evbuffer_add_printf(ctx->out, "  ... more than %d addresses: "
+		    "bounced (5.2.4)\n", EXPAND_NODES_MAX);
+	evbuffer_add_printf(ctx->out, "copies:        %d\n", n);
+	expand_result_free(&res);
+}
+
 static void
 cmd_address_show(struct ctl_ctx *ctx)
 {
 	char addr[IMPORT_ADDR_MAX + 1], *at;
 	const struct addr_info *a;
+	const struct domain_info *d;
 	struct jsonw *w;
 
 	if (arg_address(ctx, ctx->args.pos[0], addr, sizeof(addr)) == -1)
@@ -756,6 +835,7 @@ cmd_address_show(struct ctl_ctx *ctx)
 	at = strrchr(addr, '@');
 	*at = '\0';
 	a = store_address(addr, at + 1, '\0');
+	d = store_domain(at + 1);
 	*at = '@';
 	if (a == NULL) {
 		control_fail(ctx, CTL_REFUSED, "address %s: not found", addr);
@@ -763,7 +843,15 @@ cmd_address_show(struct ctl_ctx *ctx)
 	}
 	if (ctx->json) {
 		w = jsonw_new(ctx->out);
-		json_addr(w, a);
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "address", a->address);
+		jsonw_kv_string(w, "kind", a->kind == ADDR_ALIAS ? "alias" : "mailbox");
+		jsonw_kv_bool(w, "nofilter", a->nofilter);
+		json_list(w, "destinations", a->dests, a->ndests);
+		json_list(w, "cc", a->cc, a->ncc);
+		jsonw_kv_string(w, "mode", d ? store_mode_name(d->mode) : NULL);
+		address_expansion(ctx, w, a->address, d);
+		jsonw_object_end(w);
 		jsonw_free(w);
 	} else {
 		evbuffer_add_printf(ctx->out, "address:       %s\nkind:          %s\n"
@@ -780,6 +868,7 @@ cmd_address_show(struct ctl_ctx *ctx)
 			add_list(ctx->out, a->cc, a->ncc);
 			evbuffer_add_printf(ctx->out, "\n");
 		}
+		address_expansion(ctx, NULL, a->address, d);
 	}
 	control_reply(ctx, CTL_OK);
 }

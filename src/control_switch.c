@@ -32,7 +32,7 @@ struct switch_req {
 	char domain[SMTP_DOMAIN_MAX + 1];
 	enum domain_mode from, to;
 	int changed, preflight, force;
-	int inflight, rescheduled, left;
+	int inflight, left;
 	uint64_t elapsed_us, waited_us;
 	int waited;
 	struct store_sched sched, prev;	/* --at, and the one it replaces */
@@ -82,7 +82,6 @@ render_done(struct switch_req *r)
 		    !r->changed ? "not needed" : r->force ? "skipped (--force)" :
 		    "not needed");
 		jsonw_kv_int(w, "inflight", r->inflight);
-		jsonw_kv_int(w, "rescheduled", r->rescheduled);
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
@@ -175,7 +174,6 @@ run_done(const struct switch_outcome *oc, void *arg)
 	r->changed = oc->changed;
 	r->preflight = oc->preflight;
 	r->inflight = oc->inflight;
-	r->rescheduled = oc->rescheduled;
 	r->elapsed_us = oc->elapsed_us;
 	if (!r->ctx->json) {
 		if (!r->changed)
@@ -183,11 +181,9 @@ run_done(const struct switch_outcome *oc, void *arg)
 			    "to do\n", r->domain, store_mode_name(r->to));
 		else
 			evbuffer_add_printf(r->ctx->out, "%s: %s -> %s (%d "
-			    "deliver%s in flight to the old route; %d deferred "
-			    "recipient%s rescheduled)\n", r->domain,
+			    "deliver%s in flight to the old route)\n", r->domain,
 			    store_mode_name(r->from), store_mode_name(r->to),
-			    r->inflight, r->inflight == 1 ? "y" : "ies",
-			    r->rescheduled, r->rescheduled == 1 ? "" : "s");
+			    r->inflight, r->inflight == 1 ? "y" : "ies");
 	}
 	if (r->wait && r->changed && r->inflight > 0 &&
 	    switch_wait_start(oc->old, wait_done, r) != NULL)

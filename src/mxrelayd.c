@@ -29,6 +29,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
+#include "switch.h"
 #include "tls.h"
 #include "util.h"
 
@@ -152,6 +153,7 @@ reload(char *err, size_t errlen)
 	route_init(nw);
 	mta_reload(nw);
 	queue_set_config(nw);
+	switch_set_config(nw);
 	config_retired = xrealloc(config_retired,
 	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
 	config_retired[nconfig_retired++] = config_live;
@@ -262,6 +264,8 @@ main(int argc, char **argv)
 		fatalx("%s", err);
 	if (queue_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("queue: %s", err);
+	if (switch_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("switch: %s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -283,6 +287,7 @@ main(int argc, char **argv)
 
 	smtp_server_free(srv);
 	control_close();
+	switch_close();
 	mta_close();
 	queue_close();	/* after mta: its jobs are done */
 	spool_close();

@@ -12,7 +12,9 @@
  *
  * Recipient states: PENDING -> ACTIVE (in a job) -> DELIVERED | PENDING
  * (deferred) | BOUNCING -> BOUNCED once the DSN is durable (back to PENDING
- * when it could not be written).
+ * when it could not be written); PENDING -> EXPANDED (final) for a hosted
+ * alias or auto-CC mailbox, whose children join the message as PENDING
+ * recipients, held until their expand record is durable.
  */
 #include "autoconf.h"
 
@@ -27,11 +29,14 @@
 
 #include "bounce.h"
 #include "dict.h"
+#include "expand.h"
 #include "log.h"
 #include "mta.h"
 #include "queue.h"
 #include "route.h"
+#include "srs.h"
 #include "stats.h"
+#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -51,12 +56,24 @@
 #define DSN_EXPIRED		"5.4.7"	/* delivery time expired */
 #define DSN_DELETED		"5.0.0"	/* removed by the operator */
 #define DSN_LOCAL_TEMP		"4.3.0"	/* our own trouble */
+#define DSN_LOOP		"5.4.6"	/* alias (routing) loop */
+#define DSN_EXPANSION		"5.2.4"	/* expansion too large */
+#define DSN_NO_SRS		"4.3.5"	/* external forward without srs.* */
+#define DSN_BAD_SRS		"5.7.1"	/* SRS address no longer valid */
 
-/* one mta job: recipients of one message sharing a route */
+/* one mta job: recipients of one message sharing a route and a sender */
 struct queue_job {
 	struct mta_job mj;
 	struct queue_msg *m;
+	char sender[SRS_ADDR_MAX];	/* MAIL FROM of this job */
 	struct mta_rcpt rcpts[];
+};
+
+/* recipients of one attempt round sharing a route key and a sender */
+struct attempt_group {
+	struct route rt;
+	int fwd;			/* external forwards: the SRS sender */
+	int count;
 };
 
 /* a batch of messages opened on the reader worker */
@@ -174,6 +191,8 @@ msg_new(struct spool_entry *e)
 
 		r->addr = sr->addr;
 		sr->addr = NULL;
+		r->kind = sr->kind;
+		r->parent = sr->parent;
 		r->reply = sr->reply;
 		sr->reply = NULL;
 		r->attempts = sr->attempts;
@@ -184,6 +203,9 @@ msg_new(struct spool_entry *e)
 			break;
 		case SPOOL_R_BOUNCED:
 			r->state = QUEUE_R_BOUNCED;
+			break;
+		case SPOOL_R_EXPANDED:
+			r->state = QUEUE_R_EXPANDED;
 			break;
 		case SPOOL_R_DEFERRED:
 			r->next = sr->next;
@@ -204,6 +226,7 @@ msg_free(struct queue_msg *m)
 	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].reply);
+		free(m->rcpts[i].dest);
 	}
 	free(m->rcpts);
 	free(m->sender);
@@ -227,7 +250,7 @@ msg_due(const struct queue_msg *m)
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		time_t t = r->next > 0 ? r->next : 1;
-		if (r->state == QUEUE_R_PENDING && (due == 0 || t < due))
+		if (r->state == QUEUE_R_PENDING && !r->held && (due == 0 || t < due))
 			due = t;
 	}
 	return due;
@@ -236,7 +259,8 @@ msg_due(const struct queue_msg *m)
 static int
 msg_idle(const struct queue_msg *m)
 {
-	return !m->opening && m->njobs == 0 && m->nbounces == 0;
+	return !m->opening && m->njobs == 0 && m->nbounces == 0 &&
+	    m->nexpanding == 0;
 }
 
 /* delete_removed - the unlink of a deleted message is durable */
@@ -270,6 +294,18 @@ msg_remove(struct queue_msg *m)
 	msg_free(m);
 }
 
+/* rec_append - record text for the next write to the message file */
+static void
+rec_append(struct queue_msg *m, const char *text, size_t n)
+{
+	if (m->reclen + n > m->reccap) {
+		m->reccap = (m->reclen + n) * 2;
+		m->rec = xrealloc(m->rec, m->reccap);
+	}
+	memcpy(m->rec + m->reclen, text, n);
+	m->reclen += n;
+}
+
 /* rec_add - a state record for recipient i, written at the next msg_sync */
 static void
 rec_add(struct queue_msg *m, int i, enum spool_rstate st, time_t now,
@@ -288,12 +324,7 @@ rec_add(struct queue_msg *m, int i, enum spool_rstate st, time_t now,
 	mx_strlcpy(s.reply, reply ? reply : "", sizeof(s.reply));
 	if ((n = spool_format_state(line, sizeof(line), &s)) == 0)
 		return;
-	if (m->reclen + n > m->reccap) {
-		m->reccap = (m->reclen + n) * 2;
-		m->rec = xrealloc(m->rec, m->reccap);
-	}
-	memcpy(m->rec + m->reclen, line, n);
-	m->reclen += n;
+	rec_append(m, line, n);
 }
 
 /* msg_sync - after any change: write the records, remove the message when
@@ -512,7 +543,7 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		 * no attempt is counted either way */
 		r->state = QUEUE_R_PENDING;
 		/* a route that changes at every attempt must not spin */
-		if (!m->route_mx && !route_is_current(&j->mj.route, r->addr) &&
+		if (!m->route_mx && !route_is_current(&j->mj.route, mr->addr) &&
 		    ++r->not_tried <= QUEUE_NOT_TRIED_MAX) {
 			r->next = now;
 			log_debug("%s to=<%s> not tried: route changed", m->id, r->addr);
@@ -582,15 +613,16 @@ job_done(struct mta_job *mj, void *arg)
 	msg_sync(m);
 }
 
-/* job_new - an mta job for n recipients of m on route r */
+/* job_new - an mta job for n recipients of m on route r, from sender */
 static struct queue_job *
-job_new(struct queue_msg *m, const struct route *r, int n)
+job_new(struct queue_msg *m, const struct route *r, int n, const char *sender)
 {
 	struct queue_job *j = xcalloc(1, sizeof(*j) + (size_t)n * sizeof(struct mta_rcpt));
 
 	j->m = m;
 	mx_strlcpy(j->mj.msgid, m->id, sizeof(j->mj.msgid));
-	j->mj.sender = m->sender;
+	mx_strlcpy(j->sender, sender, sizeof(j->sender));
+	j->mj.sender = j->sender;
 	j->mj.body_8bit = m->body_8bit;
 	j->mj.smtputf8 = m->smtputf8;
 	j->mj.body_fd = m->fd;
@@ -606,94 +638,403 @@ job_new(struct queue_msg *m, const struct route *r, int n)
 	return j;
 }
 
-/* route_of - the route of recipient r now; ROUTE_OK or a reason */
-static enum route_result
-route_of(const struct queue_msg *m, const struct queue_rcpt *r,
-    struct route *rt, char *why, size_t whylen)
+/* Hosted mode: expansion and SRS (SPEC 4, 6) */
+
+/* srs_ready - both srs.domain and srs.secret are set */
+static int
+srs_ready(void)
 {
+	const struct config *c = q.cfg;
+
+	return c->srs_domain && *c->srs_domain && c->srs_secret && *c->srs_secret;
+}
+
+/* rcpt_is_srs - an envelope recipient under srs.domain with an SRS local
+ * part: a bounce (or a reply) to one of our forwards */
+static int
+rcpt_is_srs(const struct queue_rcpt *r)
+{
+	return r->kind == SPOOL_K_RCPT && srs_ready() &&
+	    strcasecmp(rcpt_domain(r->addr), q.cfg->srs_domain) == 0 &&
+	    srs_is_srs(r->addr);
+}
+
+/* route_srs - reverse an SRS recipient (the hash only: its age was
+ * checked at RCPT) into r->dest and route that: ours by its domain's
+ * route, others by MX */
+static enum route_result
+route_srs(struct queue_rcpt *r, struct route *rt, char *why, size_t whylen,
+    const char **dsn)
+{
+	const char *at = strrchr(r->addr, '@');
+	char local[SRS_ADDR_MAX], orig[SRS_ADDR_MAX];
+	enum srs_result sr;
+
+	snprintf(local, sizeof(local), "%.*s", (int)(at - r->addr), r->addr);
+	sr = srs_reverse(q.cfg->srs_secret, local, time(NULL), 0, orig,
+	    sizeof(orig));
+	if (sr != SRS_OK) {
+		snprintf(why, whylen, "%s: %s", r->addr, srs_result_name(sr));
+		*dsn = DSN_BAD_SRS;
+		return ROUTE_FAIL;
+	}
+	free(r->dest);
+	r->dest = xstrdup(orig);
+	if (store_domain(rcpt_domain(orig)) != NULL)
+		return route_for_leaf(orig, rt, why, whylen);
+	route_for_mx(rcpt_domain(orig), rt);
+	return ROUTE_OK;
+}
+
+/* route_of - the route of recipient r now; ROUTE_OK or a reason (and
+ * the enhanced status code for it in *dsn, NULL: the default) */
+static enum route_result
+route_of(const struct queue_msg *m, struct queue_rcpt *r, struct route *rt,
+    char *why, size_t whylen, const char **dsn)
+{
+	*dsn = NULL;
 	if (m->route_mx) {
 		/* a bounce goes to the sender's domain, which is not ours */
 		route_for_mx(rcpt_domain(r->addr), rt);
 		return ROUTE_OK;
 	}
+	switch (r->kind) {
+	case SPOOL_K_FWD:
+		if (!srs_ready()) {
+			snprintf(why, whylen, "external forward to %s needs "
+			    "srs.domain and srs.secret", r->addr);
+			*dsn = DSN_NO_SRS;
+			return ROUTE_DEFER;
+		}
+		route_for_mx(rcpt_domain(r->addr), rt);
+		return ROUTE_OK;
+	case SPOOL_K_LOCAL:
+		return route_for_leaf(r->addr, rt, why, whylen);
+	default:
+		break;
+	}
+	if (rcpt_is_srs(r))
+		return route_srs(r, rt, why, whylen, dsn);
 	return route_for_rcpt(r->addr, rt, why, whylen);
 }
 
-/* msg_attempt - the file is open: route the due recipients now, one mta
- * job per route key */
+static char leaf_mark;		/* the value of leaf_set entries */
+
+/* leaf_put - remember an address delivered as it is (any case) */
+static int
+leaf_put(struct dict *leaves, const char *addr)
+{
+	char *k = mx_lower(xstrdup(addr));
+	int had = dict_put(leaves, k, &leaf_mark) != NULL;
+
+	free(k);
+	return had;
+}
+
+/* leaf_set - the addresses m delivers as they are: children and envelope
+ * recipients that do not expand (wants[i] = 0); an expansion drops what
+ * is already among them (SPEC 6: duplicates removed) */
+static struct dict *
+leaf_set(const struct queue_msg *m, const int *wants, int nwants)
+{
+	struct dict *d = dict_new();
+
+	for (int i = 0; i < m->nrcpts; i++) {
+		const struct queue_rcpt *r = &m->rcpts[i];
+		if (r->state == QUEUE_R_EXPANDED || r->kind == SPOOL_K_LOOP ||
+		    (i < nwants && wants[i]))
+			continue;
+		leaf_put(d, r->addr);
+	}
+	return d;
+}
+
+/* expand_children - the expansion's nodes that become recipients:
+ * delivered copies not delivered by m already, and loops */
+static int
+expand_children(const struct expand_result *res, struct dict *leaves,
+    struct spool_child *cv)
+{
+	int n = 0;
+
+	for (int k = 0; k < res->n; k++) {
+		const struct expand_node *nd = &res->v[k];
+		enum spool_rkind kind;
+		switch (nd->kind) {
+		case EXPAND_MAILBOX:
+		case EXPAND_UNKNOWN:
+		case EXPAND_LEGACY:
+			kind = SPOOL_K_LOCAL;
+			break;
+		case EXPAND_EXTERNAL:
+			kind = SPOOL_K_FWD;
+			break;
+		case EXPAND_LOOP:
+			kind = SPOOL_K_LOOP;
+			break;
+		default:
+			continue;	/* aliases, duplicates */
+		}
+		if (kind != SPOOL_K_LOOP && leaf_put(leaves, nd->addr))
+			continue;
+		cv[n].kind = kind;
+		cv[n].addr = nd->addr;
+		n++;
+	}
+	return n;
+}
+
+/* rcpt_expand - replace recipient i by its expansion: one expand record
+ * (written with the next records), children held until it is durable */
+static void
+rcpt_expand(struct queue_msg *m, int i, time_t now, struct dict *leaves,
+    struct queue_bounces *bl)
+{
+	struct expand_result res;
+	struct spool_expand x;
+	struct queue_rcpt *r;
+	char why[QUEUE_WHY_MAX], *line;
+	size_t len;
+	int nfwd = 0, nloop = 0;
+
+	if (route_expand(m->rcpts[i].addr, &res) < 0) {
+		snprintf(why, sizeof(why), "%s expands to more than %d addresses",
+		    m->rcpts[i].addr, EXPAND_NODES_MAX);
+		expand_result_free(&res);
+		rcpt_bounce(m, i, NULL, DSN_EXPANSION, 0, why, NULL, bl);
+		return;
+	}
+	memset(&x, 0, sizeof(x));
+	x.v = xcalloc((size_t)res.n + 1, sizeof(*x.v));
+	x.n = expand_children(&res, leaves, x.v);
+	if (m->nrcpts + x.n > SPOOL_RCPTS_MAX) {
+		snprintf(why, sizeof(why), "%s: the message would have more than "
+		    "%d recipients", m->rcpts[i].addr, SPOOL_RCPTS_MAX);
+		rcpt_bounce(m, i, NULL, DSN_EXPANSION, 0, why, NULL, bl);
+		goto out;
+	}
+	x.parent = i;
+	x.first = m->nrcpts;
+	x.time = now;
+	line = spool_format_expand(&x, &len);
+	rec_append(m, line, len);
+	free(line);
+
+	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x.n) * sizeof(*m->rcpts));
+	for (int k = 0; k < x.n; k++) {
+		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
+		memset(c, 0, sizeof(*c));
+		c->addr = xstrdup(x.v[k].addr);
+		c->kind = x.v[k].kind;
+		c->parent = i;
+		c->held = 1;
+		c->state = QUEUE_R_PENDING;
+		m->nlive++;
+		spool_rcpt_add(c->addr);
+		nfwd += c->kind == SPOOL_K_FWD;
+		nloop += c->kind == SPOOL_K_LOOP;
+		log_info("%s expand parent=<%s> child=<%s> kind=%s", m->id,
+		    m->rcpts[i].addr, c->addr, spool_rkind_name(c->kind));
+	}
+	r = &m->rcpts[i];
+	r->state = QUEUE_R_EXPANDED;
+	r->last = now;
+	m->nlive--;
+	spool_rcpt_done(r->addr);
+	snprintf(why, sizeof(why), "expanded to %d address%s", x.n,
+	    x.n == 1 ? "" : "es");
+	set_reply(r, why);
+	log_info("%s expand to=<%s> children=%d forwards=%d loops=%d", m->id,
+	    r->addr, x.n, nfwd, nloop);
+out:
+	free(x.v);
+	expand_result_free(&res);
+}
+
+/* expand_durable - the expand records of m are on disk: its children may
+ * be attempted */
+static void
+expand_durable(int ok, void *arg)
+{
+	struct queue_msg *m = arg;
+
+	if (q.closing)
+		return;		/* m is gone; the records are on disk or not */
+	if (!ok)
+		log_warnx("%s expand record not written; delivering anyway "
+		    "(a restart may expand again)", m->id);
+	if (--m->nexpanding == 0)
+		for (int i = 0; i < m->nrcpts; i++)
+			m->rcpts[i].held = 0;
+	msg_sync(m);
+}
+
+/* msg_expand - expand the due recipients that need it (hosted aliases and
+ * auto-CC mailboxes); their records go out at once, with a callback */
+static void
+msg_expand(struct queue_msg *m, time_t now, struct queue_bounces *bl)
+{
+	int n0 = m->nrcpts, *wants, nexp = 0;
+	struct dict *leaves = NULL;
+	struct route rt;
+	char why[QUEUE_WHY_MAX];
+
+	if (m->route_mx)
+		return;
+	wants = xcalloc((size_t)n0, sizeof(int));
+	for (int i = 0; i < n0; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		wants[i] = r->kind == SPOOL_K_RCPT && r->state < QUEUE_R_DELIVERED &&
+		    !rcpt_is_srs(r) &&
+		    route_for_rcpt(r->addr, &rt, why, sizeof(why)) == ROUTE_EXPAND;
+	}
+	for (int i = 0; i < n0; i++) {
+		struct queue_rcpt *r = &m->rcpts[i];
+		if (!wants[i] || r->state != QUEUE_R_PENDING || r->next > now)
+			continue;
+		if (leaves == NULL)
+			leaves = leaf_set(m, wants, n0);
+		rcpt_expand(m, i, now, leaves, bl);
+		nexp++;
+	}
+	free(wants);
+	if (leaves)
+		dict_free(leaves, NULL);
+	if (nexp == 0 || m->reclen == 0)
+		return;
+	/* the children wait for this: delivered before their record is
+	 * durable, a crash would expand and deliver them again */
+	m->nexpanding++;
+	spool_append_state(m->id, m->rec, m->reclen, expand_durable, m);
+	m->reclen = 0;
+}
+
+/* loop_bounce - a loop child fails at its first attempt (5.4.6) */
+static void
+loop_bounce(struct queue_msg *m, int i, struct queue_bounces *bl)
+{
+	struct queue_rcpt *r = &m->rcpts[i];
+	char why[QUEUE_WHY_MAX];
+	const char *parent = r->parent >= 0 && r->parent < m->nrcpts ?
+	    m->rcpts[r->parent].addr : "?";
+
+	snprintf(why, sizeof(why), "mail forwarding loop: alias %s is reached "
+	    "again while expanding %s", r->addr, parent);
+	rcpt_bounce(m, i, NULL, DSN_LOOP, 0, why, NULL, bl);
+}
+
+/* group_of - the attempt group of route rt (fwd: with the SRS sender) */
+static int
+group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
+    int fwd)
+{
+	int g;
+
+	for (g = 0; g < *ngroups; g++)
+		if ((*groups)[g].fwd == fwd && strcmp((*groups)[g].rt.key, rt->key) == 0)
+			return g;
+	*groups = xrealloc(*groups, (size_t)(g + 1) * sizeof(**groups));
+	(*groups)[g].rt = *rt;
+	(*groups)[g].fwd = fwd;
+	(*groups)[g].count = 0;
+	(*ngroups)++;
+	return g;
+}
+
+/* forward_sender - MAIL FROM for the external forwards of m (SRS) */
+static void
+forward_sender(const struct queue_msg *m, time_t now, char *out, size_t len)
+{
+	enum srs_result sr = srs_forward(q.cfg->srs_secret, q.cfg->srs_domain,
+	    m->sender, now, out, len);
+
+	if (sr != SRS_OK) {
+		log_warnx("%s srs sender=<%s>: %s; forwarding with the original "
+		    "sender", m->id, m->sender, srs_result_name(sr));
+		mx_strlcpy(out, m->sender, len);
+	}
+}
+
+/* msg_attempt - the file is open: expand what needs it, then route the
+ * due recipients now, one mta job per route key and sender */
 static void
 msg_attempt(struct queue_msg *m, int fd)
 {
 	struct queue_bounces bl = { 0, 0, NULL };
-	struct route *routes = NULL, rt;
+	struct attempt_group *groups = NULL;
 	struct queue_job **jobs = NULL;
-	int *group = xcalloc((size_t)m->nrcpts, sizeof(int));
-	int nroutes = 0, g;
-	char why[QUEUE_WHY_MAX];
+	struct route rt;
+	int *group, ngroups = 0, g;
+	char why[QUEUE_WHY_MAX], fwd_sender[SRS_ADDR_MAX];
+	const char *dsn;
 	time_t now = time(NULL);
 
 	m->fd = fd;
+	msg_expand(m, now, &bl);
+	group = xcalloc((size_t)m->nrcpts, sizeof(int));
 	for (int i = 0; i < m->nrcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		group[i] = -1;
-		if (r->state != QUEUE_R_PENDING || r->next > now)
+		if (r->state != QUEUE_R_PENDING || r->next > now || r->held)
 			continue;
+		if (r->kind == SPOOL_K_LOOP) {
+			loop_bounce(m, i, &bl);
+			continue;
+		}
 		why[0] = '\0';
-		switch (route_of(m, r, &rt, why, sizeof(why))) {
+		switch (route_of(m, r, &rt, why, sizeof(why), &dsn)) {
 		case ROUTE_DEFER:
-			rcpt_defer(m, i, now, NULL, 0, DSN_NO_ROUTE_TEMP, why, &bl);
+		case ROUTE_EXPAND:	/* not reached: expanded above */
+			rcpt_defer(m, i, now, NULL, 0, dsn ? dsn : DSN_NO_ROUTE_TEMP,
+			    why, &bl);
 			continue;
 		case ROUTE_FAIL:
-			rcpt_bounce(m, i, NULL, DSN_NO_ROUTE_PERM, 0, why, NULL, &bl);
+			rcpt_bounce(m, i, NULL, dsn ? dsn : DSN_NO_ROUTE_PERM, 0,
+			    why, NULL, &bl);
 			continue;
 		default:
 			break;
 		}
-		for (g = 0; g < nroutes; g++)
-			if (strcmp(routes[g].key, rt.key) == 0)
-				break;
-		if (g == nroutes) {
-			routes = xrealloc(routes, (size_t)(nroutes + 1) * sizeof(*routes));
-			routes[nroutes++] = rt;
-		}
+		g = group_of(&groups, &ngroups, &rt, r->kind == SPOOL_K_FWD);
+		groups[g].count++;
 		group[i] = g;
 		r->state = QUEUE_R_ACTIVE;
 		r->last = now;
 	}
-	if (nroutes) {
-		int *count = xcalloc((size_t)nroutes, sizeof(int));
-		jobs = xcalloc((size_t)nroutes, sizeof(*jobs));
-		for (int i = 0; i < m->nrcpts; i++)
-			if (group[i] >= 0)
-				count[group[i]]++;
-		for (g = 0; g < nroutes; g++)
-			jobs[g] = job_new(m, &routes[g], count[g]);
+	if (ngroups) {
+		jobs = xcalloc((size_t)ngroups, sizeof(*jobs));
+		for (g = 0; g < ngroups; g++) {
+			if (groups[g].fwd)
+				forward_sender(m, now, fwd_sender, sizeof(fwd_sender));
+			jobs[g] = job_new(m, &groups[g].rt, groups[g].count,
+			    groups[g].fwd ? fwd_sender : m->sender);
+		}
 		for (int i = 0; i < m->nrcpts; i++) {
 			struct mta_job *mj;
+			const struct queue_rcpt *r = &m->rcpts[i];
 			if (group[i] < 0)
 				continue;
 			mj = &jobs[group[i]]->mj;
-			mj->rcpts[mj->nrcpts].addr = m->rcpts[i].addr;
+			mj->rcpts[mj->nrcpts].addr = r->dest ? r->dest : r->addr;
 			mj->rcpts[mj->nrcpts].index = i;
 			mj->nrcpts++;
 		}
-		free(count);
 	}
 	/* the open took one in-flight slot; the jobs take it over */
-	q.inflight += nroutes - 1;
-	m->njobs += nroutes;
-	if (nroutes == 0) {
+	q.inflight += ngroups - 1;
+	m->njobs += ngroups;
+	if (ngroups == 0) {
 		close(fd);
 		m->fd = -1;
 	}
 	/* failures found now wait for the jobs: one DSN per round */
 	bounce_merge(&m->bpend, &bl);
-	if (nroutes == 0 && m->bpend.n)
+	if (ngroups == 0 && m->bpend.n)
 		bounce_start(m, &m->bpend);
-	for (g = 0; g < nroutes; g++)
+	for (g = 0; g < ngroups; g++)
 		mta_submit(&jobs[g]->mj);
 	free(jobs);
-	free(routes);
+	free(groups);
 	free(group);
 	msg_sync(m);
 }

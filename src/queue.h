@@ -7,7 +7,16 @@
  * route key into mta jobs, and their results recorded durably as spool
  * state records (doc/spool.md). 4xx defers on delivery.retry_schedule, 5xx
  * bounces at once, max_lifetime bounces instead of deferring; a bounce is
- * an RFC 3464 DSN enqueued as a new message from <>. Loop thread only.
+ * an RFC 3464 DSN enqueued as a new message from <>.
+ *
+ * Hosted mode (SPEC 4, 6): a due recipient of a hosted domain that is an
+ * alias or an auto-CC mailbox is expanded first (expand.c); the expansion
+ * is appended to the message file as one "expand" record, and its
+ * children are attempted once that record is durable: mailboxes and
+ * addresses of our domains by route_for_leaf, external forwards by MX with
+ * an SRS sender (srs.c), loops bounced with 5.4.6. A recipient under
+ * srs.domain (a bounce to a forward) is reversed and delivered by MX.
+ * Loop thread only.
  */
 #ifndef MX_QUEUE_H
 #define MX_QUEUE_H
@@ -29,10 +38,17 @@ enum queue_rstate {
 	QUEUE_R_BOUNCING,	/* failed; its DSN is being enqueued */
 	QUEUE_R_DELIVERED,	/* final */
 	QUEUE_R_BOUNCED,	/* final */
+	QUEUE_R_EXPANDED,	/* final: hosted alias or auto-CC mailbox,
+				 * replaced by its children (doc/spool.md) */
 };
 
 struct queue_rcpt {
 	char *addr;		/* as written, without <> */
+	enum spool_rkind kind;	/* envelope recipient or expansion child */
+	int parent;		/* child: index of the expanded recipient; -1 */
+	int held;		/* child whose expand record is not durable yet */
+	char *dest;		/* RCPT TO when not addr (a reversed SRS
+				 * address), NULL otherwise */
 	enum queue_rstate state;
 	int attempts;		/* failed attempts so far */
 	time_t next;		/* PENDING: when it is due */
@@ -70,6 +86,7 @@ struct queue_msg {
 	int opening;		/* file being opened for an attempt */
 	int njobs;		/* mta jobs in flight */
 	int nbounces;		/* DSNs being enqueued */
+	int nexpanding;		/* expand records not durable yet */
 	int fd;			/* body, while jobs run */
 	int deleted;		/* queue delete: remove when idle */
 	struct queue_delete_req *del;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expand.h"
 #include "log.h"
 #include "route.h"
 #include "store.h"
@@ -69,16 +70,26 @@ route_legacy(const struct domain_info *d, struct route *r, char *why, size_t why
 	return ROUTE_OK;
 }
 
-/* route_hosted - hosting.destination */
-static enum route_result
-route_hosted(const struct domain_info *d, const char *rcpt, struct route *r,
-    char *why, size_t whylen)
+/* rcpt_entry - the table entry of rcpt in hosted domain d, or NULL */
+static const struct addr_info *
+rcpt_entry(const struct domain_info *d, const char *rcpt)
 {
-	const struct addr_info *a;
+	const char *at = strrchr(rcpt, '@');
+	char local[256];
+
+	snprintf(local, sizeof(local), "%.*s", at ? (int)(at - rcpt) : 0, rcpt);
+	return store_address(local, d->name, route_cfg->recipient_delimiter);
+}
+
+/* route_hosted - hosting.destination; an alias or auto-CC mailbox must be
+ * expanded first unless it is delivered as it is (leaf) */
+static enum route_result
+route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
+    struct route *r, char *why, size_t whylen)
+{
 	struct destination dest;
 	struct route_hop *h;
-	const char *at = strrchr(rcpt, '@');
-	char local[256], err[128];
+	char err[128];
 
 	if (route_cfg->hosting_destination == NULL) {
 		snprintf(why, whylen, "domain %s is hosted but hosting.destination is not set", d->name);
@@ -88,12 +99,9 @@ route_hosted(const struct domain_info *d, const char *rcpt, struct route *r,
 		snprintf(why, whylen, "hosting.destination: %s", err);
 		return ROUTE_DEFER;
 	}
-	/* Aliases are expanded with their own issue; until then they wait. */
-	snprintf(local, sizeof(local), "%.*s", at ? (int)(at - rcpt) : 0, rcpt);
-	a = store_address(local, d->name, route_cfg->recipient_delimiter);
-	if (a && a->kind == ADDR_ALIAS) {
-		snprintf(why, whylen, "alias %s in hosted mode: alias expansion is not implemented yet", rcpt);
-		return ROUTE_DEFER;
+	if (!leaf && expand_needed(rcpt_entry(d, rcpt))) {
+		snprintf(why, whylen, "%s expands to other addresses", rcpt);
+		return ROUTE_EXPAND;
 	}
 	r->kind = ROUTE_HOSTED;
 	r->lmtp = dest.lmtp;
@@ -107,8 +115,9 @@ route_hosted(const struct domain_info *d, const char *rcpt, struct route *r,
 	return ROUTE_OK;
 }
 
-enum route_result
-route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen)
+/* route_of - the route of rcpt by its domain's mode now */
+static enum route_result
+route_of(const char *rcpt, int leaf, struct route *r, char *why, size_t whylen)
 {
 	const struct domain_info *d;
 	const char *at = strrchr(rcpt, '@');
@@ -119,8 +128,44 @@ route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen)
 		return ROUTE_FAIL;
 	}
 	if (d->mode == MODE_HOSTED)
-		return route_hosted(d, rcpt, r, why, whylen);
+		return route_hosted(d, rcpt, leaf, r, why, whylen);
 	return route_legacy(d, r, why, whylen);
+}
+
+enum route_result
+route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen)
+{
+	return route_of(rcpt, 0, r, why, whylen);
+}
+
+enum route_result
+route_for_leaf(const char *rcpt, struct route *r, char *why, size_t whylen)
+{
+	return route_of(rcpt, 1, r, why, whylen);
+}
+
+/* expand_lookup - expand.c's view of the store: domain modes now, and
+ * the entries of hosted domains after the recipient_delimiter rule */
+static enum expand_dom
+expand_lookup(const char *addr, const struct addr_info **a, void *arg)
+{
+	const char *at = strrchr(addr, '@');
+	const struct domain_info *d;
+
+	(void)arg;
+	*a = NULL;
+	if (at == NULL || (d = store_domain(at + 1)) == NULL)
+		return EXPAND_DOM_FOREIGN;
+	if (d->mode != MODE_HOSTED)
+		return EXPAND_DOM_LEGACY;
+	*a = rcpt_entry(d, addr);
+	return EXPAND_DOM_HOSTED;
+}
+
+int
+route_expand(const char *addr, struct expand_result *res)
+{
+	return expand_address(addr, expand_lookup, NULL, res);
 }
 
 void
@@ -146,7 +191,7 @@ route_is_current(const struct route *r, const char *rcpt)
 
 	if (r->kind == ROUTE_MX)
 		return 1;
-	if (route_for_rcpt(rcpt, &now, why, sizeof(why)) != ROUTE_OK)
+	if (route_for_leaf(rcpt, &now, why, sizeof(why)) != ROUTE_OK)
 		return 0;
 	/* Same kind and same servers (in any order: equal preferences are
 	 * shuffled per attempt) */

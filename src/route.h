@@ -2,7 +2,8 @@
  *
  * From the recipient's domain as it is now (SPEC 6): legacy -> the
  * domain's servers by preference (address records, not MX); hosted ->
- * hosting.destination; a bounce -> the sender's domain by MX.
+ * hosting.destination, after alias expansion (route_expand); a bounce or
+ * an external forward -> its domain by MX.
  */
 #ifndef MX_ROUTE_H
 #define MX_ROUTE_H
@@ -39,6 +40,8 @@ enum route_result {
 	ROUTE_OK = 0,
 	ROUTE_DEFER,		/* no route now (no legacy server, no hosting): retry later */
 	ROUTE_FAIL,		/* never deliverable (domain no longer hosted): bounce */
+	ROUTE_EXPAND,		/* hosted alias or auto-CC mailbox: expand it
+				 * first (route_expand), then route the children */
 };
 
 /* route_init - keep cfg for hosting.destination and delivery.smtp_port */
@@ -46,9 +49,18 @@ void route_init(const struct config *cfg);
 /* route_for_rcpt - the route of rcpt (as written, local@domain) now.
  * why gets the reason for ROUTE_DEFER / ROUTE_FAIL. Loop thread. */
 enum route_result route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen);
+/* route_for_leaf - as route_for_rcpt, for an address that is delivered
+ * as it is (a child of an expansion: never ROUTE_EXPAND) */
+enum route_result route_for_leaf(const char *rcpt, struct route *r, char *why, size_t whylen);
+/* route_expand - the expansion of addr now, against the store's index
+ * and the domains' current modes (expand.h; free res with
+ * expand_result_free). 0, or -1 when it lists too many addresses. */
+struct expand_result;
+int route_expand(const char *addr, struct expand_result *res);
 /* route_for_mx - delivery by MX lookup to domain (bounces) */
 void route_for_mx(const char *domain, struct route *r);
-/* route_is_current - is r still the route its domain would get now? */
+/* route_is_current - is r still the route its domain would get now (for
+ * rcpt delivered as it is)? */
 int route_is_current(const struct route *r, const char *rcpt);
 
 #endif

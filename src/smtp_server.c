@@ -35,6 +35,7 @@
 #include "smtp_server.h"
 #include "spf.h"
 #include "spool.h"
+#include "srs.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
@@ -316,8 +317,49 @@ cmd_mail(struct smtp_session *s, const char *args)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
+/* smtp_is_srs_rcpt - a recipient for srs.domain that the SRS check
+ * decides: an SRS local part, or any local part when srs.domain is not
+ * also a hosted domain */
+static int
+smtp_is_srs_rcpt(const struct config *cfg, const struct smtp_mailbox *m)
+{
+	return cfg->srs_domain != NULL && cfg->srs_secret != NULL && !m->literal &&
+	    strcasecmp(m->domain, cfg->srs_domain) == 0 &&
+	    (srs_is_srs(m->local) || store_domain(m->domain) == NULL);
+}
+
+/* smtp_check_srs - a bounce (or reply) to one of our forwards (SPEC 6):
+ * accepted when the SRS address is ours and not expired, as nofilter (its
+ * hash proves we sent the forward; the bounce comes from the forward's
+ * destination, which our filters must not hold against it); refused
+ * with 550 otherwise. Returns 0 when accepted; else replies. */
+static int
+smtp_check_srs(struct smtp_session *s, const struct smtp_mailbox *m,
+    const char *shown, int *nofilter)
+{
+	char orig[SRS_ADDR_MAX];
+	enum srs_result r = srs_reverse(s->srv->cfg->srs_secret, m->local,
+	    time(NULL), 1, orig, sizeof(orig));
+
+	if (r == SRS_OK) {
+		*nofilter = 1;
+		log_info("%s smtp rcpt srs to=<%s> orig=<%s>", s->id, shown, orig);
+		return 0;
+	}
+	mx_stats.rcpt_unknown++;
+	if (r == SRS_NOT_SRS)
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
+	else
+		smtp_reply(s, "550 5.7.1 <%s>: Recipient address rejected: %s",
+		    shown, r == SRS_EXPIRED ? "expired SRS address" : "invalid SRS address");
+	log_info("%s smtp rcpt refused to=<%s> reason=srs (%s)", s->id, shown,
+	    srs_result_name(r));
+	return -1;
+}
+
 /* smtp_check_rcpt - the relay decision (SPEC 5, 9). Returns 0 when the
- * recipient is a known address of a hosted domain; else replies. */
+ * recipient is a known address of a hosted domain, or a valid SRS address
+ * under srs.domain; else replies. */
 static int
 smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter)
 {
@@ -327,6 +369,8 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter
 	char shown[SMTP_PATH_MAX + 1];
 
 	smtp_sanitize(shown, sizeof(shown), m->text);
+	if (smtp_is_srs_rcpt(cfg, m))
+		return smtp_check_srs(s, m, shown, nofilter);
 	/* Routing inside the local part (percent hack, bang paths, a quoted
 	 * '@') would send mail on to another domain: that is relaying. */
 	if (m->literal || strpbrk(m->local, "%!@") != NULL ||

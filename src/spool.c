@@ -177,6 +177,13 @@ rcpt_count_add(const char *rcpt, int64_t n)
 }
 
 void
+spool_rcpt_add(const char *rcpt)
+{
+	rcpt_count_add(rcpt, 1);
+	mx_stats.queue_recipients++;
+}
+
+void
 spool_rcpt_done(const char *rcpt)
 {
 	rcpt_count_add(rcpt, -1);
@@ -463,6 +470,7 @@ spool_msg_entry(struct spool_msg *m)
 	e->rcpts = xcalloc((size_t)m->nrcpts, sizeof(*e->rcpts));
 	for (int i = 0; i < m->nrcpts; i++) {
 		e->rcpts[i].addr = m->rcpts[i];
+		e->rcpts[i].parent = -1;
 		m->rcpts[i] = NULL;
 	}
 	return e;
@@ -695,6 +703,8 @@ header_line(struct spool_entry *e, const char *line, size_t n, int full, int *nr
 			return -1;
 		e->rcpts = xcalloc((size_t)x, sizeof(*e->rcpts));
 		e->nrcpts = (int)x;
+		for (int i = 0; i < e->nrcpts; i++)
+			e->rcpts[i].parent = -1;
 	} else if (KEY_IS("rcpt")) {
 		const char *sp2 = memchr(v, ' ', vl);
 		if (sp2 == NULL || e->rcpts == NULL || *nr >= e->nrcpts ||
@@ -778,6 +788,7 @@ static const char *const rstate_names[] = {
 	[SPOOL_R_DELIVERED] = "delivered",
 	[SPOOL_R_DEFERRED] = "deferred",
 	[SPOOL_R_BOUNCED] = "bounced",
+	[SPOOL_R_EXPANDED] = "expanded",
 };
 
 /* next_field - the next space-separated field of [*p, end) */
@@ -850,17 +861,194 @@ spool_format_state(char *buf, size_t len, const struct spool_state *st)
 	return (size_t)n;
 }
 
+static const char *const rkind_names[] = {
+	[SPOOL_K_RCPT] = "rcpt",
+	[SPOOL_K_LOCAL] = "local",
+	[SPOOL_K_FWD] = "fwd",
+	[SPOOL_K_LOOP] = "loop",
+};
+
+const char *
+spool_rkind_name(enum spool_rkind k)
+{
+	return (unsigned)k < MX_ARRAY_LEN(rkind_names) ? rkind_names[k] : "?";
+}
+
+/* xtext_add - s in xtext (RFC 3461 4): '+', '=', controls, space and
+ * non-ASCII octets as +HH, so that an address is one field */
+static void
+xtext_add(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t need = *len + strlen(s) * 3 + 2;
+
+	if (need > *cap) {
+		*cap = need * 2;
+		*buf = xrealloc(*buf, *cap);
+	}
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c < 33 || c > 126 || c == '+' || c == '=') {
+			(*buf)[(*len)++] = '+';
+			(*buf)[(*len)++] = hex[c >> 4];
+			(*buf)[(*len)++] = hex[c & 15];
+		} else
+			(*buf)[(*len)++] = (char)c;
+	}
+	(*buf)[*len] = '\0';
+}
+
+/* xtext_decode - a field back to its octets; NULL when malformed */
+static char *
+xtext_decode(const char *f, size_t fl)
+{
+	char *out = xmalloc(fl + 1), *o = out;
+
+	for (size_t i = 0; i < fl; i++) {
+		int hi, lo;
+		if (f[i] != '+') {
+			*o++ = f[i];
+			continue;
+		}
+		if (i + 2 >= fl) {
+			free(out);
+			return NULL;
+		}
+		hi = f[i + 1] >= '0' && f[i + 1] <= '9' ? f[i + 1] - '0' :
+		    f[i + 1] >= 'A' && f[i + 1] <= 'F' ? f[i + 1] - 'A' + 10 : -1;
+		lo = f[i + 2] >= '0' && f[i + 2] <= '9' ? f[i + 2] - '0' :
+		    f[i + 2] >= 'A' && f[i + 2] <= 'F' ? f[i + 2] - 'A' + 10 : -1;
+		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+			free(out);
+			return NULL;
+		}
+		*o++ = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	*o = '\0';
+	return out;
+}
+
+char *
+spool_format_expand(const struct spool_expand *x, size_t *len)
+{
+	size_t cap = 128, n;
+	char *buf = xmalloc(cap);
+
+	n = (size_t)snprintf(buf, cap, "expand %d %d %lld %d", x->parent,
+	    x->first, (long long)x->time, x->n);
+	for (int i = 0; i < x->n; i++) {
+		const char *k = spool_rkind_name(x->v[i].kind);
+		if (n + strlen(k) + 3 > cap) {
+			cap = (n + strlen(k) + 3) * 2;
+			buf = xrealloc(buf, cap);
+		}
+		n += (size_t)snprintf(buf + n, cap - n, " %s ", k);
+		xtext_add(&buf, &n, &cap, x->v[i].addr);
+	}
+	if (n + 2 > cap)
+		buf = xrealloc(buf, cap = n + 2);
+	buf[n++] = '\n';
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+void
+spool_expand_free(struct spool_expand *x)
+{
+	for (int i = 0; i < x->n && x->v; i++)
+		free(x->v[i].addr);
+	free(x->v);
+	memset(x, 0, sizeof(*x));
+}
+
+int
+spool_parse_expand(const char *line, size_t len, struct spool_expand *x)
+{
+	const char *p = line, *end = line + len, *f;
+	size_t fl;
+	long long parent, first, t, n;
+	int k;
+
+	memset(x, 0, sizeof(*x));
+	if (next_field(&p, end, &f, &fl) < 0 || fl != 6 || memcmp(f, "expand", 6) != 0 ||
+	    next_field(&p, end, &f, &fl) < 0 ||
+	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX - 1, &parent) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0 ||
+	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX, &first) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, LLONG_MAX, &t) < 0 ||
+	    next_field(&p, end, &f, &fl) < 0 ||
+	    parse_num(f, fl, 0, SPOOL_CHILDREN_MAX, &n) < 0)
+		return -1;
+	x->parent = (int)parent;
+	x->first = (int)first;
+	x->time = (time_t)t;
+	x->v = xcalloc((size_t)n + 1, sizeof(*x->v));
+	for (x->n = 0; x->n < n; x->n++) {
+		struct spool_child *c = &x->v[x->n];
+		if (next_field(&p, end, &f, &fl) < 0)
+			goto bad;
+		for (k = SPOOL_K_LOCAL; k <= SPOOL_K_LOOP; k++)
+			if (strlen(rkind_names[k]) == fl && memcmp(rkind_names[k], f, fl) == 0)
+				break;
+		if (k > SPOOL_K_LOOP || next_field(&p, end, &f, &fl) < 0 ||
+		    fl == 0 || fl > SPOOL_ADDR_MAX * 3 ||
+		    (c->addr = xtext_decode(f, fl)) == NULL)
+			goto bad;
+		c->kind = (enum spool_rkind)k;
+	}
+	if (p != end)
+		goto bad;
+	return 0;
+bad:
+	spool_expand_free(x);
+	return -1;
+}
+
+/* apply_expand - an expand record: its parent is expanded, its children
+ * join e with the indices the record names. A record that does not fit
+ * (parent final already, indices not next) is skipped. */
+static void
+apply_expand(struct spool_entry *e, struct spool_expand *x)
+{
+	struct spool_rcpt *pr;
+
+	if (x->parent >= e->nrcpts || x->first != e->nrcpts ||
+	    e->nrcpts + x->n > SPOOL_RCPTS_MAX)
+		return;
+	pr = &e->rcpts[x->parent];
+	if (pr->state == SPOOL_R_DELIVERED || pr->state == SPOOL_R_BOUNCED ||
+	    pr->state == SPOOL_R_EXPANDED)
+		return;
+	pr->state = SPOOL_R_EXPANDED;
+	pr->time = x->time;
+	pr->next = 0;
+	e->rcpts = xrealloc(e->rcpts, (size_t)(e->nrcpts + x->n) * sizeof(*e->rcpts));
+	for (int i = 0; i < x->n; i++) {
+		struct spool_rcpt *c = &e->rcpts[e->nrcpts++];
+		memset(c, 0, sizeof(*c));
+		c->addr = x->v[i].addr;
+		x->v[i].addr = NULL;
+		c->kind = x->v[i].kind;
+		c->parent = x->parent;
+		c->state = SPOOL_R_PENDING;
+	}
+}
+
 size_t
 spool_apply_records(struct spool_entry *e, const char *p, size_t len)
 {
 	struct spool_state st;
+	struct spool_expand x;
 	const char *q = p, *nl;
 	struct spool_rcpt *r;
 
 	while ((nl = memchr(q, '\n', len - (size_t)(q - p))) != NULL) {
 		/* a torn line left by a crash is skipped, not fatal */
 		if (spool_parse_state(q, (size_t)(nl - q), &st) == 0 &&
-		    st.index < e->nrcpts) {
+		    st.index < e->nrcpts &&
+		    e->rcpts[st.index].state != SPOOL_R_EXPANDED) {
 			r = &e->rcpts[st.index];
 			r->state = st.state;
 			r->time = st.time;
@@ -868,6 +1056,9 @@ spool_apply_records(struct spool_entry *e, const char *p, size_t len)
 			r->next = st.next;
 			free(r->reply);
 			r->reply = st.reply[0] ? xstrdup(st.reply) : NULL;
+		} else if (spool_parse_expand(q, (size_t)(nl - q), &x) == 0) {
+			apply_expand(e, &x);
+			spool_expand_free(&x);
 		}
 		q = nl + 1;
 	}

@@ -71,6 +71,36 @@ enum spool_rstate {
 	SPOOL_R_DELIVERED,
 	SPOOL_R_DEFERRED,
 	SPOOL_R_BOUNCED,
+	SPOOL_R_EXPANDED,	/* final: replaced by the children of its
+				 * "expand" record (never in a state record) */
+};
+
+/* what a recipient is: from the envelope, or a child of an expansion */
+enum spool_rkind {
+	SPOOL_K_RCPT = 0,	/* a recipient of the envelope (rcpt line) */
+	SPOOL_K_LOCAL,		/* child: an address of ours, delivered as is by
+				 * its domain's route, never expanded again */
+	SPOOL_K_FWD,		/* child: external forward (MX, SRS sender) */
+	SPOOL_K_LOOP,		/* child: alias loop, bounced with 5.4.6 */
+};
+
+#define SPOOL_CHILDREN_MAX	1000	/* children of one expand record */
+#define SPOOL_ADDR_MAX		512	/* a child address, as written */
+
+/* one child of an expansion */
+struct spool_child {
+	enum spool_rkind kind;
+	char *addr;
+};
+
+/* one expand record: "expand PARENT FIRST TIME N KIND ADDR..." (ADDR in
+ * xtext, RFC 3461 4); the children get indices FIRST .. FIRST+N-1 */
+struct spool_expand {
+	int parent;
+	int first;
+	time_t time;
+	int n;
+	struct spool_child *v;
 };
 
 /* one state record: "state INDEX STATE TIME ATTEMPTS NEXT REPLY" */
@@ -85,6 +115,8 @@ struct spool_state {
 
 struct spool_rcpt {
 	char *addr;			/* as the client wrote it, without <> */
+	enum spool_rkind kind;
+	int parent;			/* child: the expanded recipient; else -1 */
 	enum spool_rstate state;	/* from its last state record */
 	time_t time;
 	int attempts;
@@ -125,8 +157,17 @@ int spool_parse_state(const char *line, size_t len, struct spool_state *st);
  * (reply control characters become spaces, long replies are cut) */
 size_t spool_format_state(char *buf, size_t len, const struct spool_state *st);
 /* spool_apply_records - apply every complete record line in p to e (the
- * last record of a recipient wins); returns the octets of complete lines */
+ * last record of a recipient wins; an expand record marks its parent
+ * expanded and appends its children); returns the octets of complete lines */
 size_t spool_apply_records(struct spool_entry *e, const char *p, size_t len);
+/* spool_format_expand - the expand record line, newline included,
+ * malloc'd; *len its length */
+char *spool_format_expand(const struct spool_expand *x, size_t *len);
+/* spool_parse_expand - one expand line (no newline) into x (free it with
+ * spool_expand_free): 0, or -1 if malformed */
+int spool_parse_expand(const char *line, size_t len, struct spool_expand *x);
+void spool_expand_free(struct spool_expand *x);
+const char *spool_rkind_name(enum spool_rkind);
 
 /* Handing messages to the queue manager (loop thread). */
 
@@ -149,6 +190,9 @@ void spool_msg_remove(const char *id, spool_op_fn cb, void *arg);
 /* spool_rcpt_done - a recipient (as written) reached a final state: it
  * leaves queue_recipients and spool_domain_recipients */
 void spool_rcpt_done(const char *rcpt);
+/* spool_rcpt_add - a recipient joined a queued message (an expansion's
+ * child): it counts in queue_recipients and spool_domain_recipients */
+void spool_rcpt_add(const char *rcpt);
 
 /* Reading (any thread: the queue's reader worker). */
 

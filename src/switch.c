@@ -65,6 +65,12 @@ struct switch_wait {
 	void *arg;
 };
 
+struct switch_resched {
+	struct switch_resched *next;
+	struct event *ev;
+	char *domain;
+};
+
 struct sched_req {
 	store_done_fn done;
 	void *arg;
@@ -78,6 +84,7 @@ static struct {
 	time_t hold_until;		/* no due switch fires before (store trouble) */
 	struct switch_op *ops;		/* probing */
 	struct switch_wait *waits;
+	struct switch_resched *rescheds;	/* waiting for the next loop turn */
 	int closing;
 } sw;
 
@@ -328,6 +335,44 @@ op_refuse(struct switch_op *op, const struct probe_result *pr,
 	op_free(op);
 }
 
+/* resched_cb - deferred recipients of the domain are due now */
+static void
+resched_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct switch_resched *r = arg, **pp;
+	uint64_t t0 = mx_mono_us();
+	int n;
+
+	for (pp = &sw.rescheds; *pp != r; pp = &(*pp)->next)
+		;
+	*pp = r->next;
+	n = queue_make_due(r->domain);
+	log_info("switch rescheduled domain=%s recipients=%d elapsed_ms=%.1f",
+	    r->domain, n, (double)(mx_mono_us() - t0) / 1000.0);
+	event_free(r->ev);
+	free(r->domain);
+	free(r);
+}
+
+/* resched_later - make the domain's deferred mail due from the next loop
+ * turn: the walk is over the whole queue (tens of ms at 100,000
+ * messages), and the answer, already written, goes out first (the loop
+ * runs ready sockets before expired timers) */
+static void
+resched_later(const char *domain)
+{
+	struct switch_resched *r = xcalloc(1, sizeof(*r));
+	struct timeval now = { 0, 0 };
+
+	r->domain = xstrdup(domain);
+	r->ev = evtimer_new(sw.base, resched_cb, r);
+	if (r->ev == NULL)
+		fatalx("switch: evtimer_new failed");
+	r->next = sw.rescheds;
+	sw.rescheds = r;
+	evtimer_add(r->ev, &now);
+}
+
 /* commit_done - the switch is durable and in the index */
 static void
 commit_done(struct store_result *res, void *arg)
@@ -347,17 +392,16 @@ commit_done(struct store_result *res, void *arg)
 			op->old.any = 1;
 	}
 	if (oc.status == 0 && oc.changed && !sw.closing) {
-		oc.rescheduled = queue_make_due(op->domain);
 		oc.inflight = switch_inflight(&op->old);
+		resched_later(op->domain);
 	}
 	if (oc.status == 0)
 		log_info("switch domain=%s from=%s to=%s uid=%u changed=%d "
-		    "inflight=%d rescheduled=%d preflight=%s scheduled=%d "
-		    "elapsed_ms=%.1f", op->domain, store_mode_name(oc.from),
-		    store_mode_name(op->to), (unsigned)op->uid, oc.changed,
-		    oc.inflight, oc.rescheduled, op->preflight ? "passed" :
-		    op->force ? "forced" : "none", op->fire,
-		    (double)oc.elapsed_us / 1000.0);
+		    "inflight=%d preflight=%s scheduled=%d elapsed_ms=%.1f",
+		    op->domain, store_mode_name(oc.from), store_mode_name(op->to),
+		    (unsigned)op->uid, oc.changed, oc.inflight,
+		    op->preflight ? "passed" : op->force ? "forced" : "none",
+		    op->fire, (double)oc.elapsed_us / 1000.0);
 	op->done(&oc, op->arg);
 	op_free(op);
 }
@@ -500,8 +544,9 @@ switch_run(const char *domain, enum domain_mode mode, uid_t uid, int force,
 	struct switch_op *op = op_new(domain, mode, uid, force, done, arg);
 
 	op->note = xstrdup(force ? "relayctl switch --force" : "relayctl switch");
-	if (sw.closing) {
-		op_refuse(op, NULL, "the daemon is stopping");
+	if (sw.closing || sw.base == NULL) {
+		op_refuse(op, NULL, sw.closing ? "the daemon is stopping" :
+		    "the switch is not started (switch_init)");
 		return;
 	}
 	op_start(op);
@@ -767,6 +812,13 @@ switch_close(void)
 
 		wait_free(w);
 		fn(left > 0 ? left : 1, waited, arg);
+	}
+	while (sw.rescheds != NULL) {
+		struct switch_resched *r = sw.rescheds;
+		sw.rescheds = r->next;
+		event_free(r->ev);
+		free(r->domain);
+		free(r);
 	}
 	/* a scheduled switch whose store write is still queued finishes in
 	 * store_close; its completion sees sw.closing */

@@ -45,8 +45,7 @@ struct switch_outcome {
 	int preflight;			/* the probe ran (and passed, when status 0) */
 	const struct probe_result *probe;	/* probe refusals (status 1), or NULL */
 	int inflight;			/* deliveries in flight to the old route */
-	int rescheduled;		/* deferred recipients made due */
-	uint64_t elapsed_us;		/* from the request to the durable switch */
+	uint64_t elapsed_us;		/* from the request to this answer */
 	const struct switch_route *old;	/* for switch_wait */
 };
 /* done - on the loop; the outcome is valid during the call only. It may

@@ -88,7 +88,8 @@ is($pref_lo->wait_count(3, 15), 3, 'all three went to the preference 10 server')
 is($pref_hi->count, 0, 'none to the preference 20 server (listed first)');
 
 # --- a real Postfix smtpd as the old server -------------------------------
-$body = "From: a\@src.test\r\nSubject: through postfix\r\nMessage-ID: <pf.$$\@src.test>\r\n\r\n"
+$body = "From: a\@src.test\r\nTo: joe\@d.test\r\nDate: Sat, 21 Nov 2026 06:00:00 +0000\r\n"
+    . "Subject: through postfix\r\nMessage-ID: <pf.$$\@src.test>\r\n\r\n"
     . "..dots\r\n.\r\n\xc3\xa9\r\n" . ('z' x 990) . "\r\n";
 $id = submit($mx, 'a@src.test', ['joe@d.test', 'mary@d.test'], $body, mail_params => 'BODY=8BITMIME');
 ok($id, 'message for d.test queued');
@@ -113,7 +114,7 @@ for my $n (1 .. 20) {
 is(scalar(grep { defined } @ids), 20, '20 more messages queued');
 is($sink->wait_count(21, 20), 21, 'all 20 delivered');
 my %seen;
-$seen{$1}++ for map { $_->{text} =~ /^Message-ID: <(batch\d+)\./m ? $1 : () } $sink->messages;
+$seen{$_}++ for map { $_->{text} =~ /^Message-ID: <(batch\d+)\./m ? "$1" : () } $sink->messages;
 is(scalar(keys %seen), 20, 'each of the 20 exactly once') or diag(explain \%seen);
 is(scalar(grep { $_ != 1 } values %seen), 0, 'no duplicates');
 ok(wait_queue_empty($mx, 10), 'queue empty');

@@ -34,11 +34,13 @@ is(scalar($dove->maildir_files('joe@example.test')), 0, 'nothing at the hosting 
 my $t0 = time;
 my ($rc, $out, $err) = $mx->ctl('switch', 'example.test', 'hosted');
 is($rc, 0, 'switch example.test hosted') or diag($err);
-like($out, qr/$N deferred recipients rescheduled/, "it says $N deferred recipients were rescheduled");
+like($out, qr/legacy -> hosted/, 'it says so');
 ok(wait_until(sub { $dove->maildir_files('joe@example.test') >= $N }, 2, 0.02),
     "all $N deferred messages reached the hosting within 2 s of the switch");
 my $dt = time - $t0;
 diag(sprintf "deferred mail at the hosting %.0f ms after the switch command", $dt * 1000);
+ok(wait_log($mx, qr/switch rescheduled domain=example\.test recipients=$N\b/, 2),
+    "the log says $N deferred recipients were rescheduled");
 ok(wait_queue_empty($mx, 5), 'the queue is empty');
 
 # the other way: the hosting defers (Dovecot stopped), switch back to a

@@ -39,6 +39,13 @@ my @PEERS;
 
 sub _register { push @PEERS, $_[0]; }
 
+# a test killed by SIGTERM/SIGINT/SIGHUP (make's timeout, ^C) still runs
+# the END blocks, so that no peer or daemon is left behind
+for my $sig (qw(TERM INT HUP)) {
+	$SIG{$sig} = sub { Test::More::diag("caught SIG$sig, cleaning up"); exit 1; }
+	    unless $SIG{$sig};
+}
+
 END {
 	my $st = $?;
 	if ($$ == $OWNER_PID) {
@@ -419,19 +426,25 @@ sub wait_count {
 	return $self->count;
 }
 
-# messages - every dump parsed: { file, raw, mail => 'X-Mail-Args',
-# rcpts => [X-Rcpt-Args...], helo, proto, text => the message (LF line ends,
-# as received, without smtp-sink's own lines) }
+# messages - every dump parsed: { file, raw, mail => '<sender>' (the
+# address of X-Mail-Args), mail_args => all of X-Mail-Args, rcpts =>
+# ['<rcpt>'...], rcpt_args => [X-Rcpt-Args...], helo, proto, text => the
+# message (LF line ends, as received, without smtp-sink's own lines) }
 sub messages {
 	my ($self) = @_;
 	my @m;
 	for my $f ($self->files) {
 		my $raw = MxTest::slurp($f) // next;
-		my %m = (file => $f, raw => $raw, rcpts => []);
+		my %m = (file => $f, raw => $raw, rcpts => [], rcpt_args => []);
 		for my $l (split /\n/, $raw) {
 			last unless $l =~ /^X-/;
-			if ($l =~ /^X-Mail-Args: (.*)$/) { $m{mail} = $1; }
-			elsif ($l =~ /^X-Rcpt-Args: (.*)$/) { push @{$m{rcpts}}, $1; }
+			if ($l =~ /^X-Mail-Args: (.*)$/) {
+				$m{mail_args} = $1;
+				($m{mail}) = $1 =~ /^(<[^>]*>|\S+)/;
+			} elsif ($l =~ /^X-Rcpt-Args: (.*)$/) {
+				push @{$m{rcpt_args}}, $1;
+				push @{$m{rcpts}}, $1 =~ /^(<[^>]*>|\S+)/;
+			}
 			elsif ($l =~ /^X-Helo-Args: (.*)$/) { $m{helo} = $1; }
 			elsif ($l =~ /^X-Client-Proto: (.*)$/) { $m{proto} = $1; }
 		}
