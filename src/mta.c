@@ -479,18 +479,27 @@ res_cancel(struct mta_dest *d)
 /* ------------------------------------------------------------------ */
 /* destinations                                                        */
 
-/* hops_equal - same servers in the same order? */
+/* hop_equal - the same server? */
+static int
+hop_equal(const struct route_hop *x, const struct route_hop *y)
+{
+	return strcmp(x->host, y->host) == 0 && x->port == y->port &&
+	    x->mx_lookup == y->mx_lookup && strcmp(x->unix_path, y->unix_path) == 0;
+}
+
+/* hops_equal - the same servers? In any order: route.c shuffles servers
+ * of equal preference per attempt, and that is no change of servers. */
 static int
 hops_equal(const struct route *a, const struct route *b)
 {
 	if (a->nhops != b->nhops || a->lmtp != b->lmtp)
 		return 0;
 	for (int i = 0; i < a->nhops; i++) {
-		const struct route_hop *x = &a->hops[i], *y = &b->hops[i];
+		int found = 0;
 
-		if (strcmp(x->host, y->host) != 0 || x->port != y->port ||
-		    x->mx_lookup != y->mx_lookup ||
-		    strcmp(x->unix_path, y->unix_path) != 0)
+		for (int j = 0; j < b->nhops && !found; j++)
+			found = hop_equal(&a->hops[i], &b->hops[j]);
+		if (!found)
 			return 0;
 	}
 	return 1;

@@ -34,6 +34,7 @@
 #include "mta.h"
 #include "queue.h"
 #include "route.h"
+#include "smtp_parse.h"
 #include "srs.h"
 #include "stats.h"
 #include "store.h"
@@ -138,7 +139,7 @@ queue_rstate_name(enum queue_rstate s)
 	static const char *const names[] = {
 		[QUEUE_R_PENDING] = "pending", [QUEUE_R_ACTIVE] = "active",
 		[QUEUE_R_BOUNCING] = "bouncing", [QUEUE_R_DELIVERED] = "delivered",
-		[QUEUE_R_BOUNCED] = "bounced",
+		[QUEUE_R_BOUNCED] = "bounced", [QUEUE_R_EXPANDED] = "expanded",
 	};
 
 	return (unsigned)s < MX_ARRAY_LEN(names) ? names[s] : "?";
@@ -948,11 +949,18 @@ forward_sender(const struct queue_msg *m, time_t now, char *out, size_t len)
 	enum srs_result sr = srs_forward(q.cfg->srs_secret, q.cfg->srs_domain,
 	    m->sender, now, out, len);
 
+	const char *at;
+
 	if (sr != SRS_OK) {
 		log_warnx("%s srs sender=<%s>: %s; forwarding with the original "
 		    "sender", m->id, m->sender, srs_result_name(sr));
 		mx_strlcpy(out, m->sender, len);
+		return;
 	}
+	/* RFC 5321 4.5.3.1.1: longer local parts are allowed to fail */
+	if ((at = strrchr(out, '@')) != NULL && at - out > SMTP_LOCAL_RFC_MAX)
+		log_warnx("%s srs sender=<%s> local part over %d octets: some "
+		    "servers may refuse bounces to it", m->id, out, SMTP_LOCAL_RFC_MAX);
 }
 
 /* msg_attempt - the file is open: expand what needs it, then route the

@@ -23,14 +23,29 @@ route_init(const struct config *cfg)
 	route_cfg = cfg;
 }
 
-/* route_key_add - append "host:port," to the grouping key */
+/* route_key_add - append "host:port" to the grouping key: "smtp:a:25,b:25" */
 static void
 route_key_add(struct route *r, const struct route_hop *h)
 {
 	size_t len = strlen(r->key);
+	int first = len > 0 && r->key[len - 1] == ':';
 
-	snprintf(r->key + len, sizeof(r->key) - len, "%s%s%s:%d", len ? "," : "",
+	snprintf(r->key + len, sizeof(r->key) - len, "%s%s%s:%d", first ? "" : ",",
 	    h->mx_lookup ? "mx:" : "", h->unix_path[0] ? h->unix_path : h->host, h->port);
+}
+
+/* server_cmp - preference, then host and port: the order of the key */
+static int
+server_cmp(const void *a, const void *b)
+{
+	const struct legacy_server *x = a, *y = b;
+	int c;
+
+	if (x->pref != y->pref)
+		return x->pref < y->pref ? -1 : 1;
+	if ((c = strcmp(x->host, y->host)) != 0)
+		return c;
+	return x->port - y->port;
 }
 
 /* route_legacy - the domain's servers by preference; equal preferences
@@ -45,27 +60,34 @@ route_legacy(const struct domain_info *d, struct route *r, char *why, size_t why
 		snprintf(why, whylen, "domain %s is in legacy mode and has no legacy server", d->name);
 		return ROUTE_DEFER;
 	}
+	/* The key names the server set in a fixed order, so that every
+	 * attempt for it shares one destination (connections, limits). */
 	memcpy(s, d->servers, sizeof(s[0]) * (size_t)n);
-	for (int i = n - 1; i > 0; i--) {
-		int j = (int)arc4random_uniform((uint32_t)i + 1);
-		struct legacy_server t = s[i];
-		s[i] = s[j];
-		s[j] = t;
-	}
-	/* stable insertion sort by preference keeps the shuffle among equals */
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && s[j - 1].pref > s[j].pref; j--) {
-			struct legacy_server t = s[j];
-			s[j] = s[j - 1];
-			s[j - 1] = t;
-		}
+	qsort(s, (size_t)n, sizeof(s[0]), server_cmp);
 	r->kind = ROUTE_LEGACY;
 	mx_strlcpy(r->key, "smtp:", sizeof(r->key));
+	for (int i = 0; i < n; i++) {
+		struct route_hop h = { .port = s[i].port };
+		mx_strlcpy(h.host, s[i].host, sizeof(h.host));
+		route_key_add(r, &h);
+	}
+	/* The hops: equal preferences in random order (SPEC 4) */
+	for (int i = 0; i < n; ) {
+		int j = i;
+		while (j < n && s[j].pref == s[i].pref)
+			j++;
+		for (int k = j - 1; k > i; k--) {
+			int m = i + (int)arc4random_uniform((uint32_t)(k - i + 1));
+			struct legacy_server t = s[k];
+			s[k] = s[m];
+			s[m] = t;
+		}
+		i = j;
+	}
 	for (int i = 0; i < n; i++) {
 		struct route_hop *h = &r->hops[r->nhops++];
 		mx_strlcpy(h->host, s[i].host, sizeof(h->host));
 		h->port = s[i].port;
-		route_key_add(r, h);
 	}
 	return ROUTE_OK;
 }

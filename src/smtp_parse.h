@@ -10,7 +10,10 @@
 #include <stdint.h>
 
 #define SMTP_LINE_MAX	512	/* RFC 5321 4.5.3.1.4: command line incl. CRLF */
-#define SMTP_LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 (octets, as written) */
+/* RFC 5321 4.5.3.1.1 says 64, and 4.5.3.1 asks servers to accept more:
+ * SRS addresses of long senders (SRS0=HHHHHH=TT=domain=local) need it. */
+#define SMTP_LOCAL_MAX	128	/* octets, as written */
+#define SMTP_LOCAL_RFC_MAX 64	/* what every server must take */
 #define SMTP_DOMAIN_MAX	255	/* RFC 5321 4.5.3.1.2 */
 #define SMTP_PATH_MAX	256	/* RFC 5321 4.5.3.1.3 */
 #define SMTP_PARAMS_MAX	16	/* ESMTP parameters on one MAIL/RCPT */

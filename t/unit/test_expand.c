@@ -7,8 +7,12 @@
 #include <strings.h>
 
 #include "expand.h"
+#include "spool.h"
+#include "stats.h"
 #include "tap.h"
 #include "util.h"
+
+struct mx_stats mx_stats;	/* spool.c counts into it */
 
 #define HOSTED	"example.test"
 #define LEGACY	"legacy.test"
@@ -185,6 +189,86 @@ check(const char *addr, const char *want_nodes, const char *want_leaves)
 	expand_result_free(&r);
 }
 
+/* entry_new - a spool entry with n envelope recipients r0@x.test ... */
+static struct spool_entry *
+entry_new(int n)
+{
+	struct spool_entry *e = xcalloc(1, sizeof(*e));
+	char a[32];
+
+	e->nrcpts = n;
+	e->rcpts = xcalloc((size_t)n, sizeof(*e->rcpts));
+	for (int i = 0; i < n; i++) {
+		snprintf(a, sizeof(a), "r%d@x.test", i);
+		e->rcpts[i].addr = xstrdup(a);
+		e->rcpts[i].parent = -1;
+	}
+	e->sender = xstrdup("s@x.test");
+	return e;
+}
+
+/* spool_records - the expand record (doc/spool.md) and its replay */
+static void
+spool_records(void)
+{
+	struct spool_child cv[3] = {
+		{ SPOOL_K_LOCAL, "mary+tag@example.test" },
+		{ SPOOL_K_FWD, "\"odd name\"=x@ext.test" },
+		{ SPOOL_K_LOOP, "loopa@example.test" },
+	};
+	struct spool_expand x = { 1, 2, 1795241300, 3, cv }, y;
+	struct spool_entry *e;
+	char *line, *recs;
+	size_t len;
+
+	line = spool_format_expand(&x, &len);
+	is_str(line, "expand 1 2 1795241300 3 local mary+2Btag@example.test "
+	    "fwd \"odd+20name\"+3Dx@ext.test loop loopa@example.test\n",
+	    "expand record: addresses in xtext");
+	is_int(spool_parse_expand(line, len - 1, &y), 0, "expand record parses");
+	ok(y.parent == 1 && y.first == 2 && y.time == 1795241300 && y.n == 3 &&
+	    y.v[1].kind == SPOOL_K_FWD && strcmp(y.v[1].addr, cv[1].addr) == 0 &&
+	    strcmp(y.v[0].addr, cv[0].addr) == 0 && y.v[2].kind == SPOOL_K_LOOP,
+	    "expand record round trip");
+	spool_expand_free(&y);
+	is_int(spool_parse_expand("expand 1 2 3 2 local a@b", 24, &y), -1,
+	    "fewer children than announced: malformed");
+	is_int(spool_parse_expand("expand 1 2 3 1 bogus a@b", 24, &y), -1,
+	    "unknown kind: malformed");
+	is_int(spool_parse_expand("expand 1 2 3 1 local a+4@b", 26, &y), -1,
+	    "bad xtext: malformed");
+	is_int(spool_parse_expand("expand 0 1 5 0", 14, &y), 0,
+	    "zero children (all duplicates) parses");
+	spool_expand_free(&y);
+
+	/* replay: rcpt 1 expanded into 2, 3, 4; a state record for child 3;
+	 * a second record for the same parent and one with the wrong first
+	 * index are ignored; a torn last line is not applied */
+	e = entry_new(2);
+	xasprintf(&recs, "state 1 deferred 100 1 700 451 4.3.0 later\n%s"
+	    "state 3 delivered 200 0 0 250 ok\n"
+	    "expand 1 5 300 1 local dup@example.test\n"
+	    "expand 0 9 300 1 local wrong@example.test\n"
+	    "state 4 bounced 210 0 0 550 loop\n"
+	    "expand 0 5 300 1 fwd torn@ext.test", line);
+	is_int((int)spool_apply_records(e, recs, strlen(recs)),
+	    (int)(strrchr(recs, '\n') + 1 - recs), "complete lines consumed");
+	is_int(e->nrcpts, 5, "three children appended");
+	is_int(e->rcpts[1].state, SPOOL_R_EXPANDED, "parent expanded (final)");
+	is_int(e->rcpts[0].state, SPOOL_R_PENDING, "other recipient untouched");
+	ok(e->rcpts[2].parent == 1 && e->rcpts[2].kind == SPOOL_K_LOCAL &&
+	    strcmp(e->rcpts[2].addr, "mary+tag@example.test") == 0 &&
+	    e->rcpts[2].state == SPOOL_R_PENDING, "child 2: local, pending");
+	ok(e->rcpts[3].kind == SPOOL_K_FWD && e->rcpts[3].state == SPOOL_R_DELIVERED,
+	    "child 3: forward, delivered");
+	ok(e->rcpts[4].kind == SPOOL_K_LOOP && e->rcpts[4].state == SPOOL_R_BOUNCED,
+	    "child 4: loop, bounced");
+	is_int(e->rcpts[0].parent, -1, "envelope recipients have no parent");
+	free(recs);
+	free(line);
+	spool_entry_free(e);
+}
+
 int
 main(void)
 {
@@ -268,5 +352,6 @@ main(void)
 	expand_result_free(&r);
 
 	table_free();
+	spool_records();
 	return done_testing();
 }

@@ -303,8 +303,8 @@ test_paths(void)
 	for (i = 0; i < sizeof(path_cases) / sizeof(path_cases[0]); i++)
 		path_case_run(&path_cases[i]);
 
-	is_int(path_len(64, 10, ""), PARSE_OK, "local part of 64 octets");
-	is_int(path_len(65, 10, ""), PARSE_BAD_ADDRESS, "local part of 65");
+	is_int(path_len(SMTP_LOCAL_MAX, 10, ""), PARSE_OK, "local part of SMTP_LOCAL_MAX octets");
+	is_int(path_len(SMTP_LOCAL_MAX + 1, 10, ""), PARSE_BAD_ADDRESS, "local part of SMTP_LOCAL_MAX + 1");
 	is_int(path_len(10, 63, ""), PARSE_OK, "label of 63 octets");
 	is_int(path_len(1, 189, ""), PARSE_OK, "path of 193 octets");
 	is_int(path_len(64, 189, ""), PARSE_OK, "path of 256 octets");
@@ -324,19 +324,19 @@ test_paths(void)
 	is_int(smtp_parse_path(buf, 0, 0, &(struct smtp_path){0}, NULL),
 	    PARSE_BAD_ADDRESS, "label of 64 octets");
 
-	/* quoted local part: 64 octets as written, quotes included */
+	/* quoted local part: SMTP_LOCAL_MAX octets as written, quotes included */
 	p = buf;
 	*p++ = '<';
 	*p++ = '"';
-	p = fill(p, 'q', 62);
+	p = fill(p, 'q', SMTP_LOCAL_MAX - 2);
 	strcpy(p, "\"@x.org>");
 	is_int(smtp_parse_path(buf, 0, 0, &(struct smtp_path){0}, NULL),
-	    PARSE_OK, "quoted local part of 64 octets as written");
+	    PARSE_OK, "quoted local part of SMTP_LOCAL_MAX octets as written");
 	p = buf + 2;
-	p = fill(p, 'q', 63);
+	p = fill(p, 'q', SMTP_LOCAL_MAX - 1);
 	strcpy(p, "\"@x.org>");
 	is_int(smtp_parse_path(buf, 0, 0, &(struct smtp_path){0}, NULL),
-	    PARSE_BAD_ADDRESS, "quoted local part of 65 octets as written");
+	    PARSE_BAD_ADDRESS, "quoted local part of SMTP_LOCAL_MAX + 1 octets as written");
 
 	/* a 255-octet domain cannot fit in a 254-octet mailbox */
 	buf[0] = 'a';
