@@ -158,8 +158,8 @@ case " $SERVERS " in *" mxrelayd "*)
 	mx_check_binaries
 	# run private copies: a rebuild of the tree during the run does not
 	# replace the binary under the benchmark
-	cp "$MXRELAYD" "$BENCH_DIR/mxrelayd.bin" && cp "$RELAYCTL" "$BENCH_DIR/relayctl.bin" ||
-		die "cannot copy the binaries"
+	cp "$MXRELAYD" "$BENCH_DIR/mxrelayd.bin" || die "cannot copy $MXRELAYD"
+	cp "$RELAYCTL" "$BENCH_DIR/relayctl.bin" || die "cannot copy $RELAYCTL"
 	MXRELAYD=$BENCH_DIR/mxrelayd.bin
 	RELAYCTL=$BENCH_DIR/relayctl.bin ;;
 esac
@@ -212,7 +212,9 @@ for size in $SIZES; do
 	for clients in $CLIENTS_LIST; do
 		pk="$size/$clients/postfix"; mk="$size/$clients/mxrelayd"
 		# shellcheck disable=SC2086
-		prate=$(rate "$n" ${E2E[$pk]:-fail}); mrate=$(rate "$n" ${E2E[$mk]:-fail})
+		prate=$(rate "$n" ${E2E[$pk]:-fail})
+		# shellcheck disable=SC2086
+		mrate=$(rate "$n" ${E2E[$mk]:-fail})
 		ratio="-"
 		if [ "$prate" != "-" ] && [ "$mrate" != "-" ]; then
 			ratio=$(awk -v a="$mrate" -v b="$prate" 'BEGIN { printf "%.2f", a / b }')
