@@ -1143,42 +1143,6 @@ mta_submit(struct mta_job *job)
 	dest_kick(d);
 }
 
-/* inflight_count - attempted jobs of d whose done has not run */
-static int
-inflight_count(const struct mta_dest *d)
-{
-	int n = 0;
-
-	for (const struct mta_conn *c = d->conns; c != NULL; c = c->next)
-		n += c->job != NULL && c->job->attempted;
-	for (const struct mta_job *j = d->qhead; j != NULL; j = j->next)
-		n += j->attempted;
-	return n;
-}
-
-/* inflight_walk - dict_walk helper of mta_inflight */
-static int
-inflight_walk(const char *key, void *val, void *arg)
-{
-	*(int *)arg += inflight_count(val);
-	return 0;
-}
-
-/* mta_inflight - attempted jobs without a result, for key or all */
-int
-mta_inflight(const char *key)
-{
-	struct mta_dest *d;
-	int n = 0;
-
-	if (mta.dests == NULL)
-		return 0;
-	if (key != NULL)
-		return (d = dict_get(mta.dests, key)) != NULL ? inflight_count(d) : 0;
-	dict_walk(mta.dests, inflight_walk, &n);
-	return n;
-}
-
 /* close_collect - take every job of d, free its connections */
 static int
 close_collect(const char *key, void *val, void *arg)

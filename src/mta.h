@@ -73,9 +73,6 @@ int mta_init(struct event_base *, const struct config *, char *err, size_t errle
 /* mta_submit - deliver job; done runs exactly once, never from inside
  * mta_submit itself. */
 void mta_submit(struct mta_job *);
-/* mta_inflight - jobs whose MAIL FROM was sent and whose result is not in
- * yet, for route key (NULL: all); the switch waits on these */
-int mta_inflight(const char *key);
 /* mta_reload - use cfg from now on (limits, timeouts, tls.outbound) */
 void mta_reload(const struct config *);
 /* mta_close - drop connections; pending jobs complete as MTA_NOT_TRIED */

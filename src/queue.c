@@ -65,6 +65,7 @@
 /* one mta job: recipients of one message sharing a route and a sender */
 struct queue_job {
 	struct mta_job mj;
+	int flying;			/* counted in q.flight (may_start said yes) */
 	struct queue_msg *m;
 	char sender[SRS_ADDR_MAX];	/* MAIL FROM of this job */
 	struct mta_rcpt rcpts[];
@@ -121,6 +122,7 @@ static struct {
 	struct event_base *base;
 	const struct config *cfg;
 	struct dict *msgs;		/* id -> struct queue_msg */
+	struct dict *flight;		/* "domain\nroute key" -> long, see flight_add */
 	struct qsched_heap heap;
 	struct event *timer;
 	struct worker *reader;		/* opens files, reads headers */
@@ -497,17 +499,54 @@ rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
 
 /* Attempts */
 
+/* flight_add - recipients of a domain in flight on a route key, for the
+ * switch's count of deliveries still running on the old route */
+static void
+flight_add(const struct mta_job *mj, int delta)
+{
+	char key[SMTP_DOMAIN_MAX + ROUTE_KEY_MAX + 2];
+	const char *at;
+	long *n;
+
+	for (int i = 0; i < mj->nrcpts; i++) {
+		at = strrchr(mj->rcpts[i].addr, '@');
+		snprintf(key, sizeof(key), "%s\n%s", at ? at + 1 : "", mj->route.key);
+		mx_lower(key);
+		if ((n = dict_get(q.flight, key)) == NULL) {
+			n = xcalloc(1, sizeof(*n));
+			dict_put(q.flight, key, n);
+		}
+		if ((*n += delta) <= 0)
+			free(dict_del(q.flight, key));
+	}
+}
+
+int
+queue_inflight(const char *domain, const char *route_key)
+{
+	char key[SMTP_DOMAIN_MAX + ROUTE_KEY_MAX + 2];
+	long *n;
+
+	snprintf(key, sizeof(key), "%s\n%s", domain, route_key);
+	mx_lower(key);
+	n = q.flight ? dict_get(q.flight, key) : NULL;
+	return n ? (int)*n : 0;
+}
+
 static int
 job_may_start(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 
 	/* SPEC 7: an attempt that starts after a switch uses the new mode */
-	if (j->m->route_mx)
-		return 1;
-	for (int i = 0; i < mj->nrcpts; i++)
-		if (!route_is_current(&mj->route, mj->rcpts[i].addr))
-			return 0;
+	if (!j->m->route_mx)
+		for (int i = 0; i < mj->nrcpts; i++)
+			if (!route_is_current(&mj->route, mj->rcpts[i].addr))
+				return 0;
+	if (!j->flying) {
+		j->flying = 1;
+		flight_add(mj, 1);
+	}
 	return 1;
 }
 
@@ -587,7 +626,8 @@ job_done(struct mta_job *mj, void *arg)
 	struct queue_bounces bl = { 0, 0, NULL };
 	time_t now = time(NULL);
 
-	(void)mj;
+	if (j->flying)
+		flight_add(mj, -1);
 	q.inflight--;
 	m->njobs--;
 	if (!q.closing) {
@@ -1557,6 +1597,7 @@ queue_init(struct event_base *base, const struct config *cfg, char *err,
 	q.base = base;
 	q.cfg = cfg;
 	q.msgs = dict_new();
+	q.flight = dict_new();
 	qsched_init(&q.heap);
 	if ((q.timer = evtimer_new(base, queue_run, NULL)) == NULL) {
 		snprintf(err, errlen, "queue: evtimer_new failed");
@@ -1604,5 +1645,7 @@ queue_close(void)
 	qsched_free(&q.heap);
 	dict_walk(q.msgs, free_msg_fn, NULL);
 	dict_free(q.msgs, NULL);
+	dict_free(q.flight, free);
+	q.flight = NULL;
 	q.msgs = NULL;
 }

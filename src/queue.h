@@ -106,6 +106,9 @@ void queue_close(void);
 /* queue_set_config - after a reload: retry_schedule, max_lifetime and
  * hostname come from cfg from now on (the queue keeps the pointer) */
 void queue_set_config(const struct config *cfg);
+/* queue_inflight - recipients of domain whose delivery attempt on the route
+ * with route_key has started (MAIL FROM) and has no result yet */
+int queue_inflight(const char *domain, const char *route_key);
 
 /* queue_reschedule_domain - deferred recipients of domain are due now
  * (the switch calls this) */

@@ -10,10 +10,9 @@
  * per message, so the cost does not grow with the queue; the reschedule
  * of deferred recipients is one walk of the in-memory queue.
  *
- * In-flight deliveries to the old route are counted from the mta by route
- * key (mta_inflight). A legacy route's key lists its servers in attempt
- * order, and servers of equal preference are shuffled per attempt, so the
- * old route may have several keys: they are collected up front.
+ * In-flight deliveries to the old route are counted by the queue per
+ * recipient domain and route key (queue_inflight), from the moment the
+ * may_start hook lets an attempt start until its result is in.
  */
 #include "autoconf.h"
 
@@ -35,7 +34,6 @@
 #include "switch.h"
 #include "util.h"
 
-#define SWITCH_KEY_TRIES	20	/* route_for_rcpt calls per expected key */
 #define SWITCH_NOTE_LIST_MAX	10	/* refused addresses named in a note */
 #define SWITCH_HOLD_SECS	60	/* after a scheduled switch failed to commit */
 
@@ -207,75 +205,36 @@ bad:
 	return -1;
 }
 
-/* The old route's keys */
+/* The old route */
 
-/* perms - how many attempt orders the servers have (equal preferences
- * are shuffled), or SWITCH_KEYS_MAX + 1 when more than we track */
-static int
-perms(const struct domain_info *d)
-{
-	long n = 1;
-
-	for (int i = 0; i < d->nservers && i < ROUTE_MAX_HOPS; i++) {
-		int same = 0;
-		for (int j = 0; j < i; j++)
-			same += d->servers[j].pref == d->servers[i].pref;
-		n *= same + 1;	/* the k-th of a preference: k orders */
-		if (n > SWITCH_KEYS_MAX)
-			return SWITCH_KEYS_MAX + 1;
-	}
-	return (int)n;
-}
-
-static int
-key_known(const struct switch_route *o, const char *key)
-{
-	for (int i = 0; i < o->nkeys; i++)
-		if (strcmp(o->keys[i], key) == 0)
-			return 1;
-	return 0;
-}
-
-/* old_route - the keys of the domain's route now (before the switch) */
+/* old_route - the domain's route now (before the switch). route.c keys a
+ * route by its server set, so one key names it whatever the order. */
 static void
 old_route(const struct domain_info *d, struct switch_route *o)
 {
 	struct route r;
 	char rcpt[SMTP_DOMAIN_MAX + 2], why[256];
-	int want, tries;
 
 	memset(o, 0, sizeof(*o));
 	o->mode = d->mode;
+	mx_strlcpy(o->domain, d->name, sizeof(o->domain));
 	/* an empty local part names no alias: the domain's plain route */
 	snprintf(rcpt, sizeof(rcpt), "@%s", d->name);
-	want = d->mode == MODE_LEGACY ? perms(d) : 1;
-	if (want > SWITCH_KEYS_MAX) {
-		o->any = 1;
+	if (route_for_rcpt(rcpt, &r, why, sizeof(why)) != ROUTE_OK) {
+		o->none = 1;
 		return;
 	}
-	for (tries = 0; o->nkeys < want && tries < want * SWITCH_KEY_TRIES;
-	    tries++) {
-		if (route_for_rcpt(rcpt, &r, why, sizeof(why)) != ROUTE_OK)
-			return;		/* no route: nothing can be in flight */
-		if (!key_known(o, r.key))
-			mx_strlcpy(o->keys[o->nkeys++], r.key, ROUTE_KEY_MAX);
-	}
-	if (o->nkeys < want)
-		o->any = 1;	/* unlucky draws: count conservatively */
+	mx_strlcpy(o->key, r.key, sizeof(o->key));
 }
 
+/* switch_inflight - attempts of the domain's recipients on the old route
+ * whose MAIL FROM went out and whose result is not in yet */
 int
 switch_inflight(const struct switch_route *o)
 {
-	int n = 0;
-
-	if (sw.closing)
+	if (sw.closing || o->none)
 		return 0;
-	if (o->any)
-		return mta_inflight(NULL);
-	for (int i = 0; i < o->nkeys; i++)
-		n += mta_inflight(o->keys[i]);
-	return n;
+	return queue_inflight(o->domain, o->key);
 }
 
 /* Running a switch */
@@ -387,9 +346,9 @@ commit_done(struct store_result *res, void *arg)
 	} else {
 		oc.from = res->from_mode;
 		oc.changed = res->outcome == STORE_UPDATED;
-		/* a switch between our look and the commit: count broadly */
-		if (oc.from != op->old.mode)
-			op->old.any = 1;
+		/* Another switch between our look and this commit would make
+		 * op->old stale; switches of one domain are serialised by the
+		 * store worker, and the count below is the route we looked at. */
 	}
 	if (oc.status == 0 && oc.changed && !sw.closing) {
 		oc.inflight = switch_inflight(&op->old);

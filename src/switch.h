@@ -21,19 +21,19 @@
 #include "config.h"
 #include "probe.h"
 #include "route.h"
+#include "smtp_parse.h"
 #include "store.h"
 
 #define SWITCH_MSG_MAX		1024
 #define SWITCH_WAIT_TICK_MS	100	/* --wait polls the in-flight count */
-#define SWITCH_KEYS_MAX		64	/* route keys of the old route (shuffles) */
 #define SWITCH_TIME_MAX		64	/* formatted time */
 
 /* the old route, as mta keys its destinations */
 struct switch_route {
 	enum domain_mode mode;
-	int any;			/* keys unknown: count every delivery */
-	int nkeys;
-	char keys[SWITCH_KEYS_MAX][ROUTE_KEY_MAX];
+	char domain[SMTP_DOMAIN_MAX + 1];
+	int none;			/* no route: nothing can be in flight */
+	char key[ROUTE_KEY_MAX];	/* the old route's key */
 };
 
 struct switch_outcome {
