@@ -25,7 +25,6 @@
 #include <event2/event.h>
 
 #include "log.h"
-#include "mta.h"
 #include "probe.h"
 #include "queue.h"
 #include "route.h"
