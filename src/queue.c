@@ -566,6 +566,7 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
+		mx_stats.deliveries_by_route[j->mj.route.kind]++;
 		set_reply(r, mr->reply);
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;

@@ -933,12 +933,16 @@ smtp_data_end(struct smtp_session *s)
 	const char *refusal = NULL;
 	int f = s->data.flags;
 
-	if (f & (DATA_BARE_LF | DATA_BARE_CR))
+	if (f & (DATA_BARE_LF | DATA_BARE_CR)) {
 		refusal = "550 5.6.11 Bare LF/CR not allowed";
-	else if (f & DATA_TOO_BIG)
+		mx_stats.messages_refused_bare_lf++;
+	} else if (f & DATA_TOO_BIG) {
 		refusal = "552 5.3.4 Message size exceeds fixed limit";
-	else if (f & DATA_TOO_MANY_HOPS)
+		mx_stats.messages_refused_size++;
+	} else if (f & DATA_TOO_MANY_HOPS) {
 		refusal = "554 5.4.6 Too many hops";
+		mx_stats.messages_refused_hops++;
+	}
 	io_set_timeout(s->io, s->srv->cfg->command_timeout);
 	if (refusal) {
 		mx_stats.messages_refused++;

@@ -12,6 +12,9 @@ struct mx_stats {
 	uint64_t connections_refused;	/* over max_connections(_per_client) */
 	uint64_t messages_accepted;
 	uint64_t messages_refused;	/* at end of data: bare LF, size, hops */
+	uint64_t messages_refused_bare_lf;	/* 550 5.6.11 */
+	uint64_t messages_refused_size;		/* 552 5.3.4 */
+	uint64_t messages_refused_hops;		/* 554 5.4.6 */
 	uint64_t rcpt_accepted;
 	uint64_t rcpt_relay_denied;
 	uint64_t rcpt_unknown;
@@ -24,6 +27,9 @@ struct mx_stats {
 	uint64_t deliveries_deferred;
 	uint64_t deliveries_bounced;
 	uint64_t bounces_sent;
+	/* deliveries (2xx) by route: index enum route_kind */
+	uint64_t deliveries_by_route[3];
+	uint64_t switches;		/* mode changes committed */
 
 	/* filters (filter.c, spf.c, dnsbl.c): evaluations and verdicts */
 	uint64_t filter_pregreet;	/* clients that talked before the banner */

@@ -29,6 +29,7 @@
 #include "queue.h"
 #include "route.h"
 #include "smtp_parse.h"
+#include "stats.h"
 #include "store.h"
 #include "switch.h"
 #include "util.h"
@@ -345,6 +346,8 @@ commit_done(struct store_result *res, void *arg)
 	} else {
 		oc.from = res->from_mode;
 		oc.changed = res->outcome == STORE_UPDATED;
+		if (oc.changed)
+			mx_stats.switches++;
 		/* Another switch between our look and this commit would make
 		 * op->old stale; switches of one domain are serialised by the
 		 * store worker, and the count below is the route we looked at. */

@@ -118,6 +118,10 @@ $seen{$_}++ for map { $_->{text} =~ /^Message-ID: <(batch\d+)\./m ? "$1" : () } 
 is(scalar(keys %seen), 20, 'each of the 20 exactly once') or diag(explain \%seen);
 is(scalar(grep { $_ != 1 } values %seen), 0, 'no duplicates');
 ok(wait_queue_empty($mx, 10), 'queue empty');
+my (undef, $st) = $mx->ctl_json('stats');
+ok(($st->{deliveries_sent_legacy} // 0) >= 20, 'relayctl stats: deliveries_sent_legacy')
+    or diag(explain $st);
+is($st->{deliveries_sent_hosted}, 0, 'no hosted deliveries');
 
 $mx->stop_ok;
 done_testing();

@@ -66,6 +66,10 @@ for my $chunk ("Subject: split\r", "\n\r\nx\r", "\n", ".", "\r", "\n") {
 like($c->reply, qr/^250 2\.0\.0 Ok: queued as /, 'end of data split across writes recognised');
 $c->cmd('QUIT');
 is(scalar(my @q = $mx->queue_ids), 2, 'two messages queued in total');
+my (undef, $st) = $mx->ctl_json('stats');
+ok(($st->{messages_refused_bare_lf} // 0) > 0, 'relayctl stats: messages_refused_bare_lf counts them')
+    or diag(explain $st);
+is($st->{messages_refused_bare_lf}, $st->{messages_refused}, 'every refusal here was a bare LF/CR one');
 
 $mx->stop_ok;
 done_testing();

@@ -78,6 +78,10 @@ like($rows[0] // '', qr/^\S+\s+legacy\s+hosted\s+$<\s/, 'first: legacy -> hosted
 like($rows[1] // '', qr/^\S+\s+hosted\s+legacy\s+$<\s/, 'second: hosted -> legacy');
 ($jrc, $j) = $mx->ctl_json('history', 'example.test');
 is(scalar @{$j->{history} || []}, 2, 'history --json: two rows');
+{
+	my (undef, $st) = $mx->ctl_json('stats');
+	is($st->{switches}, 3, 'relayctl stats: switches 3 (bare.test once, example.test twice; the no-op not counted)');
+}
 my $h = $j->{history}[0] || {};
 ok(abs(($h->{time} // 0) - time) < 60, 'history time is now');
 is($h->{uid}, $<, 'history uid is the caller (SO_PEERCRED)');
@@ -93,6 +97,8 @@ is($j->{mode} // (MxTest::deep_find($j, 'mode'))[0], 'hosted', 'hosted after kil
 ($jrc, $j) = $mx->ctl_json('history', 'example.test');
 is(scalar @{$j->{history} || []}, 3, 'history survives the restart');
 like($j->{history}[2]{note} // '', qr/--force/, 'the note says --force');
+($jrc, $j) = $mx->ctl_json('stats');
+is($j->{switches}, 0, 'relayctl stats: switches counts since this start (none yet)');
 
 $mx->stop_ok;
 done_testing;
