@@ -24,7 +24,7 @@ use MxTest;
 
 my $limit = `sh -c 'ulimit -n'`;
 chomp $limit;
-plan skip_all => "fd limit $limit too low for " . NCONN . " connections"
+BAIL_OUT("fd limit $limit too low for " . NCONN . " connections")
     if $limit ne 'unlimited' && $limit < NCONN + 200;
 
 watchdog(120);
