@@ -27,6 +27,7 @@
 #include "dns.h"
 #include "log.h"
 #include "probe.h"
+#include "smtp_client.h"
 #include "util.h"
 
 #define PROBE_ADDRS_MAX		16	/* addresses of the server tried in turn */
@@ -75,6 +76,7 @@ struct probe {
 	int pipelining;
 	int reading;		/* inside read_cb */
 	int pipe_seen;		/* EHLO/LHLO reply listed PIPELINING */
+	struct sc_reply reply;	/* the reply being read */
 
 	/* the command stream: next to write, replies awaited (FIFO) */
 	size_t batch;		/* first address of the current batch */
@@ -336,27 +338,28 @@ read_cb(struct bufferevent *bev, void *arg)
 	p->reading = 1;
 	while (p->state != PR_DONE &&
 	    (line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) != NULL) {
-		int last;
+		const char *linetext = "";
+		enum sc_feed f = sc_reply_feed(&p->reply, line, &linetext);
+		uint64_t size;
 
-		if (len < 3 || line[0] < '2' || line[0] > '5' ||
-		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
-		    line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-')) {
+		if (f == SC_FEED_ERROR) {
 			probe_fail(p, "malformed reply from %s: %.100s",
 			    p->res.server, line);
 			free(line);
 			break;
 		}
-		last = len == 3 || line[3] == ' ';
-		if (p->state == PR_HELLO && len >= 14 &&
-		    strncasecmp(line + 4, "PIPELINING", 10) == 0 &&
-		    (line[14] == '\0' || line[14] == ' '))
-			p->pipe_seen = 1;
-		p->code = (line[0] - '0') * 100 + (line[1] - '0') * 10 +
-		    (line[2] - '0');
-		mx_strlcpy(p->text, len > 4 ? line + 4 : "", sizeof(p->text));
 		free(line);
-		if (last)
+		if (p->state == PR_HELLO &&
+		    sc_ehlo_keyword(linetext, &size) == SC_EXT_PIPELINING)
+			p->pipe_seen = 1;
+		if (f == SC_FEED_DONE) {
+			p->code = p->reply.code;
+			/* sc_reply's text is "CODE text": keep the text */
+			mx_strlcpy(p->text, p->reply.text + (p->reply.text[3] ? 4 : 3),
+			    sizeof(p->text));
+			sc_reply_init(&p->reply);
 			on_reply(p);
+		}
 	}
 	if (p->state != PR_DONE && evbuffer_get_length(in) > PROBE_LINE_MAX)
 		probe_fail(p, "reply line from %s longer than %d bytes",
@@ -405,6 +408,7 @@ probe_connect_sa(struct probe *p, const struct sockaddr *sa, int salen)
 {
 	struct timeval ctv = { p->connect_timeout, 0 };
 
+	sc_reply_init(&p->reply);	/* nothing left from an earlier address */
 	probe_enter(p, PR_CONNECT);
 	p->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (p->bev == NULL)
