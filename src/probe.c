@@ -348,10 +348,11 @@ read_cb(struct bufferevent *bev, void *arg)
 			free(line);
 			break;
 		}
-		free(line);
+		/* linetext points into line */
 		if (p->state == PR_HELLO &&
 		    sc_ehlo_keyword(linetext, &size) == SC_EXT_PIPELINING)
 			p->pipe_seen = 1;
+		free(line);
 		if (f == SC_FEED_DONE) {
 			p->code = p->reply.code;
 			/* sc_reply's text is "CODE text": keep the text */
