@@ -14,7 +14,8 @@
  * (deferred) | BOUNCING -> BOUNCED once the DSN is durable (back to PENDING
  * when it could not be written); PENDING -> EXPANDED (final) for a hosted
  * alias or auto-CC mailbox, whose children join the message as PENDING
- * recipients, held until their expand record is durable.
+ * recipients, held until their expand record is durable (queue_expand.c,
+ * which shares the internals of queue_priv.h).
  */
 #include "autoconf.h"
 
@@ -29,15 +30,14 @@
 
 #include "bounce.h"
 #include "dict.h"
-#include "expand.h"
 #include "log.h"
 #include "mta.h"
 #include "queue.h"
+#include "queue_priv.h"
 #include "route.h"
 #include "smtp_parse.h"
 #include "srs.h"
 #include "stats.h"
-#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -48,7 +48,6 @@
 					 * changed" before waiting as above */
 #define QUEUE_ERROR_WAIT	300	/* queue file unreadable: retry then */
 #define QUEUE_RECORD_MAX	(SPOOL_REPLY_MAX + 128)
-#define QUEUE_WHY_MAX		256
 #define QUEUE_HOST_MAX		256
 
 /* our own reasons, with their enhanced status codes (RFC 3463) */
@@ -57,10 +56,6 @@
 #define DSN_EXPIRED		"5.4.7"	/* delivery time expired */
 #define DSN_DELETED		"5.0.0"	/* removed by the operator */
 #define DSN_LOCAL_TEMP		"4.3.0"	/* our own trouble */
-#define DSN_LOOP		"5.4.6"	/* alias (routing) loop */
-#define DSN_EXPANSION		"5.2.4"	/* expansion too large */
-#define DSN_NO_SRS		"4.3.5"	/* external forward without srs.* */
-#define DSN_BAD_SRS		"5.7.1"	/* SRS address no longer valid */
 
 /* one mta job: recipients of one message sharing a route and a sender */
 struct queue_job {
@@ -132,7 +127,6 @@ static struct {
 } q;
 
 static void queue_arm(void);
-static void msg_sync(struct queue_msg *);
 static void bounce_start(struct queue_msg *, struct queue_bounces *);
 
 const char *
@@ -147,9 +141,23 @@ queue_rstate_name(enum queue_rstate s)
 	return (unsigned)s < MX_ARRAY_LEN(names) ? names[s] : "?";
 }
 
-/* rcpt_domain - the domain part of an address as written */
-static const char *
-rcpt_domain(const char *addr)
+/* queue_cfg - the configuration in force, for queue_expand.c */
+const struct config *
+queue_cfg(void)
+{
+	return q.cfg;
+}
+
+/* queue_closing - queue_close has begun, for late callbacks */
+int
+queue_closing(void)
+{
+	return q.closing;
+}
+
+/* queue_rcpt_domain - the domain part of an address as written */
+const char *
+queue_rcpt_domain(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
 
@@ -159,7 +167,7 @@ rcpt_domain(const char *addr)
 int
 queue_rcpt_in_domain(const char *addr, const char *domain)
 {
-	return strcasecmp(rcpt_domain(addr), domain) == 0;
+	return strcasecmp(queue_rcpt_domain(addr), domain) == 0;
 }
 
 /* Messages in memory */
@@ -297,9 +305,9 @@ msg_remove(struct queue_msg *m)
 	msg_free(m);
 }
 
-/* rec_append - record text for the next write to the message file */
-static void
-rec_append(struct queue_msg *m, const char *text, size_t n)
+/* queue_rec_append - record text for the next write to the message file */
+void
+queue_rec_append(struct queue_msg *m, const char *text, size_t n)
 {
 	if (m->reclen + n > m->reccap) {
 		m->reccap = (m->reclen + n) * 2;
@@ -309,7 +317,8 @@ rec_append(struct queue_msg *m, const char *text, size_t n)
 	m->reclen += n;
 }
 
-/* rec_add - a state record for recipient i, written at the next msg_sync */
+/* rec_add - a state record for recipient i, written at the next
+ * queue_msg_sync */
 static void
 rec_add(struct queue_msg *m, int i, enum spool_rstate st, time_t now,
     const char *reply)
@@ -327,13 +336,13 @@ rec_add(struct queue_msg *m, int i, enum spool_rstate st, time_t now,
 	mx_strlcpy(s.reply, reply ? reply : "", sizeof(s.reply));
 	if ((n = spool_format_state(line, sizeof(line), &s)) == 0)
 		return;
-	rec_append(m, line, n);
+	queue_rec_append(m, line, n);
 }
 
-/* msg_sync - after any change: write the records, remove the message when
- * nothing is left to do, otherwise (re)schedule it */
-static void
-msg_sync(struct queue_msg *m)
+/* queue_msg_sync - after any change: write the records, remove the message
+ * when nothing is left to do, otherwise (re)schedule it */
+void
+queue_msg_sync(struct queue_msg *m)
 {
 	time_t due;
 
@@ -385,8 +394,9 @@ rcpt_final(struct queue_msg *m, int i, enum queue_rstate st, time_t now,
 	    SPOOL_R_BOUNCED, now, reply);
 }
 
-static void
-set_reply(struct queue_rcpt *r, const char *reply)
+/* queue_set_reply - the last reply or reason of r ("" or NULL: none) */
+void
+queue_set_reply(struct queue_rcpt *r, const char *reply)
 {
 	free(r->reply);
 	r->reply = reply && *reply ? xstrdup(reply) : NULL;
@@ -448,10 +458,11 @@ bounce_list_free(struct queue_bounces *bl)
 	bl->n = bl->cap = 0;
 }
 
-/* rcpt_bounce - log the failure and queue the recipient for a DSN */
-static void
-rcpt_bounce(struct queue_msg *m, int i, const char *relay, const char *dsn,
-    int code, const char *reply, const char *reason, struct queue_bounces *bl)
+/* queue_rcpt_bounce - log the failure and queue the recipient for a DSN */
+void
+queue_rcpt_bounce(struct queue_msg *m, int i, const char *relay,
+    const char *dsn, int code, const char *reply, const char *reason,
+    struct queue_bounces *bl)
 {
 	struct queue_rcpt *r = &m->rcpts[i];
 	char line[SPOOL_REPLY_MAX];
@@ -465,7 +476,7 @@ rcpt_bounce(struct queue_msg *m, int i, const char *relay, const char *dsn,
 	mx_stats.deliveries_bounced++;
 	r->state = QUEUE_R_BOUNCING;
 	r->last = time(NULL);
-	set_reply(r, line);
+	queue_set_reply(r, line);
 	bounce_add(bl, i, dsn, relay, code, reply, reason);
 }
 
@@ -484,14 +495,15 @@ rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
 		/* the DSN carries the last error as its diagnostic */
 		snprintf(why, sizeof(why), "delivery time expired after %d "
 		    "attempt%s", r->attempts, r->attempts == 1 ? "" : "s");
-		rcpt_bounce(m, i, relay, DSN_EXPIRED, code, reply, why, bl);
+		queue_rcpt_bounce(m, i, relay, DSN_EXPIRED, code, reply, why,
+		    bl);
 		return;
 	}
 	r->state = QUEUE_R_PENDING;
 	r->last = now;
 	r->next = qsched_next_attempt(now, m->arrival, c->max_lifetime,
 	    c->retry_schedule, c->nretry_schedule, r->attempts);
-	set_reply(r, reply);
+	queue_set_reply(r, reply);
 	log_result(m, r, relay, dsn, "deferred", reply);
 	mx_stats.deliveries_deferred++;
 	rec_add(m, i, SPOOL_R_DEFERRED, now, reply);
@@ -567,7 +579,7 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
-		set_reply(r, mr->reply);
+		queue_set_reply(r, mr->reply);
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;
 	case MTA_TEMP:
@@ -575,8 +587,8 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		    mr->reply, bl);
 		break;
 	case MTA_PERM:
-		rcpt_bounce(m, mr->index, relay, mr->status, mr->code, mr->reply,
-		    NULL, bl);
+		queue_rcpt_bounce(m, mr->index, relay, mr->status, mr->code,
+		    mr->reply, NULL, bl);
 		break;
 	default:
 		/* not attempted: the route changed (retry at once on the new
@@ -590,7 +602,7 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 			log_debug("%s to=<%s> not tried: route changed", m->id, r->addr);
 		} else {
 			r->next = now + QUEUE_BACKOFF_WAIT;
-			set_reply(r, mr->reply);
+			queue_set_reply(r, mr->reply);
 			log_debug("%s to=<%s> not tried (%s)", m->id, r->addr, mr->reply);
 		}
 	}
@@ -652,7 +664,7 @@ job_done(struct mta_job *mj, void *arg)
 	bounce_merge(&m->bpend, &bl);
 	if (m->njobs == 0 && m->bpend.n)
 		bounce_start(m, &m->bpend);
-	msg_sync(m);
+	queue_msg_sync(m);
 }
 
 /* job_new - an mta job for n recipients of m on route r, from sender */
@@ -680,291 +692,6 @@ job_new(struct queue_msg *m, const struct route *r, int n, const char *sender)
 	return j;
 }
 
-/* Hosted mode: expansion and SRS (SPEC 4, 6) */
-
-/* srs_ready - both srs.domain and srs.secret are set */
-static int
-srs_ready(void)
-{
-	const struct config *c = q.cfg;
-
-	return c->srs_domain && *c->srs_domain && c->srs_secret && *c->srs_secret;
-}
-
-/* rcpt_is_srs - an envelope recipient under srs.domain with an SRS local
- * part: a bounce (or a reply) to one of our forwards */
-static int
-rcpt_is_srs(const struct queue_rcpt *r)
-{
-	return r->kind == SPOOL_K_RCPT && srs_ready() &&
-	    strcasecmp(rcpt_domain(r->addr), q.cfg->srs_domain) == 0 &&
-	    srs_is_srs(r->addr);
-}
-
-/* route_srs - reverse an SRS recipient (the hash only: its age was
- * checked at RCPT) into r->dest and route that: ours by its domain's
- * route, others by MX */
-static enum route_result
-route_srs(struct queue_rcpt *r, struct route *rt, char *why, size_t whylen,
-    const char **dsn)
-{
-	const char *at = strrchr(r->addr, '@');
-	char local[SRS_ADDR_MAX], orig[SRS_ADDR_MAX];
-	enum srs_result sr;
-
-	snprintf(local, sizeof(local), "%.*s", (int)(at - r->addr), r->addr);
-	sr = srs_reverse(q.cfg->srs_secret, local, time(NULL), 0, orig,
-	    sizeof(orig));
-	if (sr != SRS_OK) {
-		snprintf(why, whylen, "%s: %s", r->addr, srs_result_name(sr));
-		*dsn = DSN_BAD_SRS;
-		return ROUTE_FAIL;
-	}
-	free(r->dest);
-	r->dest = xstrdup(orig);
-	if (store_domain(rcpt_domain(orig)) != NULL)
-		return route_for_leaf(orig, rt, why, whylen);
-	route_for_mx(rcpt_domain(orig), rt);
-	return ROUTE_OK;
-}
-
-/* route_of - the route of recipient r now; ROUTE_OK or a reason (and
- * the enhanced status code for it in *dsn, NULL: the default) */
-static enum route_result
-route_of(const struct queue_msg *m, struct queue_rcpt *r, struct route *rt,
-    char *why, size_t whylen, const char **dsn)
-{
-	*dsn = NULL;
-	if (m->route_mx) {
-		/* a bounce goes to the sender's domain, which is not ours */
-		route_for_mx(rcpt_domain(r->addr), rt);
-		return ROUTE_OK;
-	}
-	switch (r->kind) {
-	case SPOOL_K_FWD:
-		if (!srs_ready()) {
-			snprintf(why, whylen, "external forward to %s needs "
-			    "srs.domain and srs.secret", r->addr);
-			*dsn = DSN_NO_SRS;
-			return ROUTE_DEFER;
-		}
-		route_for_mx(rcpt_domain(r->addr), rt);
-		return ROUTE_OK;
-	case SPOOL_K_LOCAL:
-		return route_for_leaf(r->addr, rt, why, whylen);
-	default:
-		break;
-	}
-	if (rcpt_is_srs(r))
-		return route_srs(r, rt, why, whylen, dsn);
-	return route_for_rcpt(r->addr, rt, why, whylen);
-}
-
-static char leaf_mark;		/* the value of leaf_set entries */
-
-/* leaf_put - remember an address delivered as it is (any case) */
-static int
-leaf_put(struct dict *leaves, const char *addr)
-{
-	char *k = mx_lower(xstrdup(addr));
-	int had = dict_put(leaves, k, &leaf_mark) != NULL;
-
-	free(k);
-	return had;
-}
-
-/* leaf_set - the addresses m delivers as they are: children and envelope
- * recipients that do not expand (wants[i] = 0); an expansion drops what
- * is already among them (SPEC 6: duplicates removed) */
-static struct dict *
-leaf_set(const struct queue_msg *m, const int *wants, int nwants)
-{
-	struct dict *d = dict_new();
-
-	for (int i = 0; i < m->nrcpts; i++) {
-		const struct queue_rcpt *r = &m->rcpts[i];
-		if (r->state == QUEUE_R_EXPANDED || r->kind == SPOOL_K_LOOP ||
-		    (i < nwants && wants[i]))
-			continue;
-		leaf_put(d, r->addr);
-	}
-	return d;
-}
-
-/* expand_children - the expansion's nodes that become recipients:
- * delivered copies not delivered by m already, and loops */
-static int
-expand_children(const struct expand_result *res, struct dict *leaves,
-    struct spool_child *cv)
-{
-	int n = 0;
-
-	for (int k = 0; k < res->n; k++) {
-		const struct expand_node *nd = &res->v[k];
-		enum spool_rkind kind;
-		switch (nd->kind) {
-		case EXPAND_MAILBOX:
-		case EXPAND_UNKNOWN:
-		case EXPAND_LEGACY:
-			kind = SPOOL_K_LOCAL;
-			break;
-		case EXPAND_EXTERNAL:
-			kind = SPOOL_K_FWD;
-			break;
-		case EXPAND_LOOP:
-			kind = SPOOL_K_LOOP;
-			break;
-		default:
-			continue;	/* aliases, duplicates */
-		}
-		if (kind != SPOOL_K_LOOP && leaf_put(leaves, nd->addr))
-			continue;
-		cv[n].kind = kind;
-		cv[n].addr = nd->addr;
-		n++;
-	}
-	return n;
-}
-
-/* rcpt_expand - replace recipient i by its expansion: one expand record
- * (written with the next records), children held until it is durable */
-static void
-rcpt_expand(struct queue_msg *m, int i, time_t now, struct dict *leaves,
-    struct queue_bounces *bl)
-{
-	struct expand_result res;
-	struct spool_expand x;
-	struct queue_rcpt *r;
-	char why[QUEUE_WHY_MAX], *line;
-	size_t len;
-	int nfwd = 0, nloop = 0;
-
-	if (route_expand(m->rcpts[i].addr, &res) < 0) {
-		snprintf(why, sizeof(why), "%s expands to more than %d addresses",
-		    m->rcpts[i].addr, EXPAND_NODES_MAX);
-		expand_result_free(&res);
-		rcpt_bounce(m, i, NULL, DSN_EXPANSION, 0, why, NULL, bl);
-		return;
-	}
-	memset(&x, 0, sizeof(x));
-	x.v = xcalloc((size_t)res.n + 1, sizeof(*x.v));
-	x.n = expand_children(&res, leaves, x.v);
-	if (m->nrcpts + x.n > SPOOL_RCPTS_MAX) {
-		snprintf(why, sizeof(why), "%s: the message would have more than "
-		    "%d recipients", m->rcpts[i].addr, SPOOL_RCPTS_MAX);
-		rcpt_bounce(m, i, NULL, DSN_EXPANSION, 0, why, NULL, bl);
-		goto out;
-	}
-	x.parent = i;
-	x.first = m->nrcpts;
-	x.time = now;
-	line = spool_format_expand(&x, &len);
-	rec_append(m, line, len);
-	free(line);
-
-	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x.n) * sizeof(*m->rcpts));
-	for (int k = 0; k < x.n; k++) {
-		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
-		memset(c, 0, sizeof(*c));
-		c->addr = xstrdup(x.v[k].addr);
-		c->kind = x.v[k].kind;
-		c->parent = i;
-		c->held = 1;
-		c->state = QUEUE_R_PENDING;
-		m->nlive++;
-		spool_rcpt_add(c->addr);
-		nfwd += c->kind == SPOOL_K_FWD;
-		nloop += c->kind == SPOOL_K_LOOP;
-		log_info("%s expand parent=<%s> child=<%s> kind=%s", m->id,
-		    m->rcpts[i].addr, c->addr, spool_rkind_name(c->kind));
-	}
-	r = &m->rcpts[i];
-	r->state = QUEUE_R_EXPANDED;
-	r->last = now;
-	m->nlive--;
-	spool_rcpt_done(r->addr);
-	snprintf(why, sizeof(why), "expanded to %d address%s", x.n,
-	    x.n == 1 ? "" : "es");
-	set_reply(r, why);
-	log_info("%s expand to=<%s> children=%d forwards=%d loops=%d", m->id,
-	    r->addr, x.n, nfwd, nloop);
-out:
-	free(x.v);
-	expand_result_free(&res);
-}
-
-/* expand_durable - the expand records of m are on disk: its children may
- * be attempted */
-static void
-expand_durable(int ok, void *arg)
-{
-	struct queue_msg *m = arg;
-
-	if (q.closing)
-		return;		/* m is gone; the records are on disk or not */
-	if (!ok)
-		log_warnx("%s expand record not written; delivering anyway "
-		    "(a restart may expand again)", m->id);
-	if (--m->nexpanding == 0)
-		for (int i = 0; i < m->nrcpts; i++)
-			m->rcpts[i].held = 0;
-	msg_sync(m);
-}
-
-/* msg_expand - expand the due recipients that need it (hosted aliases and
- * auto-CC mailboxes); their records go out at once, with a callback */
-static void
-msg_expand(struct queue_msg *m, time_t now, struct queue_bounces *bl)
-{
-	int n0 = m->nrcpts, *wants, nexp = 0;
-	struct dict *leaves = NULL;
-	struct route rt;
-	char why[QUEUE_WHY_MAX];
-
-	if (m->route_mx)
-		return;
-	wants = xcalloc((size_t)n0, sizeof(int));
-	for (int i = 0; i < n0; i++) {
-		struct queue_rcpt *r = &m->rcpts[i];
-		wants[i] = r->kind == SPOOL_K_RCPT && r->state < QUEUE_R_DELIVERED &&
-		    !rcpt_is_srs(r) &&
-		    route_for_rcpt(r->addr, &rt, why, sizeof(why)) == ROUTE_EXPAND;
-	}
-	for (int i = 0; i < n0; i++) {
-		struct queue_rcpt *r = &m->rcpts[i];
-		if (!wants[i] || r->state != QUEUE_R_PENDING || r->next > now)
-			continue;
-		if (leaves == NULL)
-			leaves = leaf_set(m, wants, n0);
-		rcpt_expand(m, i, now, leaves, bl);
-		nexp++;
-	}
-	free(wants);
-	if (leaves)
-		dict_free(leaves, NULL);
-	if (nexp == 0 || m->reclen == 0)
-		return;
-	/* the children wait for this: delivered before their record is
-	 * durable, a crash would expand and deliver them again */
-	m->nexpanding++;
-	spool_append_state(m->id, m->rec, m->reclen, expand_durable, m);
-	m->reclen = 0;
-}
-
-/* loop_bounce - a loop child fails at its first attempt (5.4.6) */
-static void
-loop_bounce(struct queue_msg *m, int i, struct queue_bounces *bl)
-{
-	struct queue_rcpt *r = &m->rcpts[i];
-	char why[QUEUE_WHY_MAX];
-	const char *parent = r->parent >= 0 && r->parent < m->nrcpts ?
-	    m->rcpts[r->parent].addr : "?";
-
-	snprintf(why, sizeof(why), "mail forwarding loop: alias %s is reached "
-	    "again while expanding %s", r->addr, parent);
-	rcpt_bounce(m, i, NULL, DSN_LOOP, 0, why, NULL, bl);
-}
-
 /* group_of - the attempt group of route rt (fwd: with the SRS sender) */
 static int
 group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
@@ -983,27 +710,6 @@ group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
 	return g;
 }
 
-/* forward_sender - MAIL FROM for the external forwards of m (SRS) */
-static void
-forward_sender(const struct queue_msg *m, time_t now, char *out, size_t len)
-{
-	enum srs_result sr = srs_forward(q.cfg->srs_secret, q.cfg->srs_domain,
-	    m->sender, now, out, len);
-
-	const char *at;
-
-	if (sr != SRS_OK) {
-		log_warnx("%s srs sender=<%s>: %s; forwarding with the original "
-		    "sender", m->id, m->sender, srs_result_name(sr));
-		mx_strlcpy(out, m->sender, len);
-		return;
-	}
-	/* RFC 5321 4.5.3.1.1: longer local parts are allowed to fail */
-	if ((at = strrchr(out, '@')) != NULL && at - out > SMTP_LOCAL_RFC_MAX)
-		log_warnx("%s srs sender=<%s> local part over %d octets: some "
-		    "servers may refuse bounces to it", m->id, out, SMTP_LOCAL_RFC_MAX);
-}
-
 /* msg_attempt - the file is open: expand what needs it, then route the
  * due recipients now, one mta job per route key and sender */
 static void
@@ -1019,7 +725,7 @@ msg_attempt(struct queue_msg *m, int fd)
 	time_t now = time(NULL);
 
 	m->fd = fd;
-	msg_expand(m, now, &bl);
+	queue_expand_msg(m, now, &bl);
 	group = xcalloc((size_t)m->nrcpts, sizeof(int));
 	for (int i = 0; i < m->nrcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
@@ -1027,19 +733,20 @@ msg_attempt(struct queue_msg *m, int fd)
 		if (r->state != QUEUE_R_PENDING || r->next > now || r->held)
 			continue;
 		if (r->kind == SPOOL_K_LOOP) {
-			loop_bounce(m, i, &bl);
+			queue_expand_loop_bounce(m, i, &bl);
 			continue;
 		}
 		why[0] = '\0';
-		switch (route_of(m, r, &rt, why, sizeof(why), &dsn)) {
+		switch (queue_expand_route_of(m, r, &rt, why, sizeof(why),
+		    &dsn)) {
 		case ROUTE_DEFER:
 		case ROUTE_EXPAND:	/* not reached: expanded above */
 			rcpt_defer(m, i, now, NULL, 0, dsn ? dsn : DSN_NO_ROUTE_TEMP,
 			    why, &bl);
 			continue;
 		case ROUTE_FAIL:
-			rcpt_bounce(m, i, NULL, dsn ? dsn : DSN_NO_ROUTE_PERM, 0,
-			    why, NULL, &bl);
+			queue_rcpt_bounce(m, i, NULL,
+			    dsn ? dsn : DSN_NO_ROUTE_PERM, 0, why, NULL, &bl);
 			continue;
 		default:
 			break;
@@ -1054,7 +761,8 @@ msg_attempt(struct queue_msg *m, int fd)
 		jobs = xcalloc((size_t)ngroups, sizeof(*jobs));
 		for (g = 0; g < ngroups; g++) {
 			if (groups[g].fwd)
-				forward_sender(m, now, fwd_sender, sizeof(fwd_sender));
+				queue_expand_forward_sender(m, now, fwd_sender,
+				    sizeof(fwd_sender));
 			jobs[g] = job_new(m, &groups[g].rt, groups[g].count,
 			    groups[g].fwd ? fwd_sender : m->sender);
 		}
@@ -1085,7 +793,7 @@ msg_attempt(struct queue_msg *m, int fd)
 	free(jobs);
 	free(groups);
 	free(group);
-	msg_sync(m);
+	queue_msg_sync(m);
 }
 
 /* msg_open_failed - the file could not be opened for an attempt */
@@ -1099,7 +807,7 @@ msg_open_failed(struct queue_msg *m, int err)
 		/* removed behind our back: nothing left to deliver */
 		log_warnx("%s queue file vanished; message dropped", m->id);
 		m->deleted = 1;
-		msg_sync(m);
+		queue_msg_sync(m);
 		return;
 	}
 	log_warnx("%s queue file open: %s; retry in %ds", m->id, strerror(err),
@@ -1107,7 +815,7 @@ msg_open_failed(struct queue_msg *m, int err)
 	for (int i = 0; i < m->nrcpts; i++)
 		if (m->rcpts[i].state == QUEUE_R_PENDING && m->rcpts[i].next <= now)
 			m->rcpts[i].next = now + QUEUE_ERROR_WAIT;
-	msg_sync(m);
+	queue_msg_sync(m);
 }
 
 /* open_job - reader worker: open the files of a batch */
@@ -1140,7 +848,7 @@ open_done(void *arg)
 			q.inflight--;
 			if (b->fd[i] >= 0)
 				close(b->fd[i]);
-			msg_sync(m);
+			queue_msg_sync(m);
 		} else if (b->fd[i] < 0)
 			msg_open_failed(m, b->err[i]);
 		else
@@ -1235,7 +943,7 @@ bounce_finish(struct bounce_job *bj, int ok)
 	}
 	m->nbounces--;
 	bounce_job_free(bj);
-	msg_sync(m);
+	queue_msg_sync(m);
 }
 
 static void
@@ -1388,7 +1096,7 @@ queue_add(struct spool_entry *e, void *arg)
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);
-	msg_sync(m);
+	queue_msg_sync(m);
 }
 
 /* Operator and switch actions */
@@ -1420,7 +1128,7 @@ due_walk_fn(const char *key, void *val, void *arg)
 	if (moved) {
 		w->count += moved;
 		/* cannot remove m (it has a waiting recipient): the walk is safe */
-		msg_sync(m);
+		queue_msg_sync(m);
 	}
 	return 0;
 }
@@ -1570,7 +1278,7 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 	if (bounce) {
 		for (int i = 0; i < m->nrcpts; i++)
 			if (m->rcpts[i].state == QUEUE_R_PENDING) {
-				rcpt_bounce(m, i, NULL, DSN_DELETED, 0,
+				queue_rcpt_bounce(m, i, NULL, DSN_DELETED, 0,
 				    "message deleted from the queue by the "
 				    "mail system operator", NULL, &bl);
 			}
@@ -1581,7 +1289,7 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 	/* after the bounce: it records the bounced recipients first */
 	m->deleted = 1;
 	log_info("%s delete requested bounce=%d", m->id, bounce);
-	msg_sync(m);
+	queue_msg_sync(m);
 	return 0;
 }
 

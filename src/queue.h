@@ -60,7 +60,7 @@ struct queue_rcpt {
 struct queue_job;
 struct queue_bounce_item;
 
-/* failed recipients waiting for their DSN (private to queue.c) */
+/* failed recipients waiting for their DSN (private to queue.c and queue_expand.c) */
 struct queue_bounces {
 	int n, cap;
 	struct queue_bounce_item *v;
@@ -81,7 +81,7 @@ struct queue_msg {
 	int nlive;		/* recipients not final yet */
 	struct queue_rcpt *rcpts;
 
-	/* private to queue.c */
+	/* private to queue.c and queue_expand.c */
 	struct qsched_node sched;
 	int opening;		/* file being opened for an attempt */
 	int njobs;		/* mta jobs in flight */
