@@ -33,6 +33,7 @@
 #include <openssl/err.h>
 
 #include "log.h"
+#include "crc32.h"
 #include "smtp_client.h"
 #include "util.h"
 
@@ -124,34 +125,6 @@ static void sc_eventcb(struct bufferevent *, short, void *);
 
 /* ------------------------------------------------------------------ */
 /* pure parts                                                          */
-
-static uint32_t sc_crc_table[256];
-
-/* sc_crc_init - the IEEE 802.3 table, reflected polynomial */
-static void
-sc_crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-		sc_crc_table[i] = c;
-	}
-}
-
-/* sc_crc32 - CRC-32 as spool.c computes it */
-uint32_t
-sc_crc32(uint32_t crc, const void *buf, size_t n)
-{
-	const unsigned char *p = buf;
-
-	if (sc_crc_table[1] == 0)
-		sc_crc_init();
-	crc = ~crc;
-	while (n--)
-		crc = sc_crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
 
 /* sc_reply_init - empty reply, before the first line */
 void
@@ -860,7 +833,7 @@ sc_body_fill(struct smtp_client *s)
 			return sc_body_damaged(s, strerror(errno));
 		if (n == 0)
 			return sc_body_damaged(s, "unexpected end of file");
-		s->crc = sc_crc32(s->crc, s->inbuf, (size_t)n);
+		s->crc = mx_crc32(s->crc, s->inbuf, (size_t)n);
 		if (evbuffer_reserve_space(out, (ev_ssize_t)(2 * (size_t)n), &v, 1) < 1)
 			fatalx("evbuffer_reserve_space failed");
 		v.iov_len = sc_dot_stuff(&s->dot, s->inbuf, (size_t)n, v.iov_base);

@@ -94,8 +94,6 @@ size_t sc_dot_stuff(struct sc_dot *, const char *in, size_t n, char *out);
  * ended (or only by CR), then ".\r\n". out must hold 6 octets. */
 size_t sc_dot_end(struct sc_dot *, char *out);
 
-/* CRC-32 (IEEE 802.3), the spool trailer's: crc = 0 to start */
-uint32_t sc_crc32(uint32_t crc, const void *p, size_t n);
 
 /* ---- sessions ---- */
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32.h"
 #include "dict.h"
 #include "log.h"
 #include "spool.h"
@@ -94,29 +95,6 @@ static struct {
 	size_t nrecovered;
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
 	    .lock = PTHREAD_MUTEX_INITIALIZER };
-
-static uint32_t crc_table[256];
-
-/* crc_init - IEEE 802.3 CRC-32 table (the trailer checksum) */
-static void
-crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
-static uint32_t
-crc_update(uint32_t crc, const char *p, size_t n)
-{
-	crc = ~crc;
-	while (n--)
-		crc = crc_table[(crc ^ (unsigned char)*p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
 
 /* write_all - write(2) until done; -1 on error */
 static int
@@ -304,7 +282,7 @@ int
 spool_msg_write(struct spool_msg *m, const char *p, size_t n)
 {
 	m->size += n;
-	m->crc = crc_update(m->crc, p, n);
+	m->crc = mx_crc32(m->crc, p, n);
 	while (n > 0 && !m->werr) {
 		size_t room = SPOOL_WBUF - m->wlen, k = n < room ? n : room;
 		memcpy(m->wbuf + m->wlen, p, k);
@@ -1391,7 +1369,6 @@ open_subdir(const char *name)
 int
 spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 {
-	crc_init();
 	spool.by_domain = dict_new();
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
