@@ -81,6 +81,7 @@ static struct {
 	pthread_mutex_t sync_lock;
 	struct dns_sync *sync_todo;
 	struct event *sync_ev;
+	int closed;			/* dns_close ran: sync questions fail at once */
 } dns = { .sync_lock = PTHREAD_MUTEX_INITIALIZER };
 
 const char *
@@ -585,6 +586,17 @@ raw_event(evutil_socket_t fd, short ev, void *arg)
 		dns_answer_free(a);
 		return;
 	}
+	/* A truncated answer (TC) is not the whole record set: an MX or SPF
+	 * decision on part of it would be wrong. We ask with EDNS0 for
+	 * DNS_MAX_ANSWER octets; beyond that, DNS trouble (no TCP yet). */
+	if (buf[2] & 0x02) {
+		log_warnx("dns truncated answer name=%s type=%d: treated as a "
+		    "temporary failure", r->name, r->type);
+		a->status = DNS_TEMPFAIL;
+		raw_complete(r, a);
+		dns_answer_free(a);
+		return;
+	}
 	dns_parse_answer(buf, (int)n, r->type, a);
 	if (a->status == DNS_OK || a->status == DNS_NXDOMAIN || a->status == DNS_NODATA)
 		raw_complete(r, a);
@@ -686,6 +698,13 @@ dns_query_sync(const char *name, int type)
 	s.type = type;
 	pthread_cond_init(&s.cond, NULL);
 	pthread_mutex_lock(&dns.sync_lock);
+	if (dns.closed) {
+		pthread_mutex_unlock(&dns.sync_lock);
+		pthread_cond_destroy(&s.cond);
+		a = xcalloc(1, sizeof(*a));
+		a->status = DNS_TEMPFAIL;
+		return a;
+	}
 	s.next = dns.sync_todo;
 	dns.sync_todo = &s;
 	event_active(dns.sync_ev, EV_READ, 0);
@@ -701,9 +720,20 @@ void
 dns_close(void)
 {
 	struct dns_answer a;
+	struct dns_sync *s, *next;
 
 	memset(&a, 0, sizeof(a));
 	a.status = DNS_TEMPFAIL;
+	/* worker threads waiting in dns_query_sync get an answer, now and later */
+	pthread_mutex_lock(&dns.sync_lock);
+	dns.closed = 1;
+	s = dns.sync_todo;
+	dns.sync_todo = NULL;
+	pthread_mutex_unlock(&dns.sync_lock);
+	for (; s; s = next) {
+		next = s->next;
+		sync_answer(&a, s);
+	}
 	while (dns.udp_reqs)
 		raw_complete(dns.udp_reqs, &a);
 	if (dns.evdns)

@@ -329,8 +329,10 @@ filter_rcpt(struct filter *f, const char *rcpt, int nofilter, char *reply,
 		return filter_refuse(f, rcpt, "spf", &mx_stats.spf_refused, reply);
 	}
 	if (f->sv.result == SPF_TEMPERROR) {
-		/* RFC 7208 8.6: a DNS error is temporary, never a 5xx */
-		snprintf(reply, replylen, "451 4.7.24 SPF temporary error for %s, "
+		/* RFC 7208 8.6: a DNS error is temporary, never a 5xx; SPEC 5
+		 * gives our own trouble (a DNS timeout) 451 4.3.0, not RFC
+		 * 7372's 4.7.24 */
+		snprintf(reply, replylen, "451 4.3.0 SPF temporary error for %s, "
 		    "try again later", f->sv.domain[0] ? f->sv.domain : "the sender");
 		return filter_refuse(f, rcpt, "spf", &mx_stats.spf_deferred, reply);
 	}

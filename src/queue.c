@@ -114,7 +114,6 @@ struct show_req {
 };
 
 static struct {
-	struct event_base *base;
 	const struct config *cfg;
 	struct dict *msgs;		/* id -> struct queue_msg */
 	struct dict *flight;		/* "domain\nroute key" -> long, see flight_add */
@@ -569,8 +568,15 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 {
 	struct queue_msg *m = j->m;
 	struct queue_rcpt *r = &m->rcpts[mr->index];
-	const char *relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ?
-	    j->mj.relay : "";
+	const char *relay;
+
+	/* SPEC 7: a job that never reached MAIL FROM (its destination failed
+	 * or was backed off) while the domain was switched goes to the new
+	 * route at once instead of waiting for a retry */
+	if (mr->cls == MTA_TEMP && !j->mj.attempted && !m->route_mx &&
+	    !route_is_current(&j->mj.route, mr->addr))
+		mr->cls = MTA_NOT_TRIED;
+	relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ? j->mj.relay : "";
 
 	if (mr->cls != MTA_NOT_TRIED)
 		r->not_tried = 0;
@@ -1150,18 +1156,6 @@ queue_make_due(const char *domain)
 	return w.count;
 }
 
-void
-queue_flush(const char *domain_or_null)
-{
-	queue_make_due(domain_or_null);
-}
-
-void
-queue_reschedule_domain(const char *domain)
-{
-	queue_make_due(domain);
-}
-
 const struct queue_msg *
 queue_find(const char *id)
 {
@@ -1303,7 +1297,6 @@ queue_init(struct event_base *base, const struct config *cfg, char *err,
 	size_t n;
 
 	memset(&q, 0, sizeof(q));
-	q.base = base;
 	q.cfg = cfg;
 	q.msgs = dict_new();
 	q.flight = dict_new();

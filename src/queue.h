@@ -110,12 +110,8 @@ void queue_set_config(const struct config *cfg);
  * with route_key has started (MAIL FROM) and has no result yet */
 int queue_inflight(const char *domain, const char *route_key);
 
-/* queue_reschedule_domain - deferred recipients of domain are due now
- * (the switch calls this) */
-void queue_reschedule_domain(const char *domain);
-/* queue_flush - every deferred recipient (of domain, when not NULL) is due now */
-void queue_flush(const char *domain_or_null);
-/* queue_make_due - as queue_flush; returns how many recipients it moved */
+/* queue_make_due - every deferred recipient (of domain, when not NULL) is
+ * due now (queue flush, the switch); returns how many it moved */
 int queue_make_due(const char *domain_or_null);
 
 /* Inspection and operator actions (relayctl queue ...). */

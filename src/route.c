@@ -215,17 +215,9 @@ route_is_current(const struct route *r, const char *rcpt)
 		return 1;
 	if (route_for_leaf(rcpt, &now, why, sizeof(why)) != ROUTE_OK)
 		return 0;
-	/* Same kind and same servers (in any order: equal preferences are
-	 * shuffled per attempt) */
-	if (now.kind != r->kind || now.nhops != r->nhops)
+	/* The key names the protocol and the server set in a fixed order
+	 * (the shuffle of equal preferences does not change it) */
+	if (now.kind != r->kind || strcmp(now.key, r->key) != 0)
 		return 0;
-	for (int i = 0; i < now.nhops; i++) {
-		int found = 0;
-		for (int j = 0; j < r->nhops && !found; j++)
-			found = strcmp(now.hops[i].host, r->hops[j].host) == 0 &&
-			    now.hops[i].port == r->hops[j].port;
-		if (!found)
-			return 0;
-	}
 	return 1;
 }

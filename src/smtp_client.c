@@ -954,12 +954,11 @@ sc_on_ready(struct smtp_client *s)
 	return sc_fail(s);
 }
 
-/* sc_on_quit - replies still coming (drained pipeline), then 221 */
+/* sc_on_quit - the answer to QUIT, whatever it is, ends the session: a
+ * server that keeps talking does not keep the connection */
 static int
 sc_on_quit(struct smtp_client *s)
 {
-	if (s->reply.code != 221)
-		return 0;
 	sc_disconnect(s);
 	sc_enter(s, SC_CLOSED);
 	sc_emit(s, SC_EV_CLOSED);
@@ -1241,6 +1240,17 @@ smtp_client_start(struct smtp_client *s, struct mta_job *job)
 			sc_rcpt_set(&job->rcpts[i], MTA_PERM, 0, "5.6.7", why);
 		return 0;
 	}
+	if ((s->ext & SC_EXT_SIZE) && s->size_max > 0 && job->body_size > s->size_max) {
+		char why[MTA_REPLY_MAX];
+
+		/* RFC 1870 6: the server told its fixed limit; do not send */
+		snprintf(why, sizeof(why), "message size %llu exceeds the fixed "
+		    "limit %llu of host %s", (unsigned long long)job->body_size,
+		    (unsigned long long)s->size_max, s->relay);
+		for (int i = 0; i < job->nrcpts; i++)
+			sc_rcpt_set(&job->rcpts[i], MTA_PERM, 552, "5.3.4", why);
+		return 0;
+	}
 	if (s->ext & SC_EXT_SIZE)
 		pl += (size_t)snprintf(params + pl, sizeof(params) - pl,
 		    " SIZE=%llu", (unsigned long long)job->body_size);
@@ -1301,6 +1311,12 @@ smtp_client_quit(struct smtp_client *s)
 	}
 	sc_send(s, "QUIT");
 	sc_enter(s, SC_QUIT);
+	/* one deadline for the whole goodbye: a trickling server cannot
+	 * reset it line by line (sc_later_cb closes the session) */
+	{
+		struct timeval tv = { SC_TIMEOUT_QUIT, 0 };
+		evtimer_add(s->later, &tv);
+	}
 }
 
 /* smtp_client_free - close at once, no more events */
@@ -1337,9 +1353,3 @@ smtp_client_ready(const struct smtp_client *s)
 	return s->state == SC_READY;
 }
 
-/* smtp_client_relay - HOST[IP]:PORT of the session */
-const char *
-smtp_client_relay(const struct smtp_client *s)
-{
-	return s->relay;
-}

@@ -158,6 +158,5 @@ void smtp_client_free(struct smtp_client *);
 void smtp_client_set_cb(struct smtp_client *, smtp_client_cb, void *arg);
 const struct sc_error *smtp_client_error(const struct smtp_client *);
 int smtp_client_ready(const struct smtp_client *);
-const char *smtp_client_relay(const struct smtp_client *);
 
 #endif

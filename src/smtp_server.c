@@ -152,6 +152,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	if ((size_t)n > sizeof(buf) - 3)
 		n = sizeof(buf) - 3;	/* replies carry client text: cap them */
 	log_debug("%s smtp reply %.*s", s->id, n, buf);
+	if (buf[0] == '5')
+		s->errors++;	/* every refusal counts: see smtp_too_many_errors */
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	io_write(s->io, buf, (size_t)n);
@@ -286,7 +288,7 @@ cmd_mail(struct smtp_session *s, const char *args)
 	case PARSE_OK:
 		break;
 	case PARSE_BAD_ADDRESS:
-		smtp_reply(s, "501 5.1.7 Bad sender address syntax");
+		smtp_reply(s, "501 5.1.3 Bad sender address syntax");
 		return;
 	default:
 		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
@@ -812,14 +814,18 @@ static const struct smtp_cmd_def smtp_cmds[] = {
 	{ CMD_XCLIENT,	0,		cmd_xclient },
 };
 
-/* smtp_error - count a client error; too many end the session */
-static void
-smtp_error(struct smtp_session *s)
+/* smtp_too_many_errors - after SMTP_MAX_ERRORS 5xx replies (unknown
+ * commands, refused recipients...), end the session: a client cannot
+ * probe the address table or hold a session with refused commands
+ * forever. Returns 1 when the session is closing. */
+static int
+smtp_too_many_errors(struct smtp_session *s)
 {
-	if (++s->errors >= SMTP_MAX_ERRORS) {
-		smtp_reply(s, "421 4.7.0 %s Error: too many errors", smtp_hostname(s));
-		smtp_close(s, "too-many-errors");
-	}
+	if (s->errors < SMTP_MAX_ERRORS || s->state == S_CLOSING)
+		return s->state == S_CLOSING;
+	smtp_reply(s, "421 4.7.0 %s Error: too many errors", smtp_hostname(s));
+	smtp_close(s, "too-many-errors");
+	return 1;
 }
 
 /* smtp_command - dispatch one complete command line */
@@ -836,12 +842,10 @@ smtp_command(struct smtp_session *s, const char *line)
 			def = &smtp_cmds[i];
 	if (def == NULL) {
 		smtp_reply(s, "500 5.5.2 Error: command not recognized");
-		smtp_error(s);
 		return;
 	}
 	if ((def->flags & CF_NEED_HELO) && s->state == S_HELO) {
 		smtp_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		smtp_error(s);
 		return;
 	}
 	def->handler(s, args ? args : (cmd == CMD_MAIL || cmd == CMD_RCPT ? NULL : ""));
@@ -874,7 +878,6 @@ smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 		evbuffer_drain(in, len + eol_len);
 		s->discarding = 0;
 		smtp_reply(s, "500 5.5.2 Line too long");
-		smtp_error(s);
 		return -1;
 	}
 	evbuffer_remove(in, buf, len);
@@ -882,7 +885,6 @@ smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 	buf[len] = '\0';
 	if (memchr(buf, '\0', len) != NULL) {
 		smtp_reply(s, "500 5.5.2 Error: NUL in command");
-		smtp_error(s);
 		return -1;
 	}
 	return 1;
@@ -1007,6 +1009,8 @@ smtp_process(struct smtp_session *s)
 				log_debug("%s smtp command %s", s->id, line);
 				smtp_command(s, line);
 			}
+			if (smtp_too_many_errors(s))
+				goto out;
 			continue;
 		default:
 			goto out;
@@ -1071,8 +1075,19 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 			smtp_session_free(s);
 			return;
 		}
-		smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_hostname(s));
-		smtp_close(s, "timeout");
+		{
+			/* A write timeout: the client does not read, and libevent
+			 * stopped writing. Do not wait for our 421 to drain;
+			 * io_free sends what it can for IO_LINGER_SECS. */
+			int stuck = io_queued(s->io) > 0;
+
+			smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_hostname(s));
+			smtp_close(s, "timeout");
+			if (stuck) {
+				smtp_session_free(s);
+				return;
+			}
+		}
 		break;
 	case IO_DISCONNECTED:
 	case IO_ERROR:

@@ -8,7 +8,7 @@
 
 #include "config.h"
 
-#define SMTP_MAX_ERRORS		20	/* bad commands before 421 */
+#define SMTP_MAX_ERRORS		50	/* 5xx replies in a session before 421 */
 #define SMTP_OUTPUT_MAX		(256 * 1024) /* unread replies before we stop reading */
 #define SMTP_HELO_MAX		255
 

@@ -56,7 +56,6 @@ struct spf_check {
 
 static struct {
 	struct event_base *base;
-	char *receiver;
 	struct spf_slot slots[SPF_WORKERS];
 	int running;
 } spf;
@@ -446,7 +445,6 @@ spf_init(struct event_base *base, const char *receiver)
 		return 0;
 	atomic_store(&spf_stopping, 0);
 	spf.base = base;
-	spf.receiver = xstrdup(receiver);
 	for (int i = 0; i < SPF_WORKERS; i++) {
 		if ((spf.slots[i].server = spf_server_new(receiver)) == NULL) {
 			log_warnx("spf libspf2 server creation failed");
@@ -454,7 +452,6 @@ spf_init(struct event_base *base, const char *receiver)
 				worker_free(spf.slots[j].w);
 				spf_server_done(spf.slots[j].server);
 			}
-			free(spf.receiver);
 			return -1;
 		}
 		snprintf(name, sizeof(name), "spf%d", i);
@@ -507,8 +504,6 @@ spf_shutdown(void)
 		spf.slots[i].w = NULL;
 		spf.slots[i].server = NULL;
 	}
-	free(spf.receiver);
-	spf.receiver = NULL;
 	spf.running = 0;
 }
 

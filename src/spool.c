@@ -336,8 +336,12 @@ spool_op_prepare(struct spool_op *op)
 	}
 	op->fd = openat(spool.queuefd, op->id, O_WRONLY | O_APPEND | O_CLOEXEC);
 	op->ok = op->fd >= 0 && write_all(op->fd, op->text, op->len) == 0;
-	if (!op->ok)
+	if (!op->ok) {
 		log_warn("%s spool state append", op->id);
+		if (op->fd >= 0)
+			close(op->fd);
+		op->fd = -1;
+	}
 }
 
 /* spool_sync_batch - make the batch durable: new files, their directory
@@ -1085,7 +1089,9 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 		goto fail;
 	have = (size_t)r;
 	while ((hl = spool_parse_header(buf, have, e, full)) == 0) {
-		if (have < cap || cap >= SPOOL_HEADER_MAX)
+		/* an empty file (a rename that reached the disk before its
+		 * data, never acknowledged) has no header either */
+		if (have < cap || cap == 0 || cap >= SPOOL_HEADER_MAX)
 			goto bad;
 		cap *= 2;
 		buf = xrealloc(buf, cap + 1);

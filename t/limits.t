@@ -118,6 +118,42 @@ my $after = wait_until(sub {
 ok($after, 'a slot is free again once a session ended');
 $_->close for grep { $_ } $a2, $b1, $b2, $d1, $after;
 
+# too many refusals: a session that collects SMTP_MAX_ERRORS (50) 5xx
+# replies is closed with 421 4.7.0 (no endless probing of the table)
+ok(wait_until(sub { ($mx->status_json // {})->{connections}{current} == 0 }, 5, 0.1),
+    'every session above has ended');
+$c = $mx->session;
+like($c->cmd('MAIL FROM:<s@src.test>'), qr/^250 /, 'MAIL');
+my @r = map { $c->cmd("RCPT TO:<nobody$_\@example.test>") } 1 .. 50;
+is(scalar(grep { /^550 5\.1\.1 / } @r), 50, '50 unknown recipients: 550 5.1.1 each');
+like($c->reply(3) // '', qr/^421 4\.7\.0 .*too many errors/,
+    'the 50th refusal is followed by 421 4.7.0 too many errors');
+ok($c->closed(3), '... and the session is closed');
+
+# a client that never reads its replies: after the write timeout
+# (command_timeout 2 s) the session is gone, its slot free again
+{
+	use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF inet_aton pack_sockaddr_in);
+	socket(my $sk, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+	setsockopt($sk, SOL_SOCKET, SO_RCVBUF, 4096);
+	connect($sk, pack_sockaddr_in($mx->port, inet_aton('127.0.0.1'))) or die "connect: $!";
+	my $flood = "NOOP\r\n" x 20000;
+	my $sent = 0;
+	my $t0 = time;
+	while ($sent < 5 * length($flood) && time - $t0 < 10) {
+		my $w = '';
+		vec($w, fileno($sk), 1) = 1;
+		last unless select(undef, my $wo = $w, undef, 1) > 0;
+		my $n = syswrite($sk, $flood);
+		last unless defined $n && $n > 0;
+		$sent += $n;
+	}
+	ok($sent > 0, "a non-reading client sent $sent octets of NOOPs");
+	ok(wait_until(sub { ($mx->status_json // {})->{connections}{current} == 0 }, 20, 0.2),
+	    'its session is freed after the write timeout (no stuck connection)');
+	close $sk;
+}
+
 $mx->stop_ok;
 
 # pregreet: a second daemon that waits 2 s before its banner

@@ -124,7 +124,7 @@ like($nf_spf // 'fail (not evaluated in time)', qr/^fail \(/,
 
 # temperror: the include's domain is not answered (REFUSED) -> 451, never 5xx
 ($r) = try(ip => '192.0.2.10', from => 's@spf-temp.test');
-like($r, qr/^451 4\.7\.24 /, 'temperror (DNS error): 451 4.7.24');
+like($r, qr/^451 4\.3\.0 SPF temporary error/, 'temperror (DNS error): 451 4.3.0 (SPEC 5: DNS trouble)');
 
 # HELO identity for the null sender
 {
