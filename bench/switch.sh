@@ -105,11 +105,13 @@ t_back_ret=$(now_ns)
 note "$out2"
 
 echo "queued messages for the domain:        $queued"
-printf 'relayctl status, command (for scale):  %.1f ms\n' "$(echo "($t_status - $t0) / 1000000" | bc -l)"
+# ms EXPR - EXPR (nanoseconds, integer arithmetic awk can hold) in milliseconds
+ms() { awk "BEGIN { printf \"%.3f\", ($1) / 1000000 }"; }
+printf 'relayctl status, command (for scale):  %.1f ms\n' "$(ms "$t_status - $t0")"
 echo "mailboxes probed by the preflight:     $((MAILBOXES + 1))"
-printf 'switch hosted (preflight), command:   %.1f ms\n' "$(echo "($t_ret - $t_cmd) / 1000000" | bc -l)"
-printf 'switch to first delivery at hosting:  %.1f ms\n' "$(echo "($first * 1000000000 - $t_cmd) / 1000000" | bc -l)"
+printf 'switch hosted (preflight), command:   %.1f ms\n' "$(ms "$t_ret - $t_cmd")"
+printf 'switch to first delivery at hosting:  %.1f ms\n' "$(ms "$first * 1000000000 - $t_cmd")"
 printf 'switch legacy (%s delivered, rest queued), command: %.1f ms\n' "$delivered" \
-    "$(echo "($t_back_ret - $t_back) / 1000000" | bc -l)"
+    "$(ms "$t_back_ret - $t_back")"
 grep -E ' switch domain=| switch rescheduled| probe done' "$MX_DIR/log" | sed 's/^/daemon: /'
 mx_ctl history example.test | sed 's/^/history: /'

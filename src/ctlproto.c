@@ -193,7 +193,7 @@ ctlproto_response_parse(const char *line, int *status, size_t *bodylen)
 	return 0;
 }
 
-/* The commands of SPEC 8 implemented so far. */
+/* The commands of SPEC 8 */
 static const struct ctl_option opts_none[] = { { NULL, 0 } };
 static const struct ctl_option opts_domain_add[] = {
 	{ "--mode", 1 }, { "--legacy", 1 }, { NULL, 0 }

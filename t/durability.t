@@ -66,7 +66,7 @@ if (defined $late && $late =~ /queued as (\S+)/) {
 	my $rid = $1;
 	ok((grep { $_ eq $rid } @after), "race: acknowledged $rid is in the queue");
 } else {
-	ok(1, 'race: not acknowledged');
+	note('race: not acknowledged; the spool checks below cover this case');
 }
 for my $q (@after) {
 	ok($mx->spool($q), "spool file $q is complete");

@@ -38,7 +38,7 @@ rcpt_is('Joe+Tag@Example.Test', qr/^250 2\.1\.5 /, 'mixed case with extension ac
 rcpt_is('ann@example.test',
     '550 5.1.1 <ann@example.test>: Recipient address rejected: User unknown',
     'a local part of another domain does not match');
-rcpt_is('a b@example.test', qr/^501 5\.(1\.3|5\.4) /, 'bad syntax (space in local part): 501 5.1.3');
+rcpt_is('a b@example.test', qr/^501 5\.1\.3 /, 'bad syntax (space in local part): 501 5.1.3');
 rcpt_is('joe@@example.test', qr/^501 5\.1\.3 /, 'bad syntax (@@): 501 5.1.3');
 rcpt_is('joe@example..test', qr/^501 5\.1\.3 /, 'bad syntax (empty label): 501 5.1.3');
 rcpt_is('@example.test', qr/^501 5\.1\.3 /, 'bad syntax (empty local part): 501 5.1.3');
