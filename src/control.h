@@ -10,8 +10,10 @@
 int control_init(struct event_base *base, const struct config *cfg, char *err, size_t errlen);
 void control_close(void);
 
-/* the daemon's reload: 0, or -1 with the reason in err (old config kept) */
-typedef int (*control_reload_fn)(char *err, size_t errlen);
+/* the verdict of a reload: ok, or the reason (the old config is kept) */
+typedef void (*control_reload_done)(int ok, const char *err, void *arg);
+/* the daemon's reload: asynchronous, done runs on the loop */
+typedef void (*control_reload_fn)(control_reload_done done, void *arg);
 /* control_set_reload - what `relayctl reload` calls */
 void control_set_reload(control_reload_fn);
 

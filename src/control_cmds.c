@@ -364,13 +364,13 @@ control_set_reload(control_reload_fn fn)
 }
 
 static void
-cmd_reload(struct ctl_ctx *ctx)
+reload_done(int ok, const char *err, void *arg)
 {
-	char err[CONFIG_ERR_MAX];
+	struct ctl_ctx *ctx = arg;
 
-	if (reload_hook == NULL || reload_hook(err, sizeof(err)) < 0) {
-		control_fail(ctx, CTL_REFUSED, "reload refused, the running configuration "
-		    "stays in force: %s", reload_hook ? err : "not available");
+	if (!ok) {
+		control_fail(ctx, CTL_REFUSED, "reload refused, the running "
+		    "configuration stays in force: %s", err);
 		return;
 	}
 	if (ctx->json)
@@ -378,6 +378,16 @@ cmd_reload(struct ctl_ctx *ctx)
 	else
 		evbuffer_add_printf(ctx->out, "configuration reloaded\n");
 	control_reply(ctx, CTL_OK);
+}
+
+static void
+cmd_reload(struct ctl_ctx *ctx)
+{
+	if (reload_hook == NULL) {
+		control_fail(ctx, CTL_REFUSED, "reload is not available");
+		return;
+	}
+	reload_hook(reload_done, ctx);
 }
 
 /* domain add / set / remove */

@@ -32,6 +32,7 @@
 #include "switch.h"
 #include "tls.h"
 #include "util.h"
+#include "worker.h"
 
 #define MXRELAYD_ERR_MAX	512
 
@@ -128,53 +129,86 @@ stop_tick(evutil_socket_t fd, short ev, void *arg)
 	evtimer_add(stop_ev, &tv);
 }
 
-/* reload - SIGHUP and `relayctl reload`: read the configuration again and
- * hand it to every module; a bad file changes nothing (SPEC 8). Listeners,
- * user, paths and nameservers keep their values until a restart. */
-static int
-reload(char *err, size_t errlen)
-{
+/* A reload reads files (and may resolve the host name): that runs on the
+ * reload worker, and only the hand-over to the modules on the loop. */
+struct reload_op {
 	struct config *nw;
-	SSL_CTX *tls = NULL;
+	SSL_CTX *tls;
+	char err[CONFIG_ERR_MAX];
+	control_reload_done done;
+	void *arg;
+};
+
+static struct worker *reload_worker;
+
+/* reload_load - worker: the file, and the certificate it names */
+static void
+reload_load(void *arg)
+{
+	struct reload_op *op = arg;
+
+	if ((op->nw = config_load(config_path, op->err, sizeof(op->err))) == NULL)
+		return;
+	if (op->nw->tls_certificate && (op->tls = tls_server_ctx(op->nw->tls_certificate,
+	    op->nw->tls_key, op->err, sizeof(op->err))) == NULL) {
+		config_free(op->nw);
+		op->nw = NULL;
+	}
+}
+
+/* reload_apply - loop: hand the new configuration to every module; a bad
+ * file changes nothing (SPEC 8). Listeners, user, paths and nameservers
+ * keep their values until a restart. */
+static void
+reload_apply(void *arg)
+{
+	struct reload_op *op = arg;
 	char warn[256];
 
-	sdnotify("RELOADING=1");
-	if ((nw = config_load(config_path, err, errlen)) == NULL)
-		goto refused;
-	if (nw->tls_certificate &&
-	    (tls = tls_server_ctx(nw->tls_certificate, nw->tls_key, err, errlen)) == NULL) {
-		config_free(nw);
-		goto refused;
+	if (op->nw == NULL) {
+		log_warnx("reload refused: %s", op->err);
+		goto out;
 	}
-	config_carry_static(nw, config_live, warn, sizeof(warn));
+	config_carry_static(op->nw, config_live, warn, sizeof(warn));
 	if (warn[0])
 		log_warnx("reload: changes to %s need a restart; old values kept", warn);
-	smtp_server_reload(server, nw, tls);
-	route_init(nw);
-	mta_reload(nw);
-	queue_set_config(nw);
-	switch_set_config(nw);
+	smtp_server_reload(server, op->nw, op->tls);
+	route_init(op->nw);
+	mta_reload(op->nw);
+	queue_set_config(op->nw);
+	switch_set_config(op->nw);
+	/* sessions and filters may still point into the old one: kept */
 	config_retired = xrealloc(config_retired,
 	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
 	config_retired[nconfig_retired++] = config_live;
-	config_live = nw;
-	log_info("reload done config=%s tls=%s", config_path, tls ? "yes" : "no");
+	config_live = op->nw;
+	log_info("reload done config=%s tls=%s", config_path, op->tls ? "yes" : "no");
+out:
 	sdnotify("READY=1");
-	return 0;
-refused:
-	log_warnx("reload refused: %s", err);
-	sdnotify("READY=1");
-	return -1;
+	if (op->done)
+		op->done(op->nw != NULL, op->err, op->arg);
+	free(op);
+}
+
+/* reload - SIGHUP and `relayctl reload`; done (may be NULL) gets the verdict */
+static void
+reload(control_reload_done done, void *arg)
+{
+	struct reload_op *op = xcalloc(1, sizeof(*op));
+
+	op->done = done;
+	op->arg = arg;
+	sdnotify("RELOADING=1");
+	worker_submit(reload_worker, reload_load, reload_apply, op);
 }
 
 static void
 on_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct event_base *base = arg;
-	char err[CONFIG_ERR_MAX];
 
 	if (sig == SIGHUP) {
-		reload(err, sizeof(err));
+		reload(NULL, NULL);
 		return;
 	}
 	if (stop_ev != NULL)
@@ -249,6 +283,7 @@ main(int argc, char **argv)
 	server = srv;
 	config_live = cfg;
 	control_set_reload(reload);
+	reload_worker = worker_new(base, "reload");
 	drop_privileges(pw);
 
 	/* State, spool and control socket are opened as the unprivileged
@@ -285,6 +320,7 @@ main(int argc, char **argv)
 	if (watchdog)
 		event_free(watchdog);
 
+	worker_free(reload_worker);	/* a reload under way completes first */
 	smtp_server_free(srv);
 	control_close();
 	switch_close();
