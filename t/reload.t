@@ -87,8 +87,11 @@ is($cn, 'b.mx.test', 'STARTTLS still uses certificate B');
 # SIGHUP does the same as relayctl reload
 $mx->{config}{tls} = { certificate => $cert_a, key => $key_a };
 $mx->write_config;
+# earlier reloads logged "reload done" too: wait for one more of them
+my $done_before = () = $mx->log =~ /reload done/g;
 kill 'HUP', $mx->pid;
-ok(wait_until(sub { $mx->log =~ /reload done/ }, 5), 'SIGHUP: reload done');
+ok(wait_until(sub { my $n = () = $mx->log =~ /reload done/g; $n > $done_before }, 5),
+    'SIGHUP: reload done');
 $c = $mx->session;
 $c->cmd('MAIL FROM:<s@src.test>');
 like($c->cmd("RCPT TO:<u$_\@example.test>"), qr/^250 /, "after SIGHUP: RCPT $_ accepted") for 1 .. 3;
