@@ -1021,19 +1021,9 @@ bounce_enqueue(struct bounce_job *bj)
 	env.body_8bit = is8;
 	env.smtputf8 = m->smtputf8;
 	env.route_mx = 1;
-	if ((sm = spool_msg_open(id, &env)) == NULL) {
-		log_warn("%s bounce %s open", m->id, id);
-		free(text);
-		bounce_finish(bj, 0);
-		return;
-	}
-	if (spool_msg_write(sm, text, len) < 0) {
-		log_warn("%s bounce %s write", m->id, id);
-		free(text);
-		spool_msg_abort(sm);
-		bounce_finish(bj, 0);
-		return;
-	}
+	/* written behind by the spool writer; a failure shows at commit */
+	sm = spool_msg_open(id, &env);
+	spool_msg_write(sm, text, len);
 	free(text);
 	spool_msg_commit(sm, bounce_committed, bj);
 }

@@ -50,14 +50,15 @@ enum smtp_state {
 	S_RCPT,		/* at least one recipient accepted */
 	S_FILTER,	/* a RCPT waits for the filters' lookups */
 	S_DATA,		/* receiving the message */
+	S_SPOOL,	/* DATA paused until the spool writer catches up */
 	S_COMMIT,	/* waiting for the spool's group commit */
 	S_TLS,		/* TLS handshake in progress */
 	S_CLOSING,	/* last reply being sent */
 };
 
 static const char *state_names[] = {
-	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "data", "commit", "tls",
-	"closing",
+	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "data", "spool",
+	"commit", "tls", "closing",
 };
 
 struct smtp_server {
@@ -103,6 +104,7 @@ struct smtp_session {
 	char **rcpts;
 	int nrcpts;
 	char *pending_rcpt;		/* S_FILTER: the RCPT waiting for its verdict */
+	int spool_busy;			/* the spool writer is behind: S_SPOOL */
 	int pending_nofilter;
 	struct smtp_data data;
 	struct spool_msg *msg;
@@ -183,8 +185,9 @@ smtp_txn_reset(struct smtp_session *s)
 			spool_msg_abort(s->msg);
 		s->msg = NULL;
 	}
+	s->spool_busy = 0;
 	s->qid[0] = '\0';
-	if (s->state >= S_READY && s->state <= S_DATA)
+	if (s->state >= S_READY && s->state <= S_SPOOL)
 		smtp_enter_state(s, S_READY);
 }
 
@@ -566,11 +569,7 @@ cmd_data(struct smtp_session *s, const char *args)
 	env.smtputf8 = s->mp.smtputf8;
 	env.rcpts = (const char *const *)s->rcpts;
 	env.nrcpts = s->nrcpts;
-	if ((s->msg = spool_msg_open(s->qid, &env)) == NULL) {
-		log_warn("%s spool open %s", s->id, s->qid);
-		smtp_reply(s, "451 4.3.0 Error: queue file write error");
-		return;
-	}
+	s->msg = spool_msg_open(s->qid, &env);
 	/* RFC 7208 9.1: Received-SPF above our Received: */
 	if ((n = filter_headers(s->filter, trace, sizeof(trace))) > 0)
 		spool_msg_write(s->msg, trace, n);
@@ -915,7 +914,9 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 		    s->id, s->qid, s->sender, s->nrcpts,
 		    (unsigned long long)s->data.size, s->addr);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-	} else
+	} else if (spool_msg_error(m) == ENOSPC || spool_msg_error(m) == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Error: insufficient system storage");
+	else
 		smtp_reply(s, "451 4.3.0 Error: queue file write error");
 	smtp_enter_state(s, S_READY);
 	smtp_txn_reset(s);
@@ -963,10 +964,25 @@ smtp_data_out(void *ctx, const char *p, size_t n)
 {
 	struct smtp_session *s = ctx;
 
-	spool_msg_write(s->msg, p, n);
+	if (spool_msg_write(s->msg, p, n))
+		s->spool_busy = 1;
 }
 
-/* smtp_data_input - feed the DATA stream; 1 when the message ended */
+/* smtp_spool_drained - the spool writer caught up: read DATA again */
+static void
+smtp_spool_drained(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->spool_busy = 0;
+	smtp_enter_state(s, S_DATA);
+	io_resume(s->io);
+	smtp_process(s);
+}
+
+/* smtp_data_input - feed the DATA stream; 1 when the message ended.
+ * While the spool writer is behind, the session waits in S_SPOOL with
+ * its input paused, so a fast client cannot fill our memory. */
 static int
 smtp_data_input(struct smtp_session *s)
 {
@@ -975,13 +991,20 @@ smtp_data_input(struct smtp_session *s)
 	size_t used;
 	int done = 0;
 
-	while (!done && evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+	while (!done && !s->spool_busy &&
+	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
 		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &done,
 		    smtp_data_out, s);
 		evbuffer_drain(in, used);
 	}
-	if (done)
+	if (done) {
+		s->spool_busy = 0;
 		smtp_data_end(s);
+	} else if (s->spool_busy) {
+		smtp_enter_state(s, S_SPOOL);
+		io_pause(s->io);
+		spool_msg_on_drain(s->msg, smtp_spool_drained, s);
+	}
 	return done;
 }
 
@@ -1058,7 +1081,8 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 			smtp_session_free(s);
 			return;
 		}
-		if (s->state == S_COMMIT || s->state == S_TLS || s->state == S_FILTER)
+		if (s->state == S_COMMIT || s->state == S_TLS ||
+		    s->state == S_FILTER || s->state == S_SPOOL)
 			break;
 		io_resume(s->io);
 		smtp_process(s);

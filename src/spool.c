@@ -1,12 +1,14 @@
 /* spool.c - durable message files with group commit, and the recovery scan
  *
- * The session writes the message into SPOOL/incoming/ID through a small
- * buffer (page cache only, no sync on the event loop). At the end of DATA
- * the message joins the pending list; the spool worker takes every pending
- * message at once, finishes each file (size field, trailer), renames them
- * into SPOOL/queue/ and makes the whole batch durable with one sync: the
- * group commit. The 250 reply is sent from the completion callback.
- * Format and recovery rules: doc/spool.md.
+ * The session fills a 64 KiB buffer; each full buffer goes to the writer
+ * thread, which creates SPOOL/incoming/ID with the first one and appends
+ * the rest, so that no disk call runs on the event loop. A session with
+ * SPOOL_WRITES_MAX buffers in flight stops reading until one is written.
+ * At the end of DATA the message joins the pending list; the commit worker
+ * takes every pending message at once, finishes each file (last octets,
+ * size field, trailer), renames them into SPOOL/queue/ and makes the whole
+ * batch durable with one sync: the group commit. The 250 reply is sent from
+ * the completion callback. Format and recovery rules: doc/spool.md.
  */
 #include "autoconf.h"
 
@@ -38,6 +40,8 @@
 #define SPOOL_READ_CHUNK	(64 * 1024)	/* first read of a file */
 #define SPOOL_RECOVER_THREADS	32		/* readers of the recovery scan */
 #define SPOOL_RECOVER_CHUNK	64		/* files a reader takes at a time */
+#define SPOOL_WRITES_MAX	2		/* buffers of a message in flight
+						 * before its session stops reading */
 
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
@@ -51,13 +55,26 @@ struct spool_msg {
 	off_t body_off;			/* first octet of the message */
 	uint64_t size;
 	uint32_t crc;
-	int werr;			/* a write failed */
+	int werr;			/* errno of the first failed write */
 	char *wbuf;
 	size_t wlen;
+	char *spare;			/* a written buffer, for the next one */
+	int inflight;			/* buffers at the writer (loop thread) */
+	int commit_wait;		/* commit once the writer is done */
+	spool_drain_fn drain_cb;	/* the session waits for the writer */
+	void *drain_arg;
 	spool_commit_fn cb;
 	void *arg;
 	int ok;
 	struct spool_msg *next;
+};
+
+/* one buffer on its way to the writer thread */
+struct spool_chunk {
+	struct spool_msg *m;
+	char *buf;
+	size_t len;
+	int recycle;			/* a SPOOL_WBUF buffer: keep it */
 };
 
 /* a change to a queued file: state records appended, or the file removed */
@@ -83,7 +100,8 @@ struct spool_batch {
 static struct {
 	char *dir;
 	int dirfd, incfd, queuefd, corruptfd;
-	struct worker *worker;
+	struct worker *worker;		/* group commits and changes */
+	struct worker *writer;		/* message files being received */
 	pthread_mutex_t lock;
 	struct spool_msg *pending;	/* newest first; reversed by the job */
 	struct spool_op *ops;		/* newest first, under lock too */
@@ -229,6 +247,66 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
 	return h;
 }
 
+/* spool_chunk_job - writer thread: create the file with the first
+ * buffer, append the others; after a failure only the errno is kept */
+static void
+spool_chunk_job(void *arg)
+{
+	struct spool_chunk *c = arg;
+	struct spool_msg *m = c->m;
+
+	if (m->fd < 0 && !m->werr) {
+		m->fd = openat(spool.incfd, m->id,
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (m->fd < 0)
+			m->werr = errno;
+	}
+	if (!m->werr && write_all(m->fd, c->buf, c->len) < 0)
+		m->werr = errno ? errno : EIO;
+}
+
+static void spool_commit_enqueue(struct spool_msg *);
+
+/* spool_chunk_done - loop: one buffer less in flight; a waiting commit
+ * or session goes on */
+static void
+spool_chunk_done(void *arg)
+{
+	struct spool_chunk *c = arg;
+	struct spool_msg *m = c->m;
+	spool_drain_fn fn = m->drain_cb;
+
+	if (c->recycle && m->spare == NULL)
+		m->spare = c->buf;
+	else
+		free(c->buf);
+	free(c);
+	m->inflight--;
+	if (m->commit_wait && m->inflight == 0) {
+		m->commit_wait = 0;
+		spool_commit_enqueue(m);
+		return;
+	}
+	if (fn != NULL && m->inflight < SPOOL_WRITES_MAX) {
+		m->drain_cb = NULL;
+		fn(m->drain_arg);
+	}
+}
+
+/* spool_chunk_submit - hand buf (malloc'd, taken over) to the writer */
+static void
+spool_chunk_submit(struct spool_msg *m, char *buf, size_t len, int recycle)
+{
+	struct spool_chunk *c = xcalloc(1, sizeof(*c));
+
+	c->m = m;
+	c->buf = buf;
+	c->len = len;
+	c->recycle = recycle;
+	m->inflight++;
+	worker_submit(spool.writer, spool_chunk_job, spool_chunk_done, c);
+}
+
 struct spool_msg *
 spool_msg_open(const char *id, const struct spool_envelope *e)
 {
@@ -236,23 +314,11 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	size_t size_pos;
 	time_t arrival = time(NULL);
 	char *h;
-	int fd;
 
-	fd = openat(spool.incfd, id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return NULL;
 	h = spool_header(id, e, arrival, &size_pos);
-	if (write_all(fd, h, strlen(h)) < 0) {
-		int save = errno;
-		free(h);
-		close(fd);
-		unlinkat(spool.incfd, id, 0);
-		errno = save;
-		return NULL;
-	}
 	m = xcalloc(1, sizeof(*m));
 	mx_strlcpy(m->id, id, sizeof(m->id));
-	m->fd = fd;
+	m->fd = -1;
 	m->nrcpts = e->nrcpts;
 	m->rcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
 	for (int i = 0; i < e->nrcpts; i++)
@@ -265,10 +331,12 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
-	free(h);
+	/* the writer creates the file with the envelope */
+	spool_chunk_submit(m, h, strlen(h), 0);
 	return m;
 }
 
+/* spool_msg_flush - commit worker: the octets still in the buffer */
 static int
 spool_msg_flush(struct spool_msg *m)
 {
@@ -283,16 +351,33 @@ spool_msg_write(struct spool_msg *m, const char *p, size_t n)
 {
 	m->size += n;
 	m->crc = mx_crc32(m->crc, p, n);
-	while (n > 0 && !m->werr) {
+	while (n > 0) {
 		size_t room = SPOOL_WBUF - m->wlen, k = n < room ? n : room;
 		memcpy(m->wbuf + m->wlen, p, k);
 		m->wlen += k;
 		p += k;
 		n -= k;
-		if (m->wlen == SPOOL_WBUF)
-			spool_msg_flush(m);
+		if (m->wlen == SPOOL_WBUF) {
+			spool_chunk_submit(m, m->wbuf, m->wlen, 1);
+			m->wbuf = m->spare ? m->spare : xmalloc(SPOOL_WBUF);
+			m->spare = NULL;
+			m->wlen = 0;
+		}
 	}
-	return m->werr ? -1 : 0;
+	return m->inflight >= SPOOL_WRITES_MAX;
+}
+
+void
+spool_msg_on_drain(struct spool_msg *m, spool_drain_fn fn, void *arg)
+{
+	m->drain_cb = fn;
+	m->drain_arg = arg;
+}
+
+int
+spool_msg_error(const struct spool_msg *m)
+{
+	return m->werr;
 }
 
 static void
@@ -305,6 +390,7 @@ spool_msg_free(struct spool_msg *m)
 	free(m->rcpts);
 	free(m->sender);
 	free(m->wbuf);
+	free(m->spare);
 	free(m);
 }
 
@@ -314,7 +400,7 @@ spool_msg_finish(struct spool_msg *m)
 {
 	char digits[SPOOL_SIZE_DIGITS + 1], trailer[64];
 
-	if (spool_msg_flush(m) < 0)
+	if (m->fd < 0 || spool_msg_flush(m) < 0)
 		return -1;
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
 	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS)
@@ -397,6 +483,8 @@ spool_commit_job(void *arg)
 		n++;
 		m->ok = spool_msg_finish(m) == 0 &&
 		    renameat(spool.incfd, m->id, spool.queuefd, m->id) == 0;
+		if (!m->ok && !m->werr)
+			m->werr = errno ? errno : EIO;
 		if (!m->ok) {
 			log_warn("%s spool commit failed", m->id);
 			unlinkat(spool.incfd, m->id, 0);
@@ -413,10 +501,13 @@ spool_commit_job(void *arg)
 	if (nok + nfiles == 0 && !names)
 		return;
 	if (spool_sync_batch(b->msgs, nok, b->ops, nfiles, nok > 0 || names) < 0) {
+		int serr = errno ? errno : EIO;
+
 		log_warn("spool sync failed batch=%d changes=%d", n, nfiles);
 		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;
+				m->werr = serr;
 				unlinkat(spool.queuefd, m->id, 0);
 			}
 		for (op = b->ops; op; op = op->next)
@@ -502,16 +593,27 @@ spool_kick(void)
 	    xcalloc(1, sizeof(struct spool_batch)));
 }
 
-void
-spool_msg_commit(struct spool_msg *m, spool_commit_fn cb, void *arg)
+/* spool_commit_enqueue - every buffer is written: join the next group */
+static void
+spool_commit_enqueue(struct spool_msg *m)
 {
-	m->cb = cb;
-	m->arg = arg;
 	pthread_mutex_lock(&spool.lock);
 	m->next = spool.pending;
 	spool.pending = m;
 	pthread_mutex_unlock(&spool.lock);
 	spool_kick();
+}
+
+void
+spool_msg_commit(struct spool_msg *m, spool_commit_fn cb, void *arg)
+{
+	m->cb = cb;
+	m->arg = arg;
+	m->drain_cb = NULL;
+	if (m->inflight > 0)
+		m->commit_wait = 1;
+	else
+		spool_commit_enqueue(m);
 }
 
 /* spool_op_submit - queue a change for the next group commit */
@@ -561,14 +663,17 @@ spool_set_queued_hook(spool_queued_fn fn, void *arg)
 	spool.queued_arg = arg;
 }
 
+/* spool_abort_job - writer thread, after the message's own buffers */
 static void
 spool_abort_job(void *arg)
 {
 	struct spool_msg *m = arg;
 
-	close(m->fd);
-	m->fd = -1;
-	unlinkat(spool.incfd, m->id, 0);
+	if (m->fd >= 0) {
+		close(m->fd);
+		m->fd = -1;
+		unlinkat(spool.incfd, m->id, 0);
+	}
 }
 
 static void
@@ -580,7 +685,10 @@ spool_abort_done(void *arg)
 void
 spool_msg_abort(struct spool_msg *m)
 {
-	worker_submit(spool.worker, spool_abort_job, spool_abort_done, m);
+	/* the writer runs jobs in order: this one comes after the buffers
+	 * in flight, and their completions run before it frees m */
+	m->drain_cb = NULL;
+	worker_submit(spool.writer, spool_abort_job, spool_abort_done, m);
 }
 
 void
@@ -1393,12 +1501,16 @@ spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	spool.worker = worker_new(base, "spool");
+	spool.writer = worker_new(base, "spool-writer");
 	return 0;
 }
 
 void
 spool_close(void)
 {
+	/* the writer first: a commit may still wait for its buffers */
+	worker_free(spool.writer);
+	spool.writer = NULL;
 	worker_free(spool.worker);	/* runs pending commits to the end */
 	spool.worker = NULL;
 	if (spool.incfd >= 0)

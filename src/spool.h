@@ -45,11 +45,21 @@ void spool_close(void);
 /* spool_new_id - a fresh queue ID (SPOOL_ID_LEN upper-case hex) */
 void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 
-/* spool_msg_open - create incoming/ID and write the envelope header.
- * NULL on error (errno set). */
+/* spool_msg_open - start incoming/ID with the envelope header. No disk
+ * call here: the file is created and written by the writer thread, and a
+ * failure shows at commit (ok = 0, spool_msg_error). Never NULL. */
 struct spool_msg *spool_msg_open(const char *id, const struct spool_envelope *);
-/* spool_msg_write - append message octets (buffered); -1 on write error */
+/* spool_msg_write - append message octets (buffered, written behind).
+ * Returns 1 when the caller should stop feeding more until the drain
+ * callback (spool_msg_on_drain) says the writer caught up, else 0. */
 int spool_msg_write(struct spool_msg *, const char *, size_t);
+/* called on the loop thread once fewer buffers are in flight */
+typedef void (*spool_drain_fn)(void *arg);
+/* spool_msg_on_drain - call fn once the writer caught up; one at a time,
+ * dropped by commit and abort */
+void spool_msg_on_drain(struct spool_msg *, spool_drain_fn fn, void *arg);
+/* spool_msg_error - errno of the failed write, rename or sync; 0 if none */
+int spool_msg_error(const struct spool_msg *);
 /* spool_msg_commit - finish the file and commit it in the next group;
  * cb runs once it is durable (or failed); the message is freed after cb. */
 void spool_msg_commit(struct spool_msg *, spool_commit_fn cb, void *arg);
