@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mta.h"
 #include "queue.h"
+#include "readahead.h"
 #include "route.h"
 #include "sdnotify.h"
 #include "smtp_server.h"
@@ -293,6 +294,7 @@ main(int argc, char **argv)
 	if (dns_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	route_init(cfg);
+	readahead_init(base);
 	if (mta_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	if (spool_init(base, cfg->spool, err, sizeof(err)) < 0)
@@ -325,6 +327,7 @@ main(int argc, char **argv)
 	control_close();
 	switch_close();
 	mta_close();
+	readahead_close();	/* after mta: releases readers of closed sessions */
 	queue_close();	/* after mta: its jobs are done */
 	spool_close();
 	dns_close();

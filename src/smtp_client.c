@@ -34,6 +34,7 @@
 
 #include "log.h"
 #include "crc32.h"
+#include "readahead.h"
 #include "smtp_client.h"
 #include "util.h"
 
@@ -114,7 +115,7 @@ struct smtp_client {
 	struct sc_dot dot;
 	uint64_t body_done;
 	uint32_t crc;
-	char *inbuf;
+	struct readahead *ra;		/* SC_BODY: the spool file, read ahead */
 
 	struct sc_error err;
 };
@@ -400,8 +401,8 @@ sc_disconnect(struct smtp_client *s)
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	free(s->inbuf);
-	s->inbuf = NULL;
+	readahead_free(s->ra);
+	s->ra = NULL;
 }
 
 /* sc_set_error - record why the session failed */
@@ -461,8 +462,8 @@ sc_job_release(struct smtp_client *s)
 {
 	free(s->rcpt_ok);
 	s->rcpt_ok = NULL;
-	free(s->inbuf);
-	s->inbuf = NULL;
+	readahead_free(s->ra);
+	s->ra = NULL;
 	if (s->job == NULL)
 		return;
 	s->job = NULL;
@@ -809,34 +810,31 @@ sc_body_damaged(struct smtp_client *s, const char *why)
 	return sc_fail(s);
 }
 
-/* sc_body_fill - read the next chunks while the output is short: memory
- * stays bounded by SC_BODY_LOWAT + 2 * SC_BODY_CHUNK */
+/* sc_body_fill - send the chunks read so far while the output is short:
+ * memory stays bounded by SC_BODY_LOWAT + 2 * READAHEAD_CHUNK of output
+ * plus the reader's two buffers */
 static int
 sc_body_fill(struct smtp_client *s)
 {
 	struct mta_job *job = s->job;
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	struct evbuffer_iovec v;
+	const char *p;
 	char end[8];
 	ssize_t n;
-	size_t want;
+	int err;
 
 	while (evbuffer_get_length(out) < SC_BODY_LOWAT &&
 	    s->body_done < job->body_size) {
-		want = job->body_size - s->body_done < SC_BODY_CHUNK ?
-		    (size_t)(job->body_size - s->body_done) : SC_BODY_CHUNK;
-		do
-			n = pread(job->body_fd, s->inbuf, want,
-			    job->body_off + (off_t)s->body_done);
-		while (n < 0 && errno == EINTR);
+		if ((n = readahead_take(s->ra, &p, &err)) == 0)
+			return 0;	/* sc_body_ready when it is read */
 		if (n < 0)
-			return sc_body_damaged(s, strerror(errno));
-		if (n == 0)
-			return sc_body_damaged(s, "unexpected end of file");
-		s->crc = mx_crc32(s->crc, s->inbuf, (size_t)n);
+			return sc_body_damaged(s, err ? strerror(err) :
+			    "unexpected end of file");
+		s->crc = mx_crc32(s->crc, p, (size_t)n);
 		if (evbuffer_reserve_space(out, (ev_ssize_t)(2 * (size_t)n), &v, 1) < 1)
 			fatalx("evbuffer_reserve_space failed");
-		v.iov_len = sc_dot_stuff(&s->dot, s->inbuf, (size_t)n, v.iov_base);
+		v.iov_len = sc_dot_stuff(&s->dot, p, (size_t)n, v.iov_base);
 		evbuffer_commit_space(out, &v, 1);
 		s->body_done += (uint64_t)n;
 	}
@@ -850,11 +848,21 @@ sc_body_fill(struct smtp_client *s)
 		return sc_body_damaged(s, why);
 	}
 	evbuffer_add(out, end, sc_dot_end(&s->dot, end));
-	free(s->inbuf);
-	s->inbuf = NULL;
+	readahead_free(s->ra);
+	s->ra = NULL;
 	s->lmtp_next = 0;
 	sc_enter(s, SC_DOT);
 	return 0;
+}
+
+/* sc_body_ready - the reader has the chunk sc_body_fill waited for */
+static void
+sc_body_ready(void *arg)
+{
+	struct smtp_client *s = arg;
+
+	if (s->state == SC_BODY)
+		sc_body_fill(s);
 }
 
 /* sc_on_data - DATA reply: the message, or the job ends here */
@@ -873,7 +881,8 @@ sc_on_data(struct smtp_client *s)
 		return sc_abort(s);
 	}
 	if (s->reply.code == 354) {
-		s->inbuf = xmalloc(SC_BODY_CHUNK);
+		s->ra = readahead_new(job->body_fd, job->body_off,
+		    job->body_size, sc_body_ready, s);
 		s->crc = 0;
 		s->body_done = 0;
 		sc_dot_init(&s->dot);

@@ -36,7 +36,6 @@
 
 #define SC_LINE_MAX		4096	/* a reply line (RFC 5321 4.5.3.1.5: 512) */
 #define SC_REPLY_LINES_MAX	200	/* lines of one multi-line reply */
-#define SC_BODY_CHUNK		(64 * 1024)	/* pread size */
 #define SC_BODY_LOWAT		(64 * 1024)	/* refill output below this */
 
 /* ---- pure parts ---- */
