@@ -1139,6 +1139,10 @@ mta_submit(struct mta_job *job)
 	if (mta.base == NULL)
 		fatalx("mta_submit before mta_init");
 	d = dest_get(&job->route);
+	/* the operator's preflight is the destination's health probe: it
+	 * is tried now even when deliveries are backed off */
+	if (job->rcpt_only)
+		d->down_until = 0;
 	dest_push(d, job);
 	dest_kick(d);
 }

@@ -56,12 +56,15 @@ struct mta_job {
 	struct route route;
 	struct mta_rcpt *rcpts;
 	int nrcpts;
+	int rcpt_only;		/* the switch's preflight: MAIL, RCPTs, RSET;
+				 * no DATA. An accepted RCPT is MTA_OK */
 	mta_may_start_fn may_start;
 	mta_done_fn done;
 	void *arg;
 
 	/* out: set by mta before done runs */
 	int attempted;		/* MAIL FROM was sent */
+	int mail_refused;	/* MAIL FROM got no 2xx (the last server) */
 	char relay[MTA_RELAY_MAX]; /* "HOST[IP]:PORT" of the last server talked to */
 	char tls[128];		/* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 

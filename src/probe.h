@@ -1,10 +1,10 @@
 /* probe.h - the switch's preflight: does the hosting accept every mailbox?
  *
- * One SMTP or LMTP session to hosting.destination on the event loop:
- * greeting, EHLO/LHLO, then for each batch of PROBE_BATCH addresses
- * MAIL FROM:<>, one RCPT TO per address and RSET, pipelined when the
- * server offers PIPELINING (RFC 2920); QUIT at the end. No DATA is ever
- * sent, so no message is delivered.
+ * For each batch of PROBE_BATCH addresses, one RCPT-only mta job to
+ * hosting.destination: MAIL FROM:<>, one RCPT TO per address and RSET,
+ * pipelined when the server offers PIPELINING (RFC 2920), with the
+ * delivery's MX and address failover and STARTTLS. No DATA is ever sent,
+ * so no message is delivered.
  */
 #ifndef MX_PROBE_H
 #define MX_PROBE_H
@@ -12,11 +12,7 @@
 #include <stddef.h>
 #include <event2/event.h>
 
-#include "config.h"
-
 #define PROBE_BATCH		100	/* RCPTs per MAIL transaction */
-#define PROBE_REPLY_TIMEOUT	60	/* seconds for one reply */
-#define PROBE_LINE_MAX		2048	/* reply line, bytes */
 #define PROBE_ERR_MAX		512
 
 /* an address the hosting did not accept, with its reply */
@@ -38,10 +34,9 @@ struct probe;
 /* done - on the loop; the result is valid during the call only */
 typedef void (*probe_done_fn)(const struct probe_result *, void *arg);
 
-/* probe_start - probe addrs (copied) at dest. done runs exactly once,
- * never from inside probe_start. */
-struct probe *probe_start(struct event_base *, const char *dest,
-    const struct config *cfg, char *const *addrs, size_t n,
+/* probe_start - probe addrs (copied) at hosting.destination. done runs
+ * exactly once, never from inside probe_start. */
+struct probe *probe_start(struct event_base *, char *const *addrs, size_t n,
     probe_done_fn done, void *arg);
 /* probe_cancel - stop; done will not run */
 void probe_cancel(struct probe *);

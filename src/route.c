@@ -103,27 +103,21 @@ rcpt_entry(const struct domain_info *d, const char *rcpt)
 	return store_address(local, d->name, route_cfg->recipient_delimiter);
 }
 
-/* route_hosted - hosting.destination; an alias or auto-CC mailbox must be
- * expanded first unless it is delivered as it is (leaf) */
-static enum route_result
-route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
-    struct route *r, char *why, size_t whylen)
+int
+route_for_hosting(struct route *r, char *why, size_t whylen)
 {
 	struct destination dest;
 	struct route_hop *h;
 	char err[128];
 
+	memset(r, 0, sizeof(*r));
 	if (route_cfg->hosting_destination == NULL) {
-		snprintf(why, whylen, "domain %s is hosted but hosting.destination is not set", d->name);
-		return ROUTE_DEFER;
+		snprintf(why, whylen, "hosting.destination is not set");
+		return -1;
 	}
 	if (destination_parse(route_cfg->hosting_destination, &dest, err, sizeof(err)) < 0) {
 		snprintf(why, whylen, "hosting.destination: %s", err);
-		return ROUTE_DEFER;
-	}
-	if (!leaf && expand_needed(rcpt_entry(d, rcpt))) {
-		snprintf(why, whylen, "%s expands to other addresses", rcpt);
-		return ROUTE_EXPAND;
+		return -1;
 	}
 	r->kind = ROUTE_HOSTED;
 	r->lmtp = dest.lmtp;
@@ -134,6 +128,25 @@ route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
 	h->port = dest.port_set || dest.lmtp ? dest.port : route_cfg->smtp_port;
 	snprintf(r->key, sizeof(r->key), "%s:", dest.lmtp ? "lmtp" : "smtp");
 	route_key_add(r, h);
+	return 0;
+}
+
+/* route_hosted - hosting.destination; an alias or auto-CC mailbox must be
+ * expanded first unless it is delivered as it is (leaf) */
+static enum route_result
+route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
+    struct route *r, char *why, size_t whylen)
+{
+	char err[256];
+
+	if (route_for_hosting(r, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "domain %s is hosted but %s", d->name, err);
+		return ROUTE_DEFER;
+	}
+	if (!leaf && expand_needed(rcpt_entry(d, rcpt))) {
+		snprintf(why, whylen, "%s expands to other addresses", rcpt);
+		return ROUTE_EXPAND;
+	}
 	return ROUTE_OK;
 }
 

@@ -57,6 +57,9 @@ enum route_result route_for_leaf(const char *rcpt, struct route *r, char *why, s
  * expand_result_free). 0, or -1 when it lists too many addresses. */
 struct expand_result;
 int route_expand(const char *addr, struct expand_result *res);
+/* route_for_hosting - hosting.destination as a route (hosted mailboxes,
+ * the switch's preflight): 0, or -1 with why */
+int route_for_hosting(struct route *r, char *why, size_t whylen);
 /* route_for_mx - delivery by MX lookup to domain (bounces) */
 void route_for_mx(const char *domain, struct route *r);
 /* route_is_current - is r still the route its domain would get now (for

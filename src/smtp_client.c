@@ -730,6 +730,7 @@ sc_on_mail(struct smtp_client *s)
 	}
 	/* refused sender: applies to every recipient */
 	s->mail_failed = 1;
+	job->mail_refused = 1;
 	for (int i = 0; i < job->nrcpts; i++)
 		sc_rcpt_result(&job->rcpts[i], &s->reply);
 	/* SPEC 6: a 4xx to MAIL falls over to the next server */
@@ -766,6 +767,8 @@ sc_on_rcpt(struct smtp_client *s)
 		if (s->reply.code / 100 == 2) {
 			s->rcpt_ok[i] = 1;
 			s->naccepted++;
+			if (job->rcpt_only)	/* the answer is the result */
+				sc_rcpt_result(&job->rcpts[i], &s->reply);
 		} else {
 			/* a per-recipient refusal, not a failover */
 			sc_rcpt_result(&job->rcpts[i], &s->reply);
@@ -782,6 +785,8 @@ sc_on_rcpt(struct smtp_client *s)
 	 * deferred MAIL: the next server gets them in this attempt */
 	if (!s->mail_failed && s->naccepted == 0 && sc_all_temp(job))
 		s->disp = SC_JOB_FAILOVER;
+	if (job->rcpt_only)
+		return sc_abort(s);	/* the preflight asks no more */
 	if (s->pipelining) {
 		sc_enter(s, SC_DATA);	/* DATA went with the group */
 		return 0;
@@ -1260,7 +1265,7 @@ smtp_client_start(struct smtp_client *s, struct mta_job *job)
 			sc_rcpt_set(&job->rcpts[i], MTA_PERM, 552, "5.3.4", why);
 		return 0;
 	}
-	if (s->ext & SC_EXT_SIZE)
+	if ((s->ext & SC_EXT_SIZE) && !job->rcpt_only)
 		pl += (size_t)snprintf(params + pl, sizeof(params) - pl,
 		    " SIZE=%llu", (unsigned long long)job->body_size);
 	if (job->body_8bit) {
@@ -1286,11 +1291,13 @@ smtp_client_start(struct smtp_client *s, struct mta_job *job)
 
 	sc_send(s, "MAIL FROM:<%s>%s", job->sender, params);
 	job->attempted = 1;
+	job->mail_refused = 0;
 	if (s->pipelining) {
 		/* RFC 2920 3.1: MAIL, every RCPT and DATA in one group */
 		while (s->rcpt_sent < job->nrcpts)
 			sc_send_rcpt(s);
-		sc_send(s, "DATA");
+		if (!job->rcpt_only)
+			sc_send(s, "DATA");
 	}
 	sc_enter(s, SC_MAIL);
 	return 1;

@@ -443,8 +443,7 @@ op_preflight(struct switch_op *op, const struct domain_info *d)
 		return -1;
 	}
 	n = store_domain_mailboxes(d, &mb);
-	op->probe = probe_start(sw.base, sw.cfg->hosting_destination, sw.cfg,
-	    mb, n, probe_done, op);
+	op->probe = probe_start(sw.base, mb, n, probe_done, op);
 	for (size_t i = 0; i < n; i++)
 		free(mb[i]);
 	free(mb);

@@ -691,6 +691,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 CF
 	MxPeers::_register($self);
 	my ($rc, $out, $err) = MxTest::run_cmd({ timeout => 30 }, 'postfix', '-c', "$d/etc", 'start');
