@@ -669,30 +669,6 @@ xclient_set_addr(struct smtp_session *s, const char *v)
 	return -1;
 }
 
-/* xtext_decode - RFC 3461 4 xtext ("+2B" is '+'), as XCLIENT values are
- * encoded. Returns 0, or -1 when malformed. */
-static int
-xtext_decode(char *dst, size_t len, const char *src)
-{
-	size_t j = 0;
-	unsigned int c;
-
-	for (; *src; src++) {
-		if (j + 1 >= len)
-			return -1;
-		if (*src == '+') {
-			if (sscanf(src + 1, "%2x", &c) != 1 || !isxdigit((unsigned char)src[1]) ||
-			    !isxdigit((unsigned char)src[2]) || c == 0)
-				return -1;
-			dst[j++] = (char)c;
-			src += 2;
-		} else
-			dst[j++] = *src;
-	}
-	dst[j] = '\0';
-	return 0;
-}
-
 /* xclient_unavailable - "[UNAVAILABLE]" / "[TEMPUNAVAIL]": keep the value */
 static int
 xclient_unavailable(const char *v)
@@ -712,7 +688,7 @@ xclient_attr(struct smtp_session *s, const char *name, const char *raw,
 	char *end;
 	long port;
 
-	if (xtext_decode(v, sizeof(v), raw) < 0)
+	if (mx_xtext_decode(v, sizeof(v), raw, strlen(raw)) < 0)
 		return -1;
 	if (strcasecmp(name, "ADDR") == 0)
 		return xclient_unavailable(v) ? 0 : xclient_set_addr(s, v);

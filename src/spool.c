@@ -992,30 +992,12 @@ xtext_add(char **buf, size_t *len, size_t *cap, const char *s)
 static char *
 xtext_decode(const char *f, size_t fl)
 {
-	char *out = xmalloc(fl + 1), *o = out;
+	char *out = xmalloc(fl + 1);
 
-	for (size_t i = 0; i < fl; i++) {
-		int hi, lo;
-		if (f[i] != '+') {
-			*o++ = f[i];
-			continue;
-		}
-		if (i + 2 >= fl) {
-			free(out);
-			return NULL;
-		}
-		hi = f[i + 1] >= '0' && f[i + 1] <= '9' ? f[i + 1] - '0' :
-		    f[i + 1] >= 'A' && f[i + 1] <= 'F' ? f[i + 1] - 'A' + 10 : -1;
-		lo = f[i + 2] >= '0' && f[i + 2] <= '9' ? f[i + 2] - '0' :
-		    f[i + 2] >= 'A' && f[i + 2] <= 'F' ? f[i + 2] - 'A' + 10 : -1;
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		*o++ = (char)(hi << 4 | lo);
-		i += 2;
+	if (mx_xtext_decode(out, fl + 1, f, fl) < 0) {
+		free(out);
+		return NULL;
 	}
-	*o = '\0';
 	return out;
 }
 

@@ -150,3 +150,39 @@ mx_split_hostport(const char *in, char *host, size_t hostlen, int *port, int def
 	}
 	return 0;
 }
+
+/* hexval - one hex digit's value, -1 if it is none */
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)toupper((unsigned char)c);
+	return c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+ssize_t
+mx_xtext_decode(char *dst, size_t dstlen, const char *src, size_t n)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)src[i];
+
+		if (j + 1 >= dstlen)
+			return -1;
+		if (c == '+') {
+			int hi = i + 2 < n ? hexval(src[i + 1]) : -1;
+			int lo = i + 2 < n ? hexval(src[i + 2]) : -1;
+
+			/* a NUL octet would cut the value short */
+			if (hi < 0 || lo < 0 || (hi | lo) == 0)
+				return -1;
+			c = hi << 4 | lo;
+			i += 2;
+		}
+		dst[j++] = (char)c;
+	}
+	dst[j] = '\0';
+	return (ssize_t)j;
+}

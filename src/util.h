@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 void *xmalloc(size_t);
 void *xcalloc(size_t, size_t);
@@ -21,6 +22,10 @@ uint64_t mx_now_us(void);
 uint64_t mx_mono_us(void);
 /* parse "host:port", "[v6]:port", "host" into host (no brackets) and port */
 int mx_split_hostport(const char *in, char *host, size_t hostlen, int *port, int defport);
+/* mx_xtext_decode - RFC 3461 4 xtext ("+2B" is '+') of src[0..n) into dst,
+ * NUL-terminated: its length, or -1 when malformed (a bad "+XX", a NUL
+ * octet) or longer than dst. Hex digits of either case are taken. */
+ssize_t mx_xtext_decode(char *dst, size_t dstlen, const char *src, size_t n);
 
 #define MX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
