@@ -102,6 +102,7 @@ struct bounce_job {
 struct queue_delete_req {
 	queue_delete_fn cb;
 	void *arg;
+	int bounce;			/* relayctl queue delete --bounce */
 	int nbounced;
 };
 
@@ -614,10 +615,23 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 	}
 }
 
-/* job_deleted_result - outcome for a message deleted meanwhile: log it,
- * record nothing, bounce nothing */
+/* delete_bounce - recipient i of a message deleted with --bounce: the
+ * sender learns it was not delivered */
 static void
-job_deleted_result(struct queue_job *j, struct mta_rcpt *mr, time_t now)
+delete_bounce(struct queue_msg *m, int i, struct queue_bounces *bl)
+{
+	queue_rcpt_bounce(m, i, NULL, DSN_DELETED, 0, "message deleted from "
+	    "the queue by the mail system operator", NULL, bl);
+	if (m->sender[0] && !m->route_mx)
+		m->del->nbounced++;
+}
+
+/* job_deleted_result - outcome for a message deleted meanwhile: log it,
+ * record nothing; after a delete --bounce, a recipient this attempt did
+ * not deliver is bounced like those that were waiting */
+static void
+job_deleted_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
+    struct queue_bounces *bl)
 {
 	struct queue_msg *m = j->m;
 	struct queue_rcpt *r = &m->rcpts[mr->index];
@@ -626,15 +640,21 @@ job_deleted_result(struct queue_job *j, struct mta_rcpt *mr, time_t now)
 		[MTA_TEMP] = "deferred", [MTA_PERM] = "bounced",
 	};
 
+	r->state = QUEUE_R_PENDING;
+	if (mr->cls == MTA_PERM && m->del != NULL && m->del->bounce) {
+		queue_rcpt_bounce(m, mr->index, j->mj.relay, mr->status,
+		    mr->code, mr->reply, NULL, bl);
+		return;
+	}
 	if (mr->cls != MTA_NOT_TRIED && (unsigned)mr->cls < MX_ARRAY_LEN(st))
 		log_result(m, r, j->mj.relay, mr->status, st[mr->cls], mr->reply);
-	r->state = QUEUE_R_PENDING;
 	if (mr->cls == MTA_OK) {
 		r->state = QUEUE_R_DELIVERED;
 		r->last = now;
 		m->nlive--;
 		spool_rcpt_done(r->addr);
-	}
+	} else if (m->del != NULL && m->del->bounce)
+		delete_bounce(m, mr->index, bl);
 }
 
 static void
@@ -652,7 +672,7 @@ job_done(struct mta_job *mj, void *arg)
 	if (!q.closing) {
 		for (int i = 0; i < j->mj.nrcpts; i++) {
 			if (m->deleted)
-				job_deleted_result(j, &j->rcpts[i], now);
+				job_deleted_result(j, &j->rcpts[i], now, &bl);
 			else
 				job_result(j, &j->rcpts[i], now, &bl);
 		}
@@ -1259,14 +1279,13 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 	m->del = xcalloc(1, sizeof(*m->del));
 	m->del->cb = cb;
 	m->del->arg = arg;
+	m->del->bounce = bounce;
 	if (bounce) {
+		/* recipients in an attempt now (QUEUE_R_ACTIVE) are bounced
+		 * when it ends without delivering them (job_deleted_result) */
 		for (int i = 0; i < m->nrcpts; i++)
-			if (m->rcpts[i].state == QUEUE_R_PENDING) {
-				queue_rcpt_bounce(m, i, NULL, DSN_DELETED, 0,
-				    "message deleted from the queue by the "
-				    "mail system operator", NULL, &bl);
-			}
-		m->del->nbounced = m->sender[0] && !m->route_mx ? bl.n : 0;
+			if (m->rcpts[i].state == QUEUE_R_PENDING)
+				delete_bounce(m, i, &bl);
 		if (bl.n)
 			bounce_start(m, &bl);
 	}

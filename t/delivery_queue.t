@@ -119,6 +119,27 @@ is($sink->count, 3, 'nothing of m4, m5 delivered after a flush');
 ok(wait_queue_empty($mx, 10), 'queue empty (the DSN was delivered)');
 is($bsink->count, 1, 'no DSN for the plain delete');
 
+# --- queue delete --bounce while an attempt is running --------------------
+# the old server waits 3 s before its DATA reply, then defers at the dot:
+# the recipient was in flight at the delete and is bounced when the
+# attempt ends without delivering it
+$sink->restart(soft => '.', soft_reply => '451 4.3.0 try again later', extra => ['-w', 3]);
+my $m6 = submit($mx, 'a@sender.test', ['joe@example.test'],
+    "Subject: m6\r\nMessage-ID: <m6.$$\@sender.test>\r\n\r\nx\r\n");
+ok($m6, 'm6 queued');
+ok(wait_until(sub { $mx->ctl_ok('queue', 'show', $m6) =~ /active/ }, 10),
+    'm6: joe is in an attempt (queue show: active)');
+my $out6 = $mx->ctl_ok('queue', 'delete', $m6, '--bounce');
+like($out6, qr/bounce sent to the sender for 1 recipient/, 'the in-flight recipient is counted in the bounce');
+ok(wait_log($mx, qr/\b\Q$m6\E\b.*to=<joe\@example\.test>.*status=deferred/, 10),
+    'the attempt ended: deferred by the old server');
+is($bsink->wait_count(2, 15), 2, 'a DSN for m6 reached the sender');
+my ($b6) = grep { $_->{text} =~ /m6\.$$\@sender\.test/ } $bsink->messages;
+$dsn = parse_dsn($b6 ? $b6->{text} : '') // { rcpts => [] };
+is_deeply([map { lc($_->{'final-recipient'} // '') =~ s/^rfc822;\s*//r } @{$dsn->{rcpts}}],
+    ['joe@example.test'], 'its Final-Recipient: joe');
+ok(wait_queue_empty($mx, 10), 'queue empty again');
+
 # the per-attempt log lines carry the SPEC 6 fields
 my ($d) = attempt_lines($mx, $m1, 'joe@example.test', 'deferred');
 my $f = attempt_fields($d // '');
