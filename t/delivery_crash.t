@@ -147,6 +147,11 @@ my $scan = sub {
 	return !grep { !$got{$_} } keys %want;
 };
 ok(wait_until($scan, 40, 0.5), 'every acknowledged message reached the sink');
+# deliveries may still be running (duplicates after the restart): smtp-sink
+# writes its dump file while the message comes in, and a file read half
+# written fails the checksum. Scan again once the queue is empty.
+ok(wait_queue_empty($mx, 20), 'queue empty at the end');
+sleep 0.2;	# smtp-sink finishes its last dump file
 $scan->();
 my @missing = grep { !$got{$_} } sort keys %want;
 is(scalar @missing, 0, 'missing acknowledged messages: ' . scalar @missing)
@@ -161,7 +166,6 @@ my $extra = grep { !$want{$_} } keys %got;
 note("sink: $total messages, " . keys(%got) . " distinct, $dups duplicates (allowed: at least once), "
     . "$extra never acknowledged");
 diag("duplicates delivered: $dups of $total (at-least-once)") if $dups;
-ok(wait_queue_empty($mx, 20), 'queue empty at the end');
 is($mx->queue_count, 0, 'relayctl status: 0 messages queued');
 note(sprintf('elapsed %.1f s', time - $t0));
 

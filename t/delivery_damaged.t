@@ -14,7 +14,7 @@ watchdog(90);
 
 my $sink = MxPeers::Sink->new;
 my $mx = delivery_daemon(delivery => { retry_schedule => [600] });
-my $dead = MxTest::free_port();
+my $dead = closed_port();		# nobody listens here, for the whole test
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', "[127.0.0.1]:$dead");
 $mx->ctl_ok('address', 'add', 'joe@example.test');
 

@@ -11,7 +11,7 @@ use Time::HiRes qw(time sleep);
 need_programs('smtp-sink', 'postfix');
 watchdog(60);
 
-my $dead = free_port();				# nobody listens here
+my $dead = closed_port();			# nobody listens here, for the whole test
 my $sink = MxPeers::Sink->new(hostname => 'old.example.test');
 my $sink_b = MxPeers::Sink->new;		# second choice of b.test
 my $soft = MxPeers::Sink->new(soft => 'RCPT');	# first choice of b.test: 4xx

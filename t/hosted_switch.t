@@ -79,7 +79,14 @@ ok(wait_until(sub { attempt_lines($mx, $id2, 'x@down.test', 'deferred') >= 1 }, 
     'x@down.test deferred') or diag($mx->log_tail(3000));
 ok(wait_until(sub { attempt_lines($mx, $id2, "mary\@$D", 'sent') >= 1 }, 15, 0.05),
     'mary delivered');
-my $file = MxTest::slurp($mx->queue_dir . "/$id2") // '';
+# the spool worker appends the state records after the attempt's log
+# lines: wait for them (which also makes them durable before the kill -9)
+my $file = '';
+wait_until(sub {
+	$file = MxTest::slurp($mx->queue_dir . "/$id2") // '';
+	return $file =~ /^expand /m && $file =~ /^state 1 delivered /m
+	    && $file =~ /^state 2 deferred /m;
+}, 10, 0.05);
 like($file, qr/^expand 0 1 \d+ 2 local mary\@old\.test fwd x\@down\.test$/m,
     'the expansion is recorded in the message file') or diag($file);
 like($file, qr/^state 1 delivered /m, 'so is the delivery of mary (child 1)');

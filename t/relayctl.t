@@ -5,7 +5,7 @@ use Test::More;
 use MxTest;
 
 watchdog(60);
-my $hostport = free_port();
+my $hostport = closed_port();
 my $mx = MxTest::Daemon->new(config => { hosting => { destination => "lmtp:[127.0.0.1]:$hostport" } });
 $mx->start;
 

@@ -345,6 +345,7 @@ my $SINK_SEQ = 0;
 sub new {
 	my ($class, %o) = @_;
 	my $self = bless { %o }, $class;
+	my $auto_port = !defined $self->{port};
 	$self->{port} //= MxTest::free_port();
 	$self->{dir} //= MxTest::tmpdir();
 	$self->{dump} //= 1;
@@ -352,8 +353,18 @@ sub new {
 	mkdir $self->{dumpdir};
 	$self->{log} = "$self->{dir}/smtp-sink.log";
 	MxPeers::_register($self);
-	$self->start;
-	return $self;
+	for (my $try = 1; ; $try++) {
+		my $ok = eval { $self->start; 1 };
+		return $self if $ok;
+		my $err = $@;
+		# a parallel test took free_port's port before smtp-sink bound
+		# it: nobody knows the port yet, take another one
+		die $err unless $auto_port && $try < 5
+		    && (MxTest::slurp($self->{log}) // '') =~ /Address already in use/;
+		MxPeers::stop_pid(delete $self->{pid}, 1);
+		unlink $self->{log};
+		$self->{port} = MxTest::free_port();
+	}
 }
 
 # start - run smtp-sink with the options given to new (again after stop)

@@ -26,7 +26,7 @@ use JSON::PP ();
 use Test::More ();
 
 our @EXPORT = qw(
-	free_port tmpdir watchdog run_cmd gen_cert json_decode deep_find
+	free_port closed_port tmpdir watchdog run_cmd gen_cert json_decode deep_find
 	deep_has_value slurp spew mxrelayd_bin relayctl_bin queue_ids_in
 	parse_spool_file wait_until
 );
@@ -49,6 +49,21 @@ sub free_port {
 	my $port = $s->sockport;
 	close $s;
 	return $port;
+}
+
+# closed_port - a port on 127.0.0.1 where nothing listens, and nothing can
+# listen for as long as this process runs. A port from free_port is only
+# free "a moment ago": the tests run in parallel, and another test's
+# smtp-sink or mxrelayd may take it a second later (then mail meant for a
+# dead server is accepted, refused or deferred by a stranger). Here the
+# port stays bound by a socket that never listens: a connect is refused,
+# no other bind (even with SO_REUSEADDR) and no outgoing connection gets it.
+my @HELD_PORTS;
+sub closed_port {
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+	    Proto => 'tcp') or croak "closed_port: $!";
+	push @HELD_PORTS, $s;
+	return $s->sockport;
 }
 
 # tmpdir - a temporary directory, removed at exit unless MX_KEEP is set
@@ -379,6 +394,30 @@ sub log_tail {
 # (with the log) if the daemon exits or is not ready in time.
 sub start {
 	my ($self, @extra) = @_;
+	for (my $try = 1; ; $try++) {
+		my $logpos = length $self->log;
+		my $ok = eval { $self->_start(@extra); 1 };
+		if ($ok) {
+			$self->{started_once} = 1;
+			return $self;
+		}
+		my $err = $@;
+		# free_port's port was taken by a parallel test before mxrelayd
+		# bound it: on the first start (nobody knows the port yet) and
+		# with the default listener only, take another port
+		my $l = $self->{config}{server}{listen};
+		die $err if $try >= 5 || $self->{started_once} || defined $self->{config_text}
+		    || !(ref $l eq 'ARRAY' && @$l == 1 && $l->[0] eq "127.0.0.1:$self->{port}")
+		    || substr($self->log, $logpos) !~
+		    /cannot bind 127\.0\.0\.1:\Q$self->{port}\E: Address already in use/;
+		Test::More::diag("port $self->{port} was taken meanwhile: another one");
+		$self->{port} = MxTest::free_port();
+		$self->{config}{server}{listen} = ["127.0.0.1:$self->{port}"];
+	}
+}
+
+sub _start {
+	my ($self, @extra) = @_;
 	croak "already running" if $self->{pid};
 	$self->write_config;
 	my $pid = fork;
@@ -502,11 +541,12 @@ sub ctl_json {
 }
 
 # setup - domains and addresses, dying on failure (test preconditions).
-# legacy => 1 gives every domain a legacy server on a closed port, so that
-# queued mail is deferred (stays in the queue) rather than bounced.
+# Every domain gets a legacy server on a closed port (MxTest::closed_port,
+# held for the whole test), so that queued mail is deferred (stays in the
+# queue) rather than bounced or delivered.
 sub setup {
 	my ($self, %o) = @_;
-	my $closed = MxTest::free_port();
+	my $closed = MxTest::closed_port();
 	for my $d (@{$o{domains} || []}) {
 		my ($rc, $out, $err) = $self->ctl('domain', 'add', $d,
 		    '--legacy', "127.0.0.1:$closed");
