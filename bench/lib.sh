@@ -277,31 +277,10 @@ biff = no
 # delivery side is a dead end on purpose.
 in_flow_delay = 0
 EOF
-	# Only the services this job needs, none chrooted (the chroot would need
-	# copies of /etc files inside the temp queue directory).
-	cat >"$PF_DIR/etc/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - $limit smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+	# the services shared with the tests, after our smtpd
+	{ echo "127.0.0.1:$PF_PORT inet n - n - $limit smtpd"
+	  cat "$BENCH_SRC/../t/data/postfix-master.cf"; } >"$PF_DIR/etc/master.cf" ||
+		die "cannot write $PF_DIR/etc/master.cf"
 	BENCH_PF_DIRS="$BENCH_PF_DIRS $PF_DIR"
 	"$POSTFIX" -c "$PF_DIR/etc" check >"$PF_DIR/check.log" 2>&1 || true
 	"$POSTFIX" -c "$PF_DIR/etc" start >"$PF_DIR/start.log" 2>&1 ||

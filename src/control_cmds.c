@@ -501,10 +501,12 @@ cmd_domain_set(struct ctl_ctx *ctx)
 	store_domain_set_servers(d->name, sv, n, domain_set_done, ctx);
 }
 
+/* removed_reply - a remove command's answer: "KIND NAME: removed", with
+ * the addresses that went along when naddrs >= 0 */
 static void
-domain_remove_done(struct store_result *res, void *arg)
+removed_reply(struct ctl_ctx *ctx, struct store_result *res, const char *kind,
+    long naddrs)
 {
-	struct ctl_ctx *ctx = arg;
 	struct jsonw *w;
 
 	if (res->status) {
@@ -515,15 +517,25 @@ domain_remove_done(struct store_result *res, void *arg)
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
 		jsonw_kv_string(w, "result", "removed");
-		jsonw_kv_string(w, "domain", ctx->args.pos[0]);
-		jsonw_kv_int(w, "addresses_removed", res->count);
+		jsonw_kv_string(w, kind, ctx->args.pos[0]);
+		if (naddrs >= 0)
+			jsonw_kv_int(w, "addresses_removed", naddrs);
 		jsonw_object_end(w);
 		jsonw_free(w);
-	} else
-		evbuffer_add_printf(ctx->out, "domain %s: removed with %ld "
-		    "address%s\n", ctx->args.pos[0], res->count,
-		    res->count == 1 ? "" : "es");
+	} else if (naddrs >= 0)
+		evbuffer_add_printf(ctx->out, "%s %s: removed with %ld "
+		    "address%s\n", kind, ctx->args.pos[0], naddrs,
+		    naddrs == 1 ? "" : "es");
+	else
+		evbuffer_add_printf(ctx->out, "%s %s: removed\n", kind,
+		    ctx->args.pos[0]);
 	control_reply(ctx, CTL_OK);
+}
+
+static void
+domain_remove_done(struct store_result *res, void *arg)
+{
+	removed_reply(arg, res, "domain", res->count);
 }
 
 static void
@@ -732,24 +744,7 @@ cmd_address_add(struct ctl_ctx *ctx)
 static void
 address_remove_done(struct store_result *res, void *arg)
 {
-	struct ctl_ctx *ctx = arg;
-	struct jsonw *w;
-
-	if (res->status) {
-		control_fail(ctx, CTL_REFUSED, "%s", res->msg);
-		return;
-	}
-	if (ctx->json) {
-		w = jsonw_new(ctx->out);
-		jsonw_object_begin(w);
-		jsonw_kv_string(w, "result", "removed");
-		jsonw_kv_string(w, "address", ctx->args.pos[0]);
-		jsonw_object_end(w);
-		jsonw_free(w);
-	} else
-		evbuffer_add_printf(ctx->out, "address %s: removed\n",
-		    ctx->args.pos[0]);
-	control_reply(ctx, CTL_OK);
+	removed_reply(arg, res, "address", -1);
 }
 
 static void

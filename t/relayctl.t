@@ -101,7 +101,8 @@ ok(deep_has_value($j, 'nofilter') || grep({ JSON::PP::is_bool($_) && $_ } deep_f
 is($rc, 0, 'address list --json exit 0');
 is_deeply([sort map { lc } deep_find($j, 'address')], [qw(boss@example.test info@example.test joe@example.test)],
     'address list has the three addresses (one "address" each)') or diag(explain($j));
-$mx->ctl_ok('address', 'remove', 'joe@example.test');
+is($mx->ctl_ok('address', 'remove', 'joe@example.test'), "address joe\@example.test: removed\n",
+    'address remove says so');
 ($rc) = $mx->ctl('address', 'show', 'joe@example.test');
 is($rc, 1, 'address show after remove: exit 1');
 ($rc) = $mx->ctl('address', 'remove', 'joe@example.test');
@@ -123,8 +124,12 @@ like($c->transaction('s@src.test', ['joe@example.test'], "Subject: q\r\n\r\nq\r\
 $c->cmd('QUIT');
 ($rc, $out, $err) = $mx->ctl('domain', 'remove', 'example.test');
 is($rc, 1, 'domain remove while mail is queued: exit 1') or diag("$out$err");
-$mx->ctl_ok('domain', 'remove', 'example.test', '--force') if $rc != 0;
-$mx->ctl_ok('domain', 'remove', 'upper.test');
+like($mx->ctl_ok('domain', 'remove', 'example.test', '--force'),
+    qr/^domain example\.test: removed with 3 addresses$/, 'domain remove --force: removed, with its 3 addresses');
+($rc, $j) = $mx->ctl_json('domain', 'remove', 'upper.test');
+is($rc, 0, 'domain remove --json: exit 0');
+ok(ref $j eq 'HASH' && ($j->{result} // '') eq 'removed' && ($j->{domain} // '') eq 'upper.test'
+    && defined $j->{addresses_removed}, 'JSON: result, domain, addresses_removed') or diag(explain($j));
 ($rc, $j) = $mx->ctl_json('domain', 'list');
 ok(!deep_has_value($j, 'example.test') && !deep_has_value($j, 'upper.test') && deep_has_value($j, 'hosted.test'),
     'domain list after remove') or diag(explain($j));

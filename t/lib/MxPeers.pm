@@ -680,30 +680,11 @@ sub new {
 		%{$o{extra} || {}},
 	);
 	MxTest::spew("$d/etc/main.cf", join('', map { "$_ = $main{$_}\n" } sort keys %main));
-	MxTest::spew("$d/etc/master.cf", <<"CF");
-127.0.0.1:$self->{port} inet n - n - 200 smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-CF
+	# the services shared with the benchmarks, after our smtpd
+	my $services = MxTest::slurp(($ENV{MX_SRCDIR} // '.') . '/t/data/postfix-master.cf')
+	    // croak "t/data/postfix-master.cf: $!";
+	MxTest::spew("$d/etc/master.cf",
+	    "127.0.0.1:$self->{port} inet n - n - 200 smtpd\n" . $services);
 	MxPeers::_register($self);
 	my ($rc, $out, $err) = MxTest::run_cmd({ timeout => 30 }, 'postfix', '-c', "$d/etc", 'start');
 	croak "postfix start failed: $out$err" if $rc != 0;
