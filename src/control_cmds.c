@@ -18,6 +18,7 @@
 
 #include "control.h"
 #include "control_cmds.h"
+#include "control_pilot.h"
 #include "control_queue.h"
 #include "control_switch.h"
 #include "expand.h"
@@ -617,6 +618,7 @@ cmd_domain_show(struct ctl_ctx *ctx)
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
 		json_domain(w, d);
+		control_pilot_json(w, d);
 		jsonw_object_end(w);
 		jsonw_free(w);
 		control_reply(ctx, CTL_OK);
@@ -633,6 +635,7 @@ cmd_domain_show(struct ctl_ctx *ctx)
 	}
 	if (d->nservers == 0)
 		evbuffer_add_printf(ctx->out, "legacy servers:  none\n");
+	control_pilot_human(ctx->out, d);
 	control_reply(ctx, CTL_OK);
 }
 
@@ -1128,6 +1131,7 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "domain list", cmd_domain_list, 0 },
 	{ "domain show", cmd_domain_show, 0 },
 	{ "address add", cmd_address_add, CTL_CMD_WRITES },
+	{ "address set", cmd_address_set, CTL_CMD_WRITES },
 	{ "address remove", cmd_address_remove, CTL_CMD_WRITES },
 	{ "address show", cmd_address_show, 0 },
 	{ "address list", cmd_address_list, 0 },

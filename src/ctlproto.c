@@ -205,6 +205,9 @@ static const struct ctl_option opts_force[] = { { "--force", 0 }, { NULL, 0 } };
 static const struct ctl_option opts_address_add[] = {
 	{ "--alias", 1 }, { "--cc", 1 }, { "--nofilter", 0 }, { NULL, 0 }
 };
+static const struct ctl_option opts_address_set[] = {
+	{ "--route", 1 }, { "--force", 0 }, { NULL, 0 }
+};
 static const struct ctl_option opts_import[] = {
 	{ "--dry-run", 0 }, { "--strict", 0 }, { "--nofilter", 0 }, { NULL, 0 }
 };
@@ -231,6 +234,8 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "domain show", 1, 1, 0, opts_none, "domain show DOMAIN" },
 	{ "address add", 1, 1, 0, opts_address_add,
 	    "address add ADDRESS [--alias DEST[,DEST...]] [--cc DEST[,DEST...]] [--nofilter]" },
+	{ "address set", 1, 1, 0, opts_address_set,
+	    "address set ADDRESS --route hosted|legacy|domain [--force]" },
 	{ "address remove", 1, 1, 0, opts_none, "address remove ADDRESS" },
 	{ "address show", 1, 1, 0, opts_none, "address show ADDRESS" },
 	{ "address list", 1, 1, 0, opts_none, "address list DOMAIN" },

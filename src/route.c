@@ -162,7 +162,8 @@ route_of(const char *rcpt, int leaf, struct route *r, char *why, size_t whylen)
 		snprintf(why, whylen, "domain of %s is no longer hosted here", rcpt);
 		return ROUTE_FAIL;
 	}
-	if (d->mode == MODE_HOSTED)
+	/* a pilot address goes by its own override (SPEC 10) */
+	if (store_address_mode(d, rcpt_entry(d, rcpt)) == MODE_HOSTED)
 		return route_hosted(d, rcpt, leaf, r, why, whylen);
 	return route_legacy(d, r, why, whylen);
 }
@@ -191,9 +192,11 @@ expand_lookup(const char *addr, const struct addr_info **a, void *arg)
 	*a = NULL;
 	if (at == NULL || (d = store_domain(at + 1)) == NULL)
 		return EXPAND_DOM_FOREIGN;
-	if (d->mode != MODE_HOSTED)
-		return EXPAND_DOM_LEGACY;
 	*a = rcpt_entry(d, addr);
+	if (store_address_mode(d, *a) != MODE_HOSTED) {
+		*a = NULL;
+		return EXPAND_DOM_LEGACY;
+	}
 	return EXPAND_DOM_HOSTED;
 }
 

@@ -1,6 +1,7 @@
 /* route.h - where a recipient goes, decided at each delivery attempt
  *
- * From the recipient's domain as it is now (SPEC 6): legacy -> the
+ * From the recipient's domain as it is now (SPEC 6), or the address's own
+ * override when it is a pilot (SPEC 10): legacy -> the
  * domain's servers by preference (address records, not MX); hosted ->
  * hosting.destination, after alias expansion (route_expand); a bounce or
  * an external forward -> its domain by MX.

@@ -91,6 +91,7 @@ store_addr_dup(const struct addr_info *a)
 	c->address = xstrdup(a->address);
 	c->kind = a->kind;
 	c->nofilter = a->nofilter;
+	c->route = a->route;
 	c->dests = list_dup(a->dests, a->ndests);
 	c->ndests = a->ndests;
 	c->cc = list_dup(a->cc, a->ncc);
@@ -300,17 +301,32 @@ apply_domain(const char *name)
 	return d;
 }
 
-/* apply_addr - put a (taken over) into its domain's table */
+/* apply_addr - put a (taken over) into its domain's table; a pilot's
+ * override is not part of the definition and stays */
 static void
 apply_addr(struct addr_info *a)
 {
 	struct domain_entry *d = apply_domain(import_address_domain(a->address));
+	const struct addr_info *old;
 
 	if (d == NULL) {
 		store_addr_free(a);
 		return;
 	}
+	if ((old = dict_get(d->addrs, a->address)) != NULL)
+		a->route = old->route;
 	store_addr_free(dict_put(d->addrs, a->address, a));
+}
+
+/* apply_route - a committed pilot override */
+static void
+apply_route(struct store_op *op)
+{
+	struct domain_entry *d = apply_domain(import_address_domain(op->name));
+	struct addr_info *a = d ? dict_get(d->addrs, op->name) : NULL;
+
+	if (a != NULL)
+		a->route = op->route;
 }
 
 /* apply_mode - a committed mode change (and/or a fired schedule) */
@@ -392,6 +408,9 @@ apply_op(struct store_op *op, size_t budget, int *more)
 	case OP_SCHED_CANCEL:
 		if ((d = apply_domain(op->name)) != NULL)
 			d->has_sched = 0;
+		return 1;
+	case OP_ADDR_ROUTE:
+		apply_route(op);
 		return 1;
 	}
 	return 1;
@@ -641,14 +660,17 @@ store_domain_sched(const struct domain_info *d)
 struct mbox_arg {
 	char **v;
 	size_t n;
+	struct domain_info as;		/* the domain in the mode asked */
 };
 
 static int
 mbox_cb(const char *key, void *val, void *arg)
 {
 	struct mbox_arg *m = arg;
+	const struct addr_info *a = val;
 
-	if (((struct addr_info *)val)->kind == ADDR_MAILBOX)
+	if (a->kind == ADDR_MAILBOX &&
+	    store_address_mode(&m->as, a) == MODE_HOSTED)
 		m->v[m->n++] = xstrdup(key);
 	return 0;
 }
@@ -660,11 +682,14 @@ str_cmp(const void *a, const void *b)
 }
 
 size_t
-store_domain_mailboxes(const struct domain_info *d, char ***out)
+store_domain_mailboxes(const struct domain_info *d, enum domain_mode mode,
+    char ***out)
 {
 	const struct domain_entry *e = (const struct domain_entry *)d;
 	struct mbox_arg m;
 
+	m.as = *d;
+	m.as.mode = mode;
 	m.v = xcalloc(dict_count(e->addrs) + 1, sizeof(char *));
 	m.n = 0;
 	dict_walk(e->addrs, mbox_cb, &m);
@@ -672,6 +697,98 @@ store_domain_mailboxes(const struct domain_info *d, char ***out)
 		qsort(m.v, m.n, sizeof(*m.v), str_cmp);
 	*out = m.v;
 	return m.n;
+}
+
+/* Pilot addresses */
+
+static const char *const route_names[] = { "domain", "hosted", "legacy" };
+
+const char *
+store_route_name(enum addr_route r)
+{
+	return (unsigned)r < MX_ARRAY_LEN(route_names) ? route_names[r] : "domain";
+}
+
+int
+store_route_parse(const char *s, enum addr_route *out)
+{
+	for (size_t i = 0; i < MX_ARRAY_LEN(route_names); i++)
+		if (strcmp(s, route_names[i]) == 0) {
+			*out = (enum addr_route)i;
+			return 0;
+		}
+	return -1;
+}
+
+enum domain_mode
+store_address_mode(const struct domain_info *d, const struct addr_info *a)
+{
+	if (a != NULL && a->route == ADDR_ROUTE_HOSTED)
+		return MODE_HOSTED;
+	if (a != NULL && a->route == ADDR_ROUTE_LEGACY)
+		return MODE_LEGACY;
+	return d->mode;
+}
+
+struct override_arg {
+	struct store_override *v;
+	size_t n;
+};
+
+static int
+override_cb(const char *key, void *val, void *arg)
+{
+	struct override_arg *o = arg;
+	const struct addr_info *a = val;
+
+	if (a->route != ADDR_ROUTE_DOMAIN) {
+		o->v[o->n].address = xstrdup(key);
+		o->v[o->n++].route = a->route;
+	}
+	return 0;
+}
+
+static int
+override_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_override *)a)->address,
+	    ((const struct store_override *)b)->address);
+}
+
+size_t
+store_domain_overrides(const struct domain_info *d, struct store_override **out)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+	struct override_arg o;
+
+	o.v = xcalloc(dict_count(e->addrs) + 1, sizeof(*o.v));
+	o.n = 0;
+	dict_walk(e->addrs, override_cb, &o);
+	if (o.n > 1)
+		qsort(o.v, o.n, sizeof(*o.v), override_cmp);
+	*out = o.v;
+	return o.n;
+}
+
+void
+store_overrides_free(struct store_override *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].address);
+	free(v);
+}
+
+void
+store_address_set_route(const char *address, enum addr_route route, uid_t uid,
+    const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_ADDR_ROUTE, done, arg);
+
+	op->name = mx_lower(xstrdup(address));
+	op->route = route;
+	op->uid = uid;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op_submit(op);
 }
 
 int

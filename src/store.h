@@ -31,6 +31,8 @@ struct domain_info {
 };
 
 enum addr_kind { ADDR_MAILBOX = 0, ADDR_ALIAS = 1 };
+/* a pilot's override of its domain's mode (see store_address_set_route) */
+enum addr_route { ADDR_ROUTE_DOMAIN = 0, ADDR_ROUTE_HOSTED, ADDR_ROUTE_LEGACY };
 
 struct addr_info {
 	char *address;		/* lower case local@domain */
@@ -40,6 +42,7 @@ struct addr_info {
 	char **cc;		/* auto-CC destinations of a mailbox */
 	int ncc;
 	int nofilter;		/* 1: "Do Not Filter" */
+	enum addr_route route;	/* a pilot's override of the domain's mode */
 };
 
 /* store_open - open (create, migrate) the database under statedir, load the
@@ -81,6 +84,7 @@ struct store_result {
 	long count;			/* domain remove: addresses removed with it */
 	struct evbuffer *body;		/* import and scans: what the renderer wrote */
 	enum domain_mode from_mode;	/* domain mode writes: the mode before */
+	enum addr_route from_route;	/* address route writes: the one before */
 };
 /* done - on the loop thread; the result is only valid during the call
  * (take res->body with evbuffer_add_buffer if it is wanted) */
@@ -173,6 +177,8 @@ struct store_switch_rec {
 	uid_t uid;
 	int applied;			/* 0: a refused scheduled switch */
 	const char *note;
+	const char *address;		/* a pilot's override, else NULL */
+	enum addr_route from_route, to_route;	/* the pilot's, when address */
 };
 
 /* store_domain_set_mode - set the domain's mode and append a history row
@@ -195,9 +201,11 @@ void store_schedule_set(const char *domain, const struct store_sched *,
 void store_schedule_cancel(const char *domain, store_done_fn, void *);
 /* store_domain_sched - the pending scheduled switch of d, or NULL */
 const struct store_sched *store_domain_sched(const struct domain_info *d);
-/* store_domain_mailboxes - the mailbox addresses of d (not aliases),
- * sorted; *out and each string are malloc'd */
-size_t store_domain_mailboxes(const struct domain_info *d, char ***out);
+/* store_domain_mailboxes - the mailbox addresses of d (not aliases) that
+ * go to the hosting when d is in mode (pilots by their own route), sorted;
+ * *out and each string are malloc'd */
+size_t store_domain_mailboxes(const struct domain_info *d,
+    enum domain_mode mode, char ***out);
 
 /* runs on the worker thread with the domain's history, oldest first */
 typedef void (*store_history_render_fn)(const char *domain,
@@ -208,6 +216,37 @@ typedef void (*store_history_render_fn)(const char *domain,
  * when the domain is unknown and has no history */
 void store_history_scan(const char *domain, store_history_render_fn render,
     void *render_arg, store_done_fn, void *);
+
+/*
+ * Pilot addresses (SPEC 10, relayctl address set ADDRESS --route): one
+ * address routed by its own mode instead of its domain's. The override
+ * lives beside the table entry (its own table, so that address add and
+ * import, which replace the entry, keep it) and is dropped with it.
+ */
+struct store_override {
+	char *address;
+	enum addr_route route;
+};
+
+const char *store_route_name(enum addr_route);
+/* store_route_parse - "hosted", "legacy" or "domain"; 0, or -1 */
+int store_route_parse(const char *s, enum addr_route *out);
+/* store_address_mode - the mode a's mail is routed by now: a's override,
+ * else d's mode (a may be NULL: not in the table) */
+enum domain_mode store_address_mode(const struct domain_info *d,
+    const struct addr_info *a);
+/* store_domain_overrides - d's pilot addresses sorted by address; free
+ * with store_overrides_free */
+size_t store_domain_overrides(const struct domain_info *d,
+    struct store_override **out);
+void store_overrides_free(struct store_override *, size_t n);
+/* store_address_set_route - set (or with ADDR_ROUTE_DOMAIN drop) the
+ * override of a table address and append a history row (uid, note) in one
+ * transaction; refused when the address is not in the table.
+ * res->outcome STORE_UPDATED or STORE_UNCHANGED, res->from_route the
+ * override before. */
+void store_address_set_route(const char *address, enum addr_route route,
+    uid_t uid, const char *note, store_done_fn, void *);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

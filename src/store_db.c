@@ -70,6 +70,14 @@ static const char *const store_migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  force INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL);",
+	/* 3: pilot addresses (relayctl address set --route): the override
+	 * beside the entry, which address add and import replace; history
+	 * rows of an override name the address (from/to hold route names) */
+	"ALTER TABLE switch_history ADD COLUMN address TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE address_routes ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  route TEXT NOT NULL CHECK (route IN ('hosted', 'legacy')));",
 };
 
 
@@ -279,6 +287,7 @@ tx_begin(struct store_op *op)
 	return 0;
 }
 
+static int db_exec_name(struct store_op *, const char *, int);
 static void refuse(struct store_op *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -412,23 +421,31 @@ out:
 	tx_end(op, 1);
 }
 
+/* job_addr_remove - the entry and its pilot override, if any */
 static void
 job_addr_remove(struct store_op *op)
 {
-	sqlite3_stmt *s = db_prepare("DELETE FROM addresses WHERE address = ?1");
+	sqlite3_stmt *s;
 
-	if (s == NULL) {
-		db_fail(op, "address remove");
+	if (tx_begin(op) == -1)
 		return;
+	if ((s = db_prepare("DELETE FROM addresses WHERE address = ?1")) == NULL) {
+		db_fail(op, "address remove");
+		goto out;
 	}
 	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		db_fail(op, "address remove");
 	else if (sqlite3_changes(db) == 0)
 		refuse(op, "address %s: not found", op->name);
+	else if (db_exec_name(op, "DELETE FROM address_routes "
+	    "WHERE address = ?1", 0) == -1)
+		db_fail(op, "address remove");
 	else
 		op->res.outcome = STORE_REMOVED;
 	sqlite3_finalize(s);
+out:
+	tx_end(op, 1);
 }
 
 static int
@@ -804,6 +821,21 @@ job_sched_cancel(struct store_op *op)
 		op->res.outcome = STORE_REMOVED;
 }
 
+/* history_address - columns 2, 3 and 7 of a pilot's override row */
+static void
+history_address(sqlite3_stmt *s, struct store_switch_rec *r)
+{
+	const char *addr = (const char *)sqlite3_column_text(s, 7);
+
+	r->address = NULL;
+	r->from_route = r->to_route = ADDR_ROUTE_DOMAIN;
+	if (addr == NULL || *addr == '\0')
+		return;
+	r->address = xstrdup(addr);
+	store_route_parse((const char *)sqlite3_column_text(s, 2), &r->from_route);
+	store_route_parse((const char *)sqlite3_column_text(s, 3), &r->to_route);
+}
+
 static void
 job_history(struct store_op *op)
 {
@@ -813,7 +845,8 @@ job_history(struct store_op *op)
 	int ex, rc;
 
 	if ((s = db_prepare("SELECT id, time, from_mode, to_mode, uid, note, "
-	    "applied FROM switch_history WHERE domain = ?1 ORDER BY id")) == NULL) {
+	    "applied, address FROM switch_history WHERE domain = ?1 "
+	    "ORDER BY id")) == NULL) {
 		db_fail(op, "history");
 		return;
 	}
@@ -830,6 +863,7 @@ job_history(struct store_op *op)
 		rows[n].uid = (uid_t)sqlite3_column_int64(s, 4);
 		rows[n].note = xstrdup((const char *)sqlite3_column_text(s, 5));
 		rows[n].applied = sqlite3_column_int(s, 6) != 0;
+		history_address(s, &rows[n]);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -844,9 +878,100 @@ job_history(struct store_op *op)
 	}
 	if (op->res.status == 0)
 		op->history_render(op->name, rows, n, op->res.body, op->render_arg);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free((char *)rows[i].note);
+		free((char *)rows[i].address);
+	}
 	free(rows);
+}
+
+/* Pilot addresses (worker thread) */
+
+/* db_route_get - the stored override of address: 1 found (the entry
+ * exists), 0 no such entry, -1 error */
+static int
+db_route_get(const char *address, enum addr_route *route)
+{
+	sqlite3_stmt *s = db_prepare("SELECT r.route FROM addresses a "
+	    "LEFT JOIN address_routes r ON r.address = a.address "
+	    "WHERE a.address = ?1");
+	const unsigned char *t;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+	*route = ADDR_ROUTE_DOMAIN;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (t = sqlite3_column_text(s, 0)) != NULL)
+		store_route_parse((const char *)t, route);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db_route_history - the override's history row in its domain's history */
+static int
+db_route_history(struct store_op *op, enum addr_route from)
+{
+	sqlite3_stmt *s = db_prepare("INSERT INTO switch_history "
+	    "(domain, time, from_mode, to_mode, uid, note, applied, address) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, import_address_domain(op->name), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(s, 3, store_route_name(from), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, store_route_name(op->route), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)op->uid);
+	sqlite3_bind_text(s, 6, op->note ? op->note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, op->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* job_addr_route - the override and its history row, one transaction */
+static void
+job_addr_route(struct store_op *op)
+{
+	enum addr_route from;
+	sqlite3_stmt *s = NULL;
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_route_get(op->name, &from)) == 0) {
+		refuse(op, "address %s: not found (a pilot address must be in "
+		    "the table)", op->name);
+		goto out;
+	}
+	op->res.from_route = from;
+	op->res.outcome = from == op->route ? STORE_UNCHANGED : STORE_UPDATED;
+	if (ex < 0 || from == op->route)
+		goto out;
+	if (op->route == ADDR_ROUTE_DOMAIN)
+		ex = db_exec_name(op, "DELETE FROM address_routes "
+		    "WHERE address = ?1", 0);
+	else if ((s = db_prepare("INSERT OR REPLACE INTO address_routes "
+	    "(address, domain, route) VALUES (?1, ?2, ?3)")) == NULL)
+		ex = -1;
+	else {
+		sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, import_address_domain(op->name), -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, store_route_name(op->route), -1,
+		    SQLITE_STATIC);
+		ex = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(s);
+	}
+	if (ex == 0)
+		ex = db_route_history(op, from);
+out:
+	if (ex < 0)
+		db_fail(op, "address set");
+	tx_end(op, 1);
 }
 
 /* store_db_job - worker thread: one job */
@@ -867,6 +992,7 @@ store_db_job(void *arg)
 	case OP_SCHED_SET: job_sched_set(op); break;
 	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
 	case OP_HISTORY: job_history(op); break;
+	case OP_ADDR_ROUTE: job_addr_route(op); break;
 	}
 }
 
@@ -973,6 +1099,30 @@ load_addresses(struct dict *domains, size_t *count)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* load_routes - the pilots' overrides into their table entries */
+static int
+load_routes(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, address, route "
+	    "FROM address_routes");
+	struct domain_entry *d;
+	struct addr_info *a;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d = dict_get(domains, (const char *)sqlite3_column_text(s, 0));
+		a = d ? dict_get(d->addrs, (const char *)sqlite3_column_text(s, 1)) :
+		    NULL;
+		if (a != NULL)
+			store_route_parse((const char *)sqlite3_column_text(s, 2),
+			    &a->route);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* load_schedules - the pending scheduled switches into their domains */
 static int
 load_schedules(struct dict *domains)
@@ -1026,7 +1176,7 @@ store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
 {
 	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
 	    load_addresses(domains, naddr) == -1 ||
-	    load_schedules(domains) == -1) {
+	    load_routes(domains) == -1 || load_schedules(domains) == -1) {
 		snprintf(err, errlen, "loading the state store: %s",
 		    sqlite3_errmsg(db));
 		return -1;

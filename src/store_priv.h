@@ -19,7 +19,8 @@ struct domain_entry {
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
 	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
-	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY
+	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY,
+	OP_ADDR_ROUTE
 };
 
 struct store_op {
@@ -50,6 +51,8 @@ struct store_op {
 	int sched_fire;			/* drop the schedule due at sched.at */
 	struct store_sched sched;
 	store_history_render_fn history_render;
+
+	enum addr_route route;		/* OP_ADDR_ROUTE */
 };
 
 /* store.c */

@@ -442,7 +442,8 @@ op_preflight(struct switch_op *op, const struct domain_info *d)
 		op_refuse(op, NULL, "preflight: hosting.destination is not set");
 		return -1;
 	}
-	n = store_domain_mailboxes(d, &mb);
+	/* a pilot kept at the old server is not asked (SPEC 10) */
+	n = store_domain_mailboxes(d, MODE_HOSTED, &mb);
 	op->probe = probe_start(sw.base, mb, n, probe_done, op);
 	for (size_t i = 0; i < n; i++)
 		free(mb[i]);
