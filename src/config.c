@@ -46,6 +46,9 @@
 #define RATE_PERIOD_MAX		86400
 #define RATE_PERIOD_DEFAULT	60
 #define PORT_MAX		65535
+#define MX_WATCH_INTERVAL_MIN	1
+#define MX_WATCH_INTERVAL_MAX	86400
+#define MX_WATCH_INTERVAL_DEFAULT	300
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
 
@@ -80,7 +83,7 @@ static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
-    elem_allow_zone;
+    elem_allow_zone, elem_mx_name;
 
 #define OFF(f)	offsetof(struct config, f)
 #define GROUP(k)		{ k, K_GROUP, NULL, 0, 0, 0, NULL, NULL }
@@ -97,6 +100,7 @@ static const struct key_rule key_rules[] = {
 	LIST("server.listen", nlisten, 1, CONFIG_MAX_LISTEN, elem_listen),
 	STR("server.user", user, check_nonempty),
 	LIST("server.xclient_hosts", nxclient_hosts, 0, CONFIG_MAX_LIST, elem_cidr),
+	LIST("server.mx_names", nmx_names, 1, CONFIG_MAX_LIST, elem_mx_name),
 
 	GROUP("paths"),
 	STR("paths.spool", spool, check_abspath),
@@ -148,6 +152,11 @@ static const struct key_rule key_rules[] = {
 	INT("filters.rate_limit.connections", rate_connections, 0,
 	    RATE_CONNECTIONS_MAX),
 	INT("filters.rate_limit.period", rate_period, 1, RATE_PERIOD_MAX),
+
+	GROUP("switch"),
+	BOOL("switch.require_propagation", require_propagation),
+	INT("switch.mx_watch_interval", mx_watch_interval, MX_WATCH_INTERVAL_MIN,
+	    MX_WATCH_INTERVAL_MAX),
 
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
@@ -493,6 +502,16 @@ elem_listen(struct config *cfg, int i, const char *v, char *why, size_t len)
 		    "\"[IPv6]:port\" with a numeric address and a port 1-65535", v);
 		return -1;
 	}
+	return 0;
+}
+
+/* elem_mx_name - a host name the fleet's MX records point at */
+static int
+elem_mx_name(struct config *cfg, int i, const char *v, char *why, size_t len)
+{
+	if (check_domain(v, why, len) == -1)
+		return -1;
+	cfg->mx_names[i] = mx_lower(xstrdup(v));
 	return 0;
 }
 
@@ -937,8 +956,19 @@ config_new(void)
 	cfg->rate_connections = 0;
 	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
+	cfg->require_propagation = 1;
+	cfg->mx_watch_interval = MX_WATCH_INTERVAL_DEFAULT;
+
 	cfg->recipient_delimiter = '+';
 	return cfg;
+}
+
+/* mx_names_default - server.mx_names defaults to [ server.hostname ] */
+static void
+mx_names_default(struct config *cfg)
+{
+	if (cfg->nmx_names == 0 && cfg->hostname != NULL)
+		cfg->mx_names[cfg->nmx_names++] = mx_lower(xstrdup(cfg->hostname));
 }
 
 /* config_defaults - a config holding every default (no file) */
@@ -948,6 +978,7 @@ config_defaults(void)
 	struct config *cfg = config_new();
 
 	cfg->hostname = host_fqdn();
+	mx_names_default(cfg);
 	return cfg;
 }
 
@@ -1017,6 +1048,7 @@ config_load(const char *path, char *err, size_t errlen)
 	ld.cfg->path = xstrdup(path);
 	if (ld.cfg->hostname == NULL)
 		ld.cfg->hostname = host_fqdn();
+	mx_names_default(ld.cfg);
 	return ld.cfg;
 }
 
@@ -1037,6 +1069,8 @@ config_free(struct config *cfg)
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
 	free(cfg->hosting_destination);
+	for (i = 0; i < cfg->nmx_names; i++)
+		free(cfg->mx_names[i]);
 	for (i = 0; i < cfg->ndnsbl_zones; i++)
 		free(cfg->dnsbl_zones[i]);
 	for (i = 0; i < cfg->ndnsbl_allow_zones; i++)

@@ -45,6 +45,9 @@ struct config {
 	char *user;
 	struct cidr xclient_hosts[CONFIG_MAX_LIST];
 	int nxclient_hosts;
+	char *mx_names[CONFIG_MAX_LIST];	/* the fleet's MX names, lower case;
+						 * default [ hostname ] */
+	int nmx_names;
 
 	/* paths */
 	char *spool;
@@ -92,6 +95,10 @@ struct config {
 	int helo_check;			/* refuse filtered recipients after an invalid HELO */
 	int rate_connections;		/* per client and period; 0: no rate limit */
 	int rate_period;		/* seconds */
+
+	/* switch: the migration assistant (SPEC 10) */
+	int require_propagation;	/* switch to hosted waits for the MX change */
+	int mx_watch_interval;		/* seconds between MX looks per domain */
 
 	/* srs */
 	char *srs_domain;
