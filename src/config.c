@@ -137,6 +137,7 @@ static const struct key_rule key_rules[] = {
 
 	GROUP("dns"),
 	LIST("dns.nameservers", nnameservers, 0, CONFIG_MAX_LIST, elem_nameserver),
+	INT("dns.authoritative_port", authoritative_port, 1, PORT_MAX),
 
 	GROUP("filters"),
 	GROUP("filters.spf"),
@@ -957,6 +958,7 @@ config_new(void)
 	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
 	cfg->require_propagation = 1;
+	cfg->authoritative_port = DNS_DEFAULT_PORT;
 	cfg->mx_watch_interval = MX_WATCH_INTERVAL_DEFAULT;
 
 	cfg->recipient_delimiter = '+';

@@ -81,6 +81,7 @@ struct config {
 	/* dns: empty list = /etc/resolv.conf */
 	struct listen_addr nameservers[CONFIG_MAX_LIST];
 	int nnameservers;
+	int authoritative_port;		/* the MX watch asks a domain's NS here */
 
 	/* filters */
 	int spf_enabled;

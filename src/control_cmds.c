@@ -18,6 +18,7 @@
 
 #include "control.h"
 #include "control_cmds.h"
+#include "control_check.h"
 #include "control_pilot.h"
 #include "control_queue.h"
 #include "control_switch.h"
@@ -1143,6 +1144,7 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
 	{ "switch", cmd_switch, CTL_CMD_WRITES },
 	{ "history", cmd_history, 0 },
+	{ "check", cmd_check, 0 },
 };
 
 const struct ctl_handler *

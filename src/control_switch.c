@@ -382,16 +382,18 @@ struct history_req {
 static const char *
 history_from(const struct store_switch_rec *r)
 {
-	return r->address ? store_route_name(r->from_route) :
+	return r->event != STORE_EV_SWITCH ? r->from_text :
 	    store_mode_name(r->from);
 }
 
 static const char *
 history_to(const struct store_switch_rec *r)
 {
-	return r->address ? store_route_name(r->to_route) :
+	return r->event != STORE_EV_SWITCH ? r->to_text :
 	    store_mode_name(r->to);
 }
+
+static const char *const event_names[] = { "switch", "route", "mx" };
 
 static void
 history_json(struct history_req *h, const char *domain,
@@ -411,6 +413,7 @@ history_json(struct history_req *h, const char *domain,
 		    when, sizeof(when)));
 		jsonw_kv_string(w, "from", history_from(&rows[i]));
 		jsonw_kv_string(w, "to", history_to(&rows[i]));
+		jsonw_kv_string(w, "event", event_names[rows[i].event]);
 		jsonw_kv_string(w, "address", rows[i].address);
 		jsonw_kv_int(w, "uid", (int64_t)rows[i].uid);
 		jsonw_kv_bool(w, "applied", rows[i].applied);
@@ -456,8 +459,8 @@ render_history(const char *domain, const struct store_switch_rec *rows,
 		    switch_format_time(rows[i].time, when, sizeof(when)),
 		    history_from(&rows[i]), history_to(&rows[i]),
 		    (unsigned)rows[i].uid, rows[i].applied ? "" : "NOT APPLIED: ",
-		    rows[i].address ? "address " : "",
-		    rows[i].address ? rows[i].address : "",
+		    rows[i].address ? "address " : rows[i].event == STORE_EV_MX ?
+		    "MX: " : "", rows[i].address ? rows[i].address : "",
 		    rows[i].address ? " route: " : "", rows[i].note);
 	if (h->has_sched)
 		evbuffer_add_printf(out, "scheduled: switch to %s at %s (uid %u%s)\n",

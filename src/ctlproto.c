@@ -249,6 +249,7 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "switch", 1, 2, 0, opts_switch,
 	    "switch DOMAIN hosted|legacy [--force] [--wait] [--at TIME] | switch DOMAIN --cancel" },
 	{ "history", 1, 1, 0, opts_none, "history DOMAIN" },
+	{ "check", 1, 1, 0, opts_none, "check DOMAIN" },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 

@@ -30,6 +30,8 @@
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
+#include "control_check.h"
+#include "mxwatch.h"
 #include "switch.h"
 #include "tls.h"
 #include "util.h"
@@ -178,6 +180,8 @@ reload_apply(void *arg)
 	mta_reload(op->nw);
 	queue_set_config(op->nw);
 	switch_set_config(op->nw);
+	mxwatch_set_config(op->nw);
+	control_check_set_config(op->nw);
 	/* sessions and filters may still point into the old one: kept */
 	config_retired = xrealloc(config_retired,
 	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
@@ -303,6 +307,9 @@ main(int argc, char **argv)
 		fatalx("queue: %s", err);
 	if (switch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("switch: %s", err);
+	if (mxwatch_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	control_check_init(base, cfg);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -325,6 +332,7 @@ main(int argc, char **argv)
 	worker_free(reload_worker);	/* a reload under way completes first */
 	smtp_server_free(srv);
 	control_close();
+	mxwatch_close();
 	switch_close();
 	mta_close();
 	readahead_close();	/* after mta: releases readers of closed sessions */

@@ -92,6 +92,20 @@ route_legacy(const struct domain_info *d, struct route *r, char *why, size_t why
 	return ROUTE_OK;
 }
 
+void
+route_for_server(const struct legacy_server *s, struct route *r)
+{
+	struct route_hop *h;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = ROUTE_LEGACY;
+	h = &r->hops[r->nhops++];
+	mx_strlcpy(h->host, s->host, sizeof(h->host));
+	h->port = s->port;
+	mx_strlcpy(r->key, "smtp:", sizeof(r->key));
+	route_key_add(r, h);
+}
+
 /* rcpt_entry - the table entry of rcpt in hosted domain d, or NULL */
 static const struct addr_info *
 rcpt_entry(const struct domain_info *d, const char *rcpt)

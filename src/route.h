@@ -61,6 +61,9 @@ int route_expand(const char *addr, struct expand_result *res);
 /* route_for_hosting - hosting.destination as a route (hosted mailboxes,
  * the switch's preflight): 0, or -1 with why */
 int route_for_hosting(struct route *r, char *why, size_t whylen);
+struct legacy_server;
+/* route_for_server - one legacy server alone (relayctl check asks each) */
+void route_for_server(const struct legacy_server *s, struct route *r);
 /* route_for_mx - delivery by MX lookup to domain (bounces) */
 void route_for_mx(const char *domain, struct route *r);
 /* route_is_current - is r still the route its domain would get now (for

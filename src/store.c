@@ -412,6 +412,10 @@ apply_op(struct store_op *op, size_t budget, int *more)
 	case OP_ADDR_ROUTE:
 		apply_route(op);
 		return 1;
+	case OP_MX_RECORD:
+		if ((d = apply_domain(op->name)) != NULL)
+			d->mx = op->mx;
+		return 1;
 	}
 	return 1;
 }
@@ -661,6 +665,7 @@ struct mbox_arg {
 	char **v;
 	size_t n;
 	struct domain_info as;		/* the domain in the mode asked */
+	int all;			/* every address */
 };
 
 static int
@@ -669,8 +674,8 @@ mbox_cb(const char *key, void *val, void *arg)
 	struct mbox_arg *m = arg;
 	const struct addr_info *a = val;
 
-	if (a->kind == ADDR_MAILBOX &&
-	    store_address_mode(&m->as, a) == MODE_HOSTED)
+	if (m->all || (a->kind == ADDR_MAILBOX &&
+	    store_address_mode(&m->as, a) == MODE_HOSTED))
 		m->v[m->n++] = xstrdup(key);
 	return 0;
 }
@@ -681,13 +686,14 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-size_t
-store_domain_mailboxes(const struct domain_info *d, enum domain_mode mode,
+static size_t
+domain_addresses(const struct domain_info *d, enum domain_mode mode, int all,
     char ***out)
 {
 	const struct domain_entry *e = (const struct domain_entry *)d;
 	struct mbox_arg m;
 
+	m.all = all;
 	m.as = *d;
 	m.as.mode = mode;
 	m.v = xcalloc(dict_count(e->addrs) + 1, sizeof(char *));
@@ -789,6 +795,49 @@ store_address_set_route(const char *address, enum addr_route route, uid_t uid,
 	op->uid = uid;
 	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
 	op_submit(op);
+}
+
+/* The MX watch */
+
+static const char *const picture_names[] = { "unknown", "other", "mixed", "ours" };
+
+const char *
+store_mx_picture_name(enum mx_picture p)
+{
+	return (unsigned)p < MX_ARRAY_LEN(picture_names) ? picture_names[p] :
+	    "unknown";
+}
+
+const struct store_mx *
+store_domain_mx(const struct domain_info *d)
+{
+	return &((const struct domain_entry *)d)->mx;
+}
+
+void
+store_mx_record(const char *domain, const struct store_mx *mx,
+    enum mx_picture from, const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_MX_RECORD, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->mx = *mx;
+	op->from_picture = from;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op_submit(op);
+}
+
+size_t
+store_domain_mailboxes(const struct domain_info *d, enum domain_mode mode,
+    char ***out)
+{
+	return domain_addresses(d, mode, 0, out);
+}
+
+size_t
+store_domain_addresses(const struct domain_info *d, char ***out)
+{
+	return domain_addresses(d, d->mode, 1, out);
 }
 
 int

@@ -169,6 +169,13 @@ struct store_sched {
 	time_t created;
 };
 
+/* what a history row records */
+enum store_event {
+	STORE_EV_SWITCH = 0,		/* a domain's mode (from, to) */
+	STORE_EV_ROUTE,			/* a pilot's override (from_text, to_text) */
+	STORE_EV_MX,			/* the MX picture changed (from_text, to_text) */
+};
+
 /* one row of the switch history */
 struct store_switch_rec {
 	long long id;
@@ -177,8 +184,10 @@ struct store_switch_rec {
 	uid_t uid;
 	int applied;			/* 0: a refused scheduled switch */
 	const char *note;
-	const char *address;		/* a pilot's override, else NULL */
-	enum addr_route from_route, to_route;	/* the pilot's, when address */
+	enum store_event event;		/* what the row records */
+	const char *address;		/* STORE_EV_ROUTE: the pilot */
+	const char *from_text, *to_text;	/* not a switch: the route names
+					 * or the MX pictures, as stored */
 };
 
 /* store_domain_set_mode - set the domain's mode and append a history row
@@ -206,6 +215,8 @@ const struct store_sched *store_domain_sched(const struct domain_info *d);
  * *out and each string are malloc'd */
 size_t store_domain_mailboxes(const struct domain_info *d,
     enum domain_mode mode, char ***out);
+/* store_domain_addresses - every table address of d, sorted, as above */
+size_t store_domain_addresses(const struct domain_info *d, char ***out);
 
 /* runs on the worker thread with the domain's history, oldest first */
 typedef void (*store_history_render_fn)(const char *domain,
@@ -247,6 +258,34 @@ void store_overrides_free(struct store_override *, size_t n);
  * override before. */
 void store_address_set_route(const char *address, enum addr_route route,
     uid_t uid, const char *note, store_done_fn, void *);
+
+/*
+ * The MX watch (SPEC 10, mxwatch.h): what was last seen of each domain's
+ * MX records, kept so that the propagation time survives a restart.
+ */
+enum mx_picture {
+	MX_UNKNOWN = 0,			/* never looked, or only DNS trouble */
+	MX_OTHER,			/* no record points at us (or no MX) */
+	MX_MIXED,			/* some do, some do not */
+	MX_OURS,			/* every record points at server.mx_names */
+};
+
+struct store_mx {
+	enum mx_picture picture;
+	time_t checked;			/* last answer */
+	time_t since;			/* MX_OURS: first seen so, else 0 */
+	long prev_ttl;			/* MX_OURS: the TTL published before
+					 * since; -1 unknown (never seen other) */
+	long other_ttl;			/* the largest TTL seen while not ours */
+};
+
+const char *store_mx_picture_name(enum mx_picture);
+/* store_domain_mx - the domain's last MX picture (zeroes: never looked) */
+const struct store_mx *store_domain_mx(const struct domain_info *d);
+/* store_mx_record - keep the domain's MX picture; when it changed, a
+ * history row (STORE_EV_MX, from, to, note) in the same transaction */
+void store_mx_record(const char *domain, const struct store_mx *mx,
+    enum mx_picture from, const char *note, store_done_fn, void *);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

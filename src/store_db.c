@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 #include <event2/buffer.h>
@@ -70,14 +71,24 @@ static const char *const store_migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  force INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL);",
-	/* 3: pilot addresses (relayctl address set --route): the override
-	 * beside the entry, which address add and import replace; history
-	 * rows of an override name the address (from/to hold route names) */
+	/* 3: the migration assistant. History rows of other events than a
+	 * switch: a pilot's override ('route', naming the address; from/to
+	 * hold route names) and a change of the MX picture ('mx'; from/to
+	 * hold picture names). Pilot overrides beside the entry, which
+	 * address add and import replace. The MX watch's last picture. */
+	"ALTER TABLE switch_history ADD COLUMN event TEXT NOT NULL DEFAULT 'switch';"
 	"ALTER TABLE switch_history ADD COLUMN address TEXT NOT NULL DEFAULT '';"
 	"CREATE TABLE address_routes ("
 	"  address TEXT PRIMARY KEY NOT NULL,"
 	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  route TEXT NOT NULL CHECK (route IN ('hosted', 'legacy')));",
+	"  route TEXT NOT NULL CHECK (route IN ('hosted', 'legacy')));"
+	"CREATE TABLE mx_watch ("
+	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  picture TEXT NOT NULL,"
+	"  checked INTEGER NOT NULL,"
+	"  since INTEGER NOT NULL,"
+	"  prev_ttl INTEGER NOT NULL,"
+	"  other_ttl INTEGER NOT NULL);",
 };
 
 
@@ -821,19 +832,22 @@ job_sched_cancel(struct store_op *op)
 		op->res.outcome = STORE_REMOVED;
 }
 
-/* history_address - columns 2, 3 and 7 of a pilot's override row */
+/* history_event - columns 7 and 8, and for other events than a switch
+ * the texts of columns 2 and 3 */
 static void
-history_address(sqlite3_stmt *s, struct store_switch_rec *r)
+history_event(sqlite3_stmt *s, struct store_switch_rec *r)
 {
-	const char *addr = (const char *)sqlite3_column_text(s, 7);
+	const char *ev = (const char *)sqlite3_column_text(s, 7);
+	const char *addr = (const char *)sqlite3_column_text(s, 8);
 
-	r->address = NULL;
-	r->from_route = r->to_route = ADDR_ROUTE_DOMAIN;
-	if (addr == NULL || *addr == '\0')
+	r->event = ev && strcmp(ev, "route") == 0 ? STORE_EV_ROUTE :
+	    ev && strcmp(ev, "mx") == 0 ? STORE_EV_MX : STORE_EV_SWITCH;
+	r->address = addr && *addr ? xstrdup(addr) : NULL;
+	r->from_text = r->to_text = NULL;
+	if (r->event == STORE_EV_SWITCH)
 		return;
-	r->address = xstrdup(addr);
-	store_route_parse((const char *)sqlite3_column_text(s, 2), &r->from_route);
-	store_route_parse((const char *)sqlite3_column_text(s, 3), &r->to_route);
+	r->from_text = xstrdup((const char *)sqlite3_column_text(s, 2));
+	r->to_text = xstrdup((const char *)sqlite3_column_text(s, 3));
 }
 
 static void
@@ -845,7 +859,7 @@ job_history(struct store_op *op)
 	int ex, rc;
 
 	if ((s = db_prepare("SELECT id, time, from_mode, to_mode, uid, note, "
-	    "applied, address FROM switch_history WHERE domain = ?1 "
+	    "applied, event, address FROM switch_history WHERE domain = ?1 "
 	    "ORDER BY id")) == NULL) {
 		db_fail(op, "history");
 		return;
@@ -863,7 +877,7 @@ job_history(struct store_op *op)
 		rows[n].uid = (uid_t)sqlite3_column_int64(s, 4);
 		rows[n].note = xstrdup((const char *)sqlite3_column_text(s, 5));
 		rows[n].applied = sqlite3_column_int(s, 6) != 0;
-		history_address(s, &rows[n]);
+		history_event(s, &rows[n]);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -881,6 +895,8 @@ job_history(struct store_op *op)
 	for (size_t i = 0; i < n; i++) {
 		free((char *)rows[i].note);
 		free((char *)rows[i].address);
+		free((char *)rows[i].from_text);
+		free((char *)rows[i].to_text);
 	}
 	free(rows);
 }
@@ -914,8 +930,8 @@ static int
 db_route_history(struct store_op *op, enum addr_route from)
 {
 	sqlite3_stmt *s = db_prepare("INSERT INTO switch_history "
-	    "(domain, time, from_mode, to_mode, uid, note, applied, address) "
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)");
+	    "(domain, time, from_mode, to_mode, uid, note, applied, event, "
+	    "address) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'route', ?7)");
 	int rc;
 
 	if (s == NULL)
@@ -974,6 +990,65 @@ out:
 	tx_end(op, 1);
 }
 
+/* The MX watch (worker thread) */
+
+/* job_mx_record - the picture, and a history row when it changed */
+static void
+job_mx_record(struct store_op *op)
+{
+	const struct store_mx *m = &op->mx;
+	sqlite3_stmt *s;
+	int ok;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((s = db_prepare("INSERT OR REPLACE INTO mx_watch (domain, picture, "
+	    "checked, since, prev_ttl, other_ttl) "
+	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS "
+	    "(SELECT 1 FROM domains WHERE name = ?1)")) == NULL) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, store_mx_picture_name(m->picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)m->checked);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)m->since);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)m->prev_ttl);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)m->other_ttl);
+	ok = sqlite3_step(s) == SQLITE_DONE;
+	sqlite3_finalize(s);
+	if (!ok) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	if (sqlite3_changes(db) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	if (op->from_picture == m->picture)
+		goto out;
+	if ((s = db_prepare("INSERT INTO switch_history (domain, time, "
+	    "from_mode, to_mode, uid, note, applied, event) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'mx')")) == NULL) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)m->checked);
+	sqlite3_bind_text(s, 3, store_mx_picture_name(op->from_picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, store_mx_picture_name(m->picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)getuid());
+	sqlite3_bind_text(s, 6, op->note ? op->note : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "mx record");
+	sqlite3_finalize(s);
+out:
+	tx_end(op, 1);
+}
+
 /* store_db_job - worker thread: one job */
 void
 store_db_job(void *arg)
@@ -993,6 +1068,7 @@ store_db_job(void *arg)
 	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
 	case OP_HISTORY: job_history(op); break;
 	case OP_ADDR_ROUTE: job_addr_route(op); break;
+	case OP_MX_RECORD: job_mx_record(op); break;
 	}
 }
 
@@ -1123,6 +1199,36 @@ load_routes(struct dict *domains)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* load_mx - the MX watch's last pictures */
+static int
+load_mx(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, picture, checked, since, "
+	    "prev_ttl, other_ttl FROM mx_watch");
+	struct domain_entry *d;
+	const char *p;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((d = dict_get(domains, (const char *)sqlite3_column_text(s,
+		    0))) == NULL)
+			continue;
+		p = (const char *)sqlite3_column_text(s, 1);
+		d->mx.picture = MX_UNKNOWN;
+		for (int i = MX_UNKNOWN; i <= MX_OURS; i++)
+			if (strcmp(p, store_mx_picture_name(i)) == 0)
+				d->mx.picture = i;
+		d->mx.checked = (time_t)sqlite3_column_int64(s, 2);
+		d->mx.since = (time_t)sqlite3_column_int64(s, 3);
+		d->mx.prev_ttl = (long)sqlite3_column_int64(s, 4);
+		d->mx.other_ttl = (long)sqlite3_column_int64(s, 5);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* load_schedules - the pending scheduled switches into their domains */
 static int
 load_schedules(struct dict *domains)
@@ -1176,7 +1282,8 @@ store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
 {
 	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
 	    load_addresses(domains, naddr) == -1 ||
-	    load_routes(domains) == -1 || load_schedules(domains) == -1) {
+	    load_routes(domains) == -1 || load_schedules(domains) == -1 ||
+	    load_mx(domains) == -1) {
 		snprintf(err, errlen, "loading the state store: %s",
 		    sqlite3_errmsg(db));
 		return -1;

@@ -14,13 +14,14 @@ struct domain_entry {
 	struct dict *addrs;		/* "local@domain" -> struct addr_info */
 	int has_sched;			/* a switch is scheduled: sched */
 	struct store_sched sched;
+	struct store_mx mx;		/* the MX watch's last picture */
 };
 
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
 	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
 	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY,
-	OP_ADDR_ROUTE
+	OP_ADDR_ROUTE, OP_MX_RECORD
 };
 
 struct store_op {
@@ -53,6 +54,8 @@ struct store_op {
 	store_history_render_fn history_render;
 
 	enum addr_route route;		/* OP_ADDR_ROUTE */
+	struct store_mx mx;		/* OP_MX_RECORD, from in from_picture */
+	enum mx_picture from_picture;
 };
 
 /* store.c */

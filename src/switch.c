@@ -31,6 +31,7 @@
 #include "smtp_parse.h"
 #include "stats.h"
 #include "store.h"
+#include "mxwatch.h"
 #include "switch.h"
 #include "util.h"
 
@@ -440,6 +441,13 @@ op_preflight(struct switch_op *op, const struct domain_info *d)
 	}
 	if (sw.cfg->hosting_destination == NULL) {
 		op_refuse(op, NULL, "preflight: hosting.destination is not set");
+		return -1;
+	}
+	/* SPEC 10: mail still reaching the old server through cached MX
+	 * records would miss the switch */
+	if (sw.cfg->require_propagation && mxwatch_gate(d->name,
+	    store_domain_mx(d), time(NULL), msg, sizeof(msg)) == -1) {
+		op_refuse(op, NULL, msg);
 		return -1;
 	}
 	/* a pilot kept at the old server is not asked (SPEC 10) */
