@@ -287,7 +287,7 @@ render_json(struct check_req *r, const struct domain_info *d,
 static void
 human_answer(struct evbuffer *out, const char *label, const struct mxw_answer *a)
 {
-	evbuffer_add_printf(out, "%-28s", label);
+	evbuffer_add_printf(out, "%-27s ", label);
 	for (int i = 0; i < a->nrecs; i++)
 		evbuffer_add_printf(out, "%s%d %s (ttl %u, %s)", i ? ", " : "",
 		    a->recs[i].pref, a->recs[i].host, a->recs[i].ttl,
@@ -331,38 +331,42 @@ render_human(struct check_req *r, const struct domain_info *d,
 		human_answer(out, label, &r->view.auth[i]);
 	}
 	if (r->view.nauth == 0)
-		evbuffer_add_printf(out, "%-28sno authoritative server found "
+		evbuffer_add_printf(out, "%-27s no authoritative server found "
 		    "(NS: %s)\n", "MX (authoritative):",
 		    dns_status_name(r->view.ns_status));
-	evbuffer_add_printf(out, "%-28s%s\n", "MX picture:",
+	evbuffer_add_printf(out, "%-27s %s\n", "MX picture:",
 	    mx->picture == MX_OURS ? "every record points at us" :
 	    mx->picture == MX_MIXED ? "some records point at us, some do not" :
 	    mx->picture == MX_OTHER ? "no record points at us" :
 	    "unknown (DNS trouble)");
 	if (prop == 0)
-		evbuffer_add_printf(out, "%-28snot started\n", "propagation:");
-	else
-		evbuffer_add_printf(out, "%-28s%s (first seen %s + previous "
-		    "TTL %ld s): %s%lld%s\n", "propagation:",
+		evbuffer_add_printf(out, "%-27s not started\n", "propagation:");
+	else if (now >= prop)
+		evbuffer_add_printf(out, "%-27s %s (first seen %s + previous "
+		    "TTL %ld s): passed\n", "propagation:",
 		    switch_format_time(prop, when, sizeof(when)),
 		    switch_format_time(mx->since, label, sizeof(label)),
-		    mx->prev_ttl, now >= prop ? "passed" : "in ",
-		    now >= prop ? 0LL : (long long)(prop - now),
-		    now >= prop ? "" : " s");
+		    mx->prev_ttl);
+	else
+		evbuffer_add_printf(out, "%-27s %s (first seen %s + previous "
+		    "TTL %ld s): in %lld s\n", "propagation:",
+		    switch_format_time(prop, when, sizeof(when)),
+		    switch_format_time(mx->since, label, sizeof(label)),
+		    mx->prev_ttl, (long long)(prop - now));
 	for (int i = 0; i < r->nlegacy; i++) {
 		snprintf(label, sizeof(label), "legacy %s:", r->legacy[i].what);
-		evbuffer_add_printf(out, "%-28s", label);
+		evbuffer_add_printf(out, "%-27s ", label);
 		human_probe(out, &r->legacy[i], "rejected", "addresses");
 	}
 	if (r->nlegacy == 0)
-		evbuffer_add_printf(out, "%-28snone\n", "legacy servers:");
+		evbuffer_add_printf(out, "%-27s none\n", "legacy servers:");
 	if (r->hosting_ran) {
 		snprintf(label, sizeof(label), "hosting %s:",
 		    check_cfg->hosting_destination);
-		evbuffer_add_printf(out, "%-28s", label);
+		evbuffer_add_printf(out, "%-27s ", label);
 		human_probe(out, &r->hosting, "missing", "mailboxes");
 	} else
-		evbuffer_add_printf(out, "%-28snot set (hosting.destination)\n",
+		evbuffer_add_printf(out, "%-27s not set (hosting.destination)\n",
 		    "hosting:");
 	control_pilot_human(out, d);
 	for (int ro = 0; ro < QROUTE_N; ro++) {
@@ -373,11 +377,11 @@ render_human(struct check_req *r, const struct domain_info *d,
 			continue;
 		snprintf(label, sizeof(label), "queue (%s route):",
 		    qroute_names[ro]);
-		evbuffer_add_printf(out, "%-28s%d queued, %d deferred, %d active\n",
+		evbuffer_add_printf(out, "%-27s %d queued, %d deferred, %d active\n",
 		    label, r->queue[ro][QSTATE_QUEUED],
 		    r->queue[ro][QSTATE_DEFERRED], r->queue[ro][QSTATE_ACTIVE]);
 	}
-	evbuffer_add_printf(out, "%-28s%d\n", "legacy deliveries, 1 h:",
+	evbuffer_add_printf(out, "%-27s %d\n", "legacy deliveries, 1 h:",
 	    queue_legacy_recent(r->domain));
 	if (r->nreasons == 0) {
 		evbuffer_add_printf(out, "ready to switch\n");
