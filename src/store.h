@@ -283,7 +283,8 @@ const char *store_mx_picture_name(enum mx_picture);
 /* store_domain_mx - the domain's last MX picture (zeroes: never looked) */
 const struct store_mx *store_domain_mx(const struct domain_info *d);
 /* store_mx_record - keep the domain's MX picture; when it changed, a
- * history row (STORE_EV_MX, from, to, note) in the same transaction */
+ * history row (STORE_EV_MX, from, to, note) in the same transaction
+ * (not for a first look finding no record of ours: no news) */
 void store_mx_record(const char *domain, const struct store_mx *mx,
     enum mx_picture from, const char *note, store_done_fn, void *);
 

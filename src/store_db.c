@@ -1026,7 +1026,9 @@ job_mx_record(struct store_op *op)
 		refuse(op, "domain %s: not found", op->name);
 		goto out;
 	}
-	if (op->from_picture == m->picture)
+	/* a first look finding the records elsewhere is no news worth a row */
+	if (op->from_picture == m->picture ||
+	    (op->from_picture == MX_UNKNOWN && m->picture == MX_OTHER))
 		goto out;
 	if ((s = db_prepare("INSERT INTO switch_history (domain, time, "
 	    "from_mode, to_mode, uid, note, applied, event) "
