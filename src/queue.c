@@ -553,11 +553,14 @@ job_may_start(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 
-	/* SPEC 7: an attempt that starts after a switch uses the new mode */
+	/* SPEC 7: an attempt that starts after a switch uses the new mode;
+	 * the route is the canonical recipient's (a reversed SRS address's) */
 	if (!j->m->route_mx)
-		for (int i = 0; i < mj->nrcpts; i++)
-			if (!route_is_current(&mj->route, mj->rcpts[i].addr))
+		for (int i = 0; i < mj->nrcpts; i++) {
+			const struct queue_rcpt *r = &j->m->rcpts[mj->rcpts[i].index];
+			if (!route_is_current(&mj->route, r->dest ? r->dest : r->addr))
 				return 0;
+		}
 	if (!j->flying) {
 		j->flying = 1;
 		flight_add(mj, 1);
