@@ -72,18 +72,15 @@ control_pilot_human(struct evbuffer *out, const struct domain_info *d)
 	return n;
 }
 
-/* pilot_entry - the table entry of the request's address, or NULL */
+/* pilot_entry - the table entry of the request's (canonical) address,
+ * or NULL */
 static const struct addr_info *
 pilot_entry(const char *addr, const struct domain_info **d)
 {
-	char local[IMPORT_ADDR_MAX + 1];
 	const char *at = strrchr(addr, '@');
 
 	*d = at ? store_domain(at + 1) : NULL;
-	if (*d == NULL)
-		return NULL;
-	snprintf(local, sizeof(local), "%.*s", (int)(at - addr), addr);
-	return store_address(local, (*d)->name, '\0');
+	return *d ? store_address(addr, '\0') : NULL;
 }
 
 static const char *

@@ -106,15 +106,11 @@ route_for_server(const struct legacy_server *s, struct route *r)
 	route_key_add(r, h);
 }
 
-/* rcpt_entry - the table entry of rcpt in hosted domain d, or NULL */
+/* rcpt_entry - the table entry of rcpt (canonical) in its domain, or NULL */
 static const struct addr_info *
-rcpt_entry(const struct domain_info *d, const char *rcpt)
+rcpt_entry(const char *rcpt)
 {
-	const char *at = strrchr(rcpt, '@');
-	char local[256];
-
-	snprintf(local, sizeof(local), "%.*s", at ? (int)(at - rcpt) : 0, rcpt);
-	return store_address(local, d->name, route_cfg->recipient_delimiter);
+	return store_address(rcpt, route_cfg->recipient_delimiter);
 }
 
 int
@@ -157,7 +153,7 @@ route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
 		snprintf(why, whylen, "domain %s is hosted but %s", d->name, err);
 		return ROUTE_DEFER;
 	}
-	if (!leaf && expand_needed(rcpt_entry(d, rcpt))) {
+	if (!leaf && expand_needed(rcpt_entry(rcpt))) {
 		snprintf(why, whylen, "%s expands to other addresses", rcpt);
 		return ROUTE_EXPAND;
 	}
@@ -177,7 +173,7 @@ route_of(const char *rcpt, int leaf, struct route *r, char *why, size_t whylen)
 		return ROUTE_FAIL;
 	}
 	/* a pilot address goes by its own override (SPEC 10) */
-	if (store_address_mode(d, rcpt_entry(d, rcpt)) == MODE_HOSTED)
+	if (store_address_mode(d, rcpt_entry(rcpt)) == MODE_HOSTED)
 		return route_hosted(d, rcpt, leaf, r, why, whylen);
 	return route_legacy(d, r, why, whylen);
 }
@@ -206,7 +202,8 @@ expand_lookup(const char *addr, const struct addr_info **a, void *arg)
 	*a = NULL;
 	if (at == NULL || (d = store_domain(at + 1)) == NULL)
 		return EXPAND_DOM_FOREIGN;
-	*a = rcpt_entry(d, addr);
+	/* a pilot address goes by its own override (SPEC 10) */
+	*a = rcpt_entry(addr);
 	if (store_address_mode(d, *a) != MODE_HOSTED) {
 		*a = NULL;
 		return EXPAND_DOM_LEGACY;
