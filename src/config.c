@@ -49,6 +49,13 @@
 #define MX_WATCH_INTERVAL_MIN	1
 #define MX_WATCH_INTERVAL_MAX	86400
 #define MX_WATCH_INTERVAL_DEFAULT	300
+#define VERIFY_LIFETIME_MAX	(365 * 86400)
+#define VERIFY_POSITIVE_DEFAULT	(31 * 86400)	/* Postfix's address_verify_positive_expire_time */
+#define VERIFY_NEGATIVE_DEFAULT	(3 * 3600)	/* Postfix's negative refresh time */
+#define VERIFY_TIMEOUT_MAX	300
+#define VERIFY_TIMEOUT_DEFAULT	30
+#define VERIFY_RATE_MAX		100000
+#define VERIFY_RATE_DEFAULT	60
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
 
@@ -158,6 +165,14 @@ static const struct key_rule key_rules[] = {
 	BOOL("switch.require_propagation", require_propagation),
 	INT("switch.mx_watch_interval", mx_watch_interval, MX_WATCH_INTERVAL_MIN,
 	    MX_WATCH_INTERVAL_MAX),
+
+	GROUP("verify"),
+	INT("verify.positive_lifetime", verify_positive_lifetime, 1,
+	    VERIFY_LIFETIME_MAX),
+	INT("verify.negative_lifetime", verify_negative_lifetime, 1,
+	    VERIFY_LIFETIME_MAX),
+	INT("verify.timeout", verify_timeout, 1, VERIFY_TIMEOUT_MAX),
+	INT("verify.max_probes_per_minute", verify_rate, 1, VERIFY_RATE_MAX),
 
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
@@ -958,6 +973,10 @@ config_new(void)
 	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
 	cfg->require_propagation = 1;
+	cfg->verify_positive_lifetime = VERIFY_POSITIVE_DEFAULT;
+	cfg->verify_negative_lifetime = VERIFY_NEGATIVE_DEFAULT;
+	cfg->verify_timeout = VERIFY_TIMEOUT_DEFAULT;
+	cfg->verify_rate = VERIFY_RATE_DEFAULT;
 	cfg->authoritative_port = DNS_DEFAULT_PORT;
 	cfg->mx_watch_interval = MX_WATCH_INTERVAL_DEFAULT;
 

@@ -101,6 +101,12 @@ struct config {
 	int require_propagation;	/* switch to hosted waits for the MX change */
 	int mx_watch_interval;		/* seconds between MX looks per domain */
 
+	/* verify: recipient verification at the old server (SPEC 10) */
+	int verify_positive_lifetime;	/* seconds an accepted address is kept */
+	int verify_negative_lifetime;	/* seconds a rejected one is kept */
+	int verify_timeout;		/* seconds the RCPT waits, then 450 */
+	int verify_rate;		/* probes per domain and minute */
+
 	/* srs */
 	char *srs_domain;
 	char *srs_secret;

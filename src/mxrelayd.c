@@ -33,6 +33,7 @@
 #include "control_check.h"
 #include "mxwatch.h"
 #include "switch.h"
+#include "verify.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -182,6 +183,7 @@ reload_apply(void *arg)
 	switch_set_config(op->nw);
 	mxwatch_set_config(op->nw);
 	control_check_set_config(op->nw);
+	verify_set_config(op->nw);
 	/* sessions and filters may still point into the old one: kept */
 	config_retired = xrealloc(config_retired,
 	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
@@ -310,6 +312,8 @@ main(int argc, char **argv)
 	if (mxwatch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	control_check_init(base, cfg);
+	if (verify_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -333,6 +337,7 @@ main(int argc, char **argv)
 	smtp_server_free(srv);
 	control_close();
 	mxwatch_close();
+	verify_close();
 	switch_close();
 	mta_close();
 	readahead_close();	/* after mta: releases readers of closed sessions */

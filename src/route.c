@@ -106,6 +106,14 @@ route_for_server(const struct legacy_server *s, struct route *r)
 	route_key_add(r, h);
 }
 
+enum route_result
+route_for_legacy(const struct domain_info *d, struct route *r, char *why,
+    size_t whylen)
+{
+	memset(r, 0, sizeof(*r));
+	return route_legacy(d, r, why, whylen);
+}
+
 /* rcpt_entry - the table entry of rcpt (canonical) in its domain, or NULL */
 static const struct addr_info *
 rcpt_entry(const char *rcpt)

@@ -62,6 +62,11 @@ int route_expand(const char *addr, struct expand_result *res);
  * the switch's preflight): 0, or -1 with why */
 int route_for_hosting(struct route *r, char *why, size_t whylen);
 struct legacy_server;
+struct domain_info;
+/* route_for_legacy - d's legacy servers, whatever its mode (recipient
+ * verification asks them); ROUTE_DEFER when it has none */
+enum route_result route_for_legacy(const struct domain_info *d,
+    struct route *r, char *why, size_t whylen);
 /* route_for_server - one legacy server alone (relayctl check asks each) */
 void route_for_server(const struct legacy_server *s, struct route *r);
 /* route_for_mx - delivery by MX lookup to domain (bounces) */

@@ -130,6 +130,17 @@ store_server_format(const struct legacy_server *s, char *buf, size_t len)
 
 /* Index (loop thread) */
 
+static void
+verified_free_cb(void *p)
+{
+	struct store_verified *v = p;
+
+	if (v == NULL)
+		return;
+	free(v->address);
+	free(v);
+}
+
 void
 store_entry_free(void *p)
 {
@@ -138,6 +149,7 @@ store_entry_free(void *p)
 	if (d == NULL)
 		return;
 	dict_free(d->addrs, addr_free_cb);
+	dict_free(d->verified, verified_free_cb);
 	free(d->info.servers);
 	free(d->info.name);
 	free(d);
@@ -152,6 +164,7 @@ store_entry_new(const char *name, enum domain_mode mode, time_t created)
 	d->info.mode = mode;
 	d->created = created;
 	d->addrs = dict_new();
+	d->verified = dict_new();
 	return d;
 }
 
@@ -346,6 +359,21 @@ apply_mode(struct store_op *op)
 		d->has_sched = 0;
 }
 
+/* store_verified_apply - a committed verification into its domain */
+void
+store_verified_apply(struct store_op *op)
+{
+	struct domain_entry *d = apply_domain(import_address_domain(op->name));
+	struct store_verified *v;
+
+	if (d == NULL)
+		return;
+	v = xcalloc(1, sizeof(*v));
+	*v = op->verified;
+	v->address = xstrdup(op->name);
+	verified_free_cb(dict_put(d->verified, v->address, v));
+}
+
 /* apply_op - make the index show a committed change. Returns the number of
  * entries applied; *more is set when an import has slices left. */
 static size_t
@@ -417,6 +445,13 @@ apply_op(struct store_op *op, size_t budget, int *more)
 	case OP_MX_RECORD:
 		if ((d = apply_domain(op->name)) != NULL)
 			d->mx = op->mx;
+		return 1;
+	case OP_DOMAIN_VERIFY:
+		if ((d = apply_domain(op->name)) != NULL)
+			d->info.verify_legacy = op->flag;
+		return 1;
+	case OP_VERIFIED_PUT:
+		store_verified_apply(op);
 		return 1;
 	}
 	return 1;
@@ -840,6 +875,91 @@ size_t
 store_domain_addresses(const struct domain_info *d, char ***out)
 {
 	return domain_addresses(d, d->mode, 1, out);
+}
+
+/* Recipient verification */
+
+void
+store_domain_set_verify(const char *domain, int on, store_done_fn done,
+    void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_VERIFY, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->flag = on != 0;
+	op_submit(op);
+}
+
+void
+store_verified_put(const char *address, time_t verified, time_t expires,
+    store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_VERIFIED_PUT, done, arg);
+
+	op->name = xstrdup(address);
+	op->verified.verified = verified;
+	op->verified.expires = expires;
+	op_submit(op);
+}
+
+const struct store_verified *
+store_verified_get(const char *address, time_t now)
+{
+	const char *at = strrchr(address, '@');
+	struct domain_entry *d;
+	const struct store_verified *v;
+
+	if (at == NULL ||
+	    (d = (struct domain_entry *)store_domain(at + 1)) == NULL)
+		return NULL;
+	v = dict_get(d->verified, address);
+	return v && v->expires > now ? v : NULL;
+}
+
+struct verified_arg {
+	struct store_verified *v;
+	size_t n;
+};
+
+static int
+verified_cb(const char *key, void *val, void *arg)
+{
+	struct verified_arg *va = arg;
+	const struct store_verified *v = val;
+
+	va->v[va->n] = *v;
+	va->v[va->n++].address = xstrdup(v->address);
+	return 0;
+}
+
+static int
+verified_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_verified *)a)->address,
+	    ((const struct store_verified *)b)->address);
+}
+
+size_t
+store_domain_verified(const struct domain_info *d, struct store_verified **out)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+	struct verified_arg va;
+
+	va.v = xcalloc(dict_count(e->verified) + 1, sizeof(*va.v));
+	va.n = 0;
+	dict_walk(e->verified, verified_cb, &va);
+	if (va.n > 1)
+		qsort(va.v, va.n, sizeof(*va.v), verified_cmp);
+	*out = va.v;
+	return va.n;
+}
+
+void
+store_verified_free(struct store_verified *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].address);
+	free(v);
 }
 
 int

@@ -28,6 +28,7 @@ struct domain_info {
 	enum domain_mode mode;
 	struct legacy_server *servers;
 	int nservers;
+	int verify_legacy;	/* ask the old server about unknown RCPTs */
 };
 
 enum addr_kind { ADDR_MAILBOX = 0, ADDR_ALIAS = 1 };
@@ -290,6 +291,31 @@ const struct store_mx *store_domain_mx(const struct domain_info *d);
  * (not for a first look finding no record of ours: no news) */
 void store_mx_record(const char *domain, const struct store_mx *mx,
     enum mx_picture from, const char *note, store_done_fn, void *);
+
+/*
+ * Recipient verification at the old server (SPEC 10, verify.h): the
+ * domain's flag, and the addresses the old server accepted (the positive
+ * cache, kept so that relayctl address learn can add them to the table).
+ */
+struct store_verified {
+	char *address;
+	time_t verified;		/* when the old server accepted it */
+	time_t expires;			/* the cache entry's end */
+};
+
+/* store_domain_set_verify - the domain's --verify-legacy flag */
+void store_domain_set_verify(const char *domain, int on, store_done_fn, void *);
+/* store_verified_put - keep address as accepted by the old server */
+void store_verified_put(const char *address, time_t verified, time_t expires,
+    store_done_fn, void *);
+/* store_verified_get - the unexpired entry of a (canonical) address at
+ * now, or NULL */
+const struct store_verified *store_verified_get(const char *address, time_t now);
+/* store_domain_verified - d's entries sorted by address (expired ones
+ * too); free with store_verified_free */
+size_t store_domain_verified(const struct domain_info *d,
+    struct store_verified **out);
+void store_verified_free(struct store_verified *, size_t n);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

@@ -88,7 +88,15 @@ static const char *const store_migrations[] = {
 	"  checked INTEGER NOT NULL,"
 	"  since INTEGER NOT NULL,"
 	"  prev_ttl INTEGER NOT NULL,"
-	"  other_ttl INTEGER NOT NULL);",
+	"  other_ttl INTEGER NOT NULL);"
+	/* recipient verification at the old server: the domain's flag and
+	 * the addresses the old server accepted */
+	"ALTER TABLE domains ADD COLUMN verify_legacy INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE verified_addresses ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  verified INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL);",
 };
 
 
@@ -1056,6 +1064,49 @@ out:
 	tx_end(op, 1);
 }
 
+/* Recipient verification (worker thread) */
+
+static void
+job_domain_verify(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("UPDATE domains SET verify_legacy = ?2 "
+	    "WHERE name = ?1");
+
+	if (s == NULL) {
+		db_fail(op, "domain set");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, op->flag);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "domain set");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: not found", op->name);
+	sqlite3_finalize(s);
+}
+
+static void
+job_verified_put(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("INSERT OR REPLACE INTO verified_addresses "
+	    "(address, domain, verified, expires) SELECT ?1, ?2, ?3, ?4 "
+	    "WHERE EXISTS (SELECT 1 FROM domains WHERE name = ?2)");
+
+	if (s == NULL) {
+		db_fail(op, "verified");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, import_address_domain(op->name), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)op->verified.verified);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)op->verified.expires);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "verified");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: not found", import_address_domain(op->name));
+	sqlite3_finalize(s);
+}
+
 /* store_db_job - worker thread: one job */
 void
 store_db_job(void *arg)
@@ -1076,6 +1127,8 @@ store_db_job(void *arg)
 	case OP_HISTORY: job_history(op); break;
 	case OP_ADDR_ROUTE: job_addr_route(op); break;
 	case OP_MX_RECORD: job_mx_record(op); break;
+	case OP_DOMAIN_VERIFY: job_domain_verify(op); break;
+	case OP_VERIFIED_PUT: job_verified_put(op); break;
 	}
 }
 
@@ -1115,7 +1168,8 @@ store_migrate(char *err, size_t errlen)
 static int
 load_domains(struct dict *domains)
 {
-	sqlite3_stmt *s = db_prepare("SELECT name, mode, created FROM domains");
+	sqlite3_stmt *s = db_prepare("SELECT name, mode, created, verify_legacy "
+	    "FROM domains");
 	struct domain_entry *d;
 	int rc;
 
@@ -1126,6 +1180,7 @@ load_domains(struct dict *domains)
 		d = store_entry_new(name, strcmp((const char *)sqlite3_column_text(s, 1),
 		    "hosted") == 0 ? MODE_HOSTED : MODE_LEGACY,
 		    (time_t)sqlite3_column_int64(s, 2));
+		d->info.verify_legacy = sqlite3_column_int(s, 3) != 0;
 		store_entry_free(dict_put(domains, name, d));
 	}
 	sqlite3_finalize(s);
@@ -1236,6 +1291,32 @@ load_mx(struct dict *domains)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* load_verified - the addresses the old servers accepted */
+static int
+load_verified(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT address, domain, verified, "
+	    "expires FROM verified_addresses");
+	struct domain_entry *d;
+	struct store_verified *v;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((d = dict_get(domains, (const char *)sqlite3_column_text(s,
+		    1))) == NULL)
+			continue;
+		v = xcalloc(1, sizeof(*v));
+		v->address = xstrdup((const char *)sqlite3_column_text(s, 0));
+		v->verified = (time_t)sqlite3_column_int64(s, 2);
+		v->expires = (time_t)sqlite3_column_int64(s, 3);
+		free(dict_put(d->verified, v->address, v));
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 /* load_schedules - the pending scheduled switches into their domains */
 static int
 load_schedules(struct dict *domains)
@@ -1290,7 +1371,7 @@ store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
 	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
 	    load_addresses(domains, naddr) == -1 ||
 	    load_routes(domains) == -1 || load_schedules(domains) == -1 ||
-	    load_mx(domains) == -1) {
+	    load_mx(domains) == -1 || load_verified(domains) == -1) {
 		snprintf(err, errlen, "loading the state store: %s",
 		    sqlite3_errmsg(db));
 		return -1;
