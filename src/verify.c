@@ -4,12 +4,13 @@
  * join the one under way), recent answers by address (positive and
  * negative, each with its lifetime; the positive ones are also written to
  * the store so that they survive a restart and can be learnt), and per
- * domain the probes started in the current minute (the rate limit: a
- * flood of unknown recipients is not a flood of probes). A sweep every
+ * domain a token bucket of probes (the rate limit: a flood of unknown
+ * recipients is not a flood of probes). A sweep every
  * VERIFY_SWEEP_SECS drops expired answers.
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,10 +50,11 @@ struct vanswer {
 	char reply[VERIFY_REPLY_MAX];
 };
 
-/* a domain's probes in the current minute */
+/* a domain's probe budget: a token bucket of max_probes_per_minute
+ * tokens, refilled at that rate (no burst at each minute's start) */
 struct vrate {
-	time_t minute;
-	int n;
+	double tokens;
+	uint64_t last_us;
 };
 
 static struct {
@@ -162,23 +164,27 @@ probe_done(const struct probe_result *pr, void *arg)
 	free(vp);
 }
 
-/* rate_take - may domain start one more probe this minute? */
+/* rate_take - may domain start one more probe now? */
 static int
-rate_take(const char *domain, time_t now)
+rate_take(const char *domain)
 {
 	struct vrate *rt = dict_get(vf.rates, domain);
+	uint64_t now = mx_mono_us();
+	double cap = vf.cfg->verify_rate;
 
 	if (rt == NULL) {
 		rt = xcalloc(1, sizeof(*rt));
+		rt->tokens = cap;
+		rt->last_us = now;
 		dict_put(vf.rates, domain, rt);
 	}
-	if (rt->minute != now / 60) {
-		rt->minute = now / 60;
-		rt->n = 0;
-	}
-	if (rt->n >= vf.cfg->verify_rate)
+	rt->tokens += cap * (double)(now - rt->last_us) / 60e6;
+	if (rt->tokens > cap)
+		rt->tokens = cap;
+	rt->last_us = now;
+	if (rt->tokens < 1.0)
 		return 0;
-	rt->n++;
+	rt->tokens -= 1.0;
 	return 1;
 }
 
@@ -243,7 +249,7 @@ verify_rcpt(const char *canon, const struct domain_info *d, verify_fn fn,
 		*w = wait_add(vp, fn, arg);
 		return VERIFY_WAIT;
 	}
-	if (vf.nprobes >= VERIFY_PROBES_MAX || !rate_take(d->name, now)) {
+	if (vf.nprobes >= VERIFY_PROBES_MAX || !rate_take(d->name)) {
 		mx_stats.verify_rate_limited++;
 		mx_stats.verify_tempfail++;
 		log_info("verify address=%s result=unknown reason=rate", canon_key);

@@ -30,7 +30,9 @@ my $pf = MxPeers::Postfix->new(relay_domains => 'example.test',
 # an old server that accepts connections and never says a word
 my $hang = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
     Listen => 16, Proto => 'tcp') or BAIL_OUT("listen: $!");
-my $mx = delivery_daemon(config => { verify => { timeout => $TIMEOUT } });
+my $RATE = 4;		# probes per domain and minute
+my $mx = delivery_daemon(config => { verify => { timeout => $TIMEOUT,
+    max_probes_per_minute => $RATE } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $pf->port);
 $mx->ctl_ok('domain', 'add', 'hang.test', '--legacy', '127.0.0.1:' . $hang->sockport);
 $mx->ctl_ok('address', 'add', 'mary@example.test');
@@ -102,12 +104,26 @@ cmp_ok($dt, '<', $TIMEOUT + 1.5, sprintf('... after %.1f s (verify.timeout %d s)
 cmp_ok($dt, '>=', $TIMEOUT - 0.5, '... not before the timeout');
 $h->close;
 
+# a flood of unknown recipients is not a flood of probes: example.test
+# has used 2 of its $RATE probes this minute
+sub rejected_at_pf { my @l = $pf->log =~ /NOQUEUE: reject: RCPT .*to=<flood/g; return scalar @l; }
+$c = $mx->session;
+$c->ehlo('client.test');
+$c->cmd('MAIL FROM:<a@src.test>');
+my @flood = map { $c->cmd("RCPT TO:<flood$_\@example.test>") } 1 .. 6;
+$c->close;
+is(scalar(grep { /^550 5\.1\.1 / } @flood), $RATE - 2, 'the flood: as many 550s as probes were left this minute');
+is(scalar(grep { /^450 4\.1\.1 .*too many verifications/ } @flood), 8 - $RATE,
+    '... the rest 450 4.1.1, not probed');
+ok(wait_until(sub { rejected_at_pf() == $RATE - 2 }, 5, 0.1), '... and the old server saw only those probes');
+
 # stats, list, learn
 my ($jrc, $j) = $mx->ctl_json('stats');
-is($j->{verify_probes}, 3, 'stats: 3 probes (joe, nobody, the hanging one)');
+is($j->{verify_probes}, 3 + $RATE - 2, 'stats: probes (joe, nobody, the hanging one, the flood\'s first two)');
 is($j->{verify_cache_positive}, 1, 'stats: 1 positive answer from the cache');
 is($j->{verify_cache_negative}, 1, 'stats: 1 negative answer from the cache');
-is($j->{verify_tempfail}, 1, 'stats: 1 tempfail');
+is($j->{verify_rate_limited}, 8 - $RATE, 'stats: rate-limited answers');
+is($j->{verify_tempfail}, 1 + 8 - $RATE, 'stats: tempfails (the hanging server, the rate)');
 ($jrc, $j) = $mx->ctl_json('address', 'list', 'example.test', '--verified');
 is_deeply([map { $_->{address} } @{$j->{verified}}], ['joe@example.test'],
     'address list --verified: joe (not nobody)');
