@@ -21,11 +21,13 @@
 #include "control_check.h"
 #include "control_pilot.h"
 #include "control_queue.h"
+#include "control_cutover.h"
 #include "control_verify.h"
 #include "control_switch.h"
 #include "expand.h"
 #include "jsonw.h"
 #include "log.h"
+#include "refused.h"
 #include "route.h"
 #include "stats.h"
 #include "spool.h"
@@ -72,6 +74,7 @@ json_domain(struct jsonw *w, const struct domain_info *d)
 	jsonw_kv_int(w, "created", (int64_t)store_domain_created(d));
 	jsonw_kv_int(w, "addresses", (int64_t)store_domain_naddresses(d));
 	jsonw_kv_bool(w, "verify_legacy", d->verify_legacy);
+	control_cutover_json(w, d);
 	json_servers(w, d);
 }
 
@@ -429,9 +432,11 @@ render_domain_result(struct ctl_ctx *ctx, const char *name, const char *what)
 			server_text(&d->servers[i], sv, sizeof(sv));
 			evbuffer_add_printf(ctx->out, "%s%s", i ? ", " : "", sv);
 		}
-		evbuffer_add_printf(ctx->out, "%s%s\n", d->nservers ? "" : "none",
+		evbuffer_add_printf(ctx->out, "%s%s", d->nservers ? "" : "none",
 		    d->verify_legacy ? "; unknown recipients verified at the "
 		    "legacy servers" : "");
+		control_cutover_summary(ctx->out, d);
+		evbuffer_add_printf(ctx->out, "\n");
 		if (d->nservers == 0 && d->mode == MODE_LEGACY)
 			evbuffer_add_printf(ctx->out, "note: without legacy servers "
 			    "its mail waits in the queue; add some with "
@@ -490,24 +495,54 @@ cmd_domain_add(struct ctl_ctx *ctx)
 	store_domain_add(name, m, sv, n, domain_add_done, ctx);
 }
 
-/* servers_set_done - the servers are set; now --verify-legacy */
+static void verify_set_done(struct store_result *, void *);
+
+/* domain_set_from - the parts of domain set from step on, one store
+ * write after the other: 1 --verify-legacy, 2 the cutover settings; then
+ * the answer */
+static void
+domain_set_from(struct ctl_ctx *ctx, int step)
+{
+	const char *v = ctl_args_get(&ctx->args, "--verify-legacy");
+	struct store_settings set;
+
+	if (step <= 1 && v != NULL) {
+		store_domain_set_verify(ctx->args.pos[0], strcmp(v, "on") == 0,
+		    verify_set_done, ctx);
+		return;
+	}
+	control_cutover_args(ctx, &set);
+	if (set.set) {
+		control_cutover_set(ctx, ctx->args.pos[0], domain_set_done);
+		return;
+	}
+	render_domain_result(ctx, ctx->args.pos[0], "updated");
+}
+
+/* servers_set_done, verify_set_done - a part is done; on to the next */
 static void
 servers_set_done(struct store_result *res, void *arg)
 {
-	struct ctl_ctx *ctx = arg;
-	const char *v = ctl_args_get(&ctx->args, "--verify-legacy");
-
 	if (res->status)
-		control_fail(ctx, CTL_REFUSED, "%s", res->msg);
+		control_fail(arg, CTL_REFUSED, "%s", res->msg);
 	else
-		store_domain_set_verify(ctx->args.pos[0], strcmp(v, "on") == 0,
-		    domain_set_done, ctx);
+		domain_set_from(arg, 1);
+}
+
+static void
+verify_set_done(struct store_result *res, void *arg)
+{
+	if (res->status)
+		control_fail(arg, CTL_REFUSED, "%s", res->msg);
+	else
+		domain_set_from(arg, 2);
 }
 
 static void
 cmd_domain_set(struct ctl_ctx *ctx)
 {
 	struct legacy_server sv[STORE_MAX_SERVERS];
+	struct store_settings set;
 	const struct domain_info *d;
 	const char *v = ctl_args_get(&ctx->args, "--verify-legacy");
 	int n;
@@ -517,7 +552,9 @@ cmd_domain_set(struct ctl_ctx *ctx)
 		    "\"relayctl switch %.300s hosted|legacy\"", ctx->args.pos[0]);
 		return;
 	}
-	if (!ctl_args_has(&ctx->args, "--legacy") && v == NULL) {
+	if (control_cutover_args(ctx, &set) == -1)
+		return;
+	if (!ctl_args_has(&ctx->args, "--legacy") && v == NULL && set.set == 0) {
 		control_fail(ctx, CTL_USAGE, "domain set: nothing to set; usage: "
 		    "relayctl %s", ctx->spec->usage);
 		return;
@@ -531,12 +568,10 @@ cmd_domain_set(struct ctl_ctx *ctx)
 	    arg_servers(ctx, sv, &n) == -1)
 		return;
 	mx_lower((char *)ctx->args.pos[0]);
-	if (!ctl_args_has(&ctx->args, "--legacy"))
-		store_domain_set_verify(d->name, strcmp(v, "on") == 0,
-		    domain_set_done, ctx);
+	if (ctl_args_has(&ctx->args, "--legacy"))
+		store_domain_set_servers(d->name, sv, n, servers_set_done, ctx);
 	else
-		store_domain_set_servers(d->name, sv, n, v ? servers_set_done :
-		    domain_set_done, ctx);
+		domain_set_from(ctx, 1);
 }
 
 /* removed_reply - a remove command's answer: "KIND NAME: removed", with
@@ -573,6 +608,13 @@ removed_reply(struct ctl_ctx *ctx, struct store_result *res, const char *kind,
 static void
 domain_remove_done(struct store_result *res, void *arg)
 {
+	struct ctl_ctx *ctx = arg;
+	char name[SMTP_DOMAIN_MAX + 1];
+
+	if (res->status == 0) {
+		mx_strlcpy(name, ctx->args.pos[0], sizeof(name));
+		refused_forget(mx_lower(name));
+	}
 	removed_reply(arg, res, "domain", res->count);
 }
 
@@ -674,6 +716,7 @@ cmd_domain_show(struct ctl_ctx *ctx)
 		evbuffer_add_printf(ctx->out, "legacy servers:  none\n");
 	evbuffer_add_printf(ctx->out, "verify legacy:   %s\n",
 	    d->verify_legacy ? "on" : "off");
+	control_cutover_human(ctx->out, d);
 	control_pilot_human(ctx->out, d);
 	control_reply(ctx, CTL_OK);
 }
@@ -1010,8 +1053,18 @@ cmd_address_list(struct ctl_ctx *ctx)
 {
 	char name[SMTP_DOMAIN_MAX + 1];
 
+	if (ctl_args_has(&ctx->args, "--verified") &&
+	    ctl_args_has(&ctx->args, "--refused")) {
+		control_fail(ctx, CTL_USAGE, "address list: --verified or "
+		    "--refused, not both");
+		return;
+	}
 	if (ctl_args_has(&ctx->args, "--verified")) {
 		cmd_address_list_verified(ctx);
+		return;
+	}
+	if (ctl_args_has(&ctx->args, "--refused")) {
+		cmd_address_list_refused(ctx);
 		return;
 	}
 	if (arg_domain(ctx, ctx->args.pos[0], name, sizeof(name)) == 0)

@@ -393,7 +393,7 @@ history_to(const struct store_switch_rec *r)
 	    store_mode_name(r->to);
 }
 
-static const char *const event_names[] = { "switch", "route", "mx" };
+static const char *const event_names[] = { "switch", "route", "mx", "setting" };
 
 static void
 history_json(struct history_req *h, const char *domain,
@@ -460,7 +460,8 @@ render_history(const char *domain, const struct store_switch_rec *rows,
 		    history_from(&rows[i]), history_to(&rows[i]),
 		    (unsigned)rows[i].uid, rows[i].applied ? "" : "NOT APPLIED: ",
 		    rows[i].address ? "address " : rows[i].event == STORE_EV_MX ?
-		    "MX: " : "", rows[i].address ? rows[i].address : "",
+		    "MX: " : rows[i].event == STORE_EV_SETTING ? "domain set " :
+		    "", rows[i].address ? rows[i].address : "",
 		    rows[i].address ? " route: " : "", rows[i].note);
 	if (h->has_sched)
 		evbuffer_add_printf(out, "scheduled: switch to %s at %s (uid %u%s)\n",

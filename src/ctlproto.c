@@ -199,10 +199,11 @@ static const struct ctl_option opts_domain_add[] = {
 	{ "--mode", 1 }, { "--legacy", 1 }, { NULL, 0 }
 };
 static const struct ctl_option opts_domain_set[] = {
-	{ "--legacy", 1 }, { "--mode", 1 }, { "--verify-legacy", 1 }, { NULL, 0 }
+	{ "--legacy", 1 }, { "--mode", 1 }, { "--verify-legacy", 1 },
+	{ "--hold", 1 }, { "--max-lifetime", 1 }, { "--unknown", 1 }, { NULL, 0 }
 };
 static const struct ctl_option opts_address_list[] = {
-	{ "--verified", 0 }, { NULL, 0 }
+	{ "--verified", 0 }, { "--refused", 0 }, { NULL, 0 }
 };
 static const struct ctl_option opts_force[] = { { "--force", 0 }, { NULL, 0 } };
 static const struct ctl_option opts_address_add[] = {
@@ -231,7 +232,8 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "domain add", 1, 1, 0, opts_domain_add,
 	    "domain add DOMAIN [--mode legacy|hosted] [--legacy HOST[:PORT][/PREF]]..." },
 	{ "domain set", 1, 1, 0, opts_domain_set,
-	    "domain set DOMAIN [--legacy HOST[:PORT][/PREF]...] [--verify-legacy on|off]" },
+	    "domain set DOMAIN [--legacy HOST[:PORT][/PREF]...] [--verify-legacy on|off] "
+	    "[--hold on|off] [--max-lifetime SECONDS|default] [--unknown reject|tempfail]" },
 	{ "domain remove", 1, 1, 0, opts_force, "domain remove DOMAIN [--force]" },
 	{ "domain list", 0, 0, 0, opts_none, "domain list" },
 	{ "domain show", 1, 1, 0, opts_none, "domain show DOMAIN" },
@@ -241,7 +243,7 @@ static const struct ctl_command_spec ctl_commands[] = {
 	    "address set ADDRESS --route hosted|legacy|domain [--force]" },
 	{ "address remove", 1, 1, 0, opts_none, "address remove ADDRESS" },
 	{ "address show", 1, 1, 0, opts_none, "address show ADDRESS" },
-	{ "address list", 1, 1, 0, opts_address_list, "address list DOMAIN [--verified]" },
+	{ "address list", 1, 1, 0, opts_address_list, "address list DOMAIN [--verified|--refused]" },
 	{ "address learn", 1, 1, 0, opts_none, "address learn DOMAIN" },
 	{ "import", 2, 2, CTL_SPEC_SENDS_FILE, opts_import,
 	    "import DOMAIN FILE [--dry-run] [--strict] [--nofilter]" },

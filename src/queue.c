@@ -38,6 +38,7 @@
 #include "smtp_parse.h"
 #include "srs.h"
 #include "stats.h"
+#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -218,6 +219,50 @@ queue_rcpt_in_domain(const char *addr, const char *domain)
 	return strcasecmp(queue_rcpt_domain(addr), domain) == 0;
 }
 
+/* The cutover safety net: held domains and per-domain lifetimes */
+
+/* rcpt_domain - the hosted domain a recipient's mail belongs to: its
+ * envelope recipient's (an alias's children are its domain's mail); NULL
+ * for a bounce, which is no hosted domain's mail */
+static const struct domain_info *
+rcpt_domain(const struct queue_msg *m, int i)
+{
+	if (m->route_mx)
+		return NULL;
+	while (m->rcpts[i].parent >= 0 && m->rcpts[i].parent != i)
+		i = m->rcpts[i].parent;
+	return store_domain(queue_rcpt_domain(m->rcpts[i].addr));
+}
+
+/* queue_rcpt_on_hold - no attempt may start for recipient i: its
+ * envelope recipient's domain, or its own (a mailbox of another hosted
+ * domain), is held (relayctl domain set --hold on) */
+int
+queue_rcpt_on_hold(const struct queue_msg *m, int i)
+{
+	const struct domain_info *d = rcpt_domain(m, i), *own;
+
+	if (m->route_mx)
+		return 0;
+	own = store_domain(queue_rcpt_domain(m->rcpts[i].addr));
+	return (d && d->hold) || (own && own->hold);
+}
+
+/* rcpt_lifetime - recipient i's lifetime (its domain's --max-lifetime, or
+ * delivery.max_lifetime) and the arrival it is counted from: moved on by
+ * the time its domain was held, so that a hold bounces nothing */
+static int
+rcpt_lifetime(const struct queue_msg *m, int i, time_t now, time_t *arrival)
+{
+	const struct domain_info *d = rcpt_domain(m, i);
+
+	*arrival = m->arrival;
+	if (d == NULL)
+		return q.cfg->max_lifetime;
+	*arrival += store_domain_held(d, m->arrival, now);
+	return d->max_lifetime ? d->max_lifetime : q.cfg->max_lifetime;
+}
+
 /* Messages in memory */
 
 /* msg_new - the queue's copy of a spool entry; takes its strings over */
@@ -311,7 +356,8 @@ msg_due(const struct queue_msg *m)
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		time_t t = r->next > 0 ? r->next : 1;
-		if (r->state == QUEUE_R_PENDING && !r->held && (due == 0 || t < due))
+		if (r->state == QUEUE_R_PENDING && !r->held && (due == 0 || t < due) &&
+		    !queue_rcpt_on_hold(m, i))
 			due = t;
 	}
 	return due;
@@ -540,9 +586,11 @@ rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
 	const struct config *c = q.cfg;
 	struct queue_rcpt *r = &m->rcpts[i];
 	char why[QUEUE_WHY_MAX];
+	time_t arrival;
+	int lifetime = rcpt_lifetime(m, i, now, &arrival);
 
 	r->attempts++;
-	if (qsched_expired(now, m->arrival, c->max_lifetime)) {
+	if (qsched_expired(now, arrival, lifetime)) {
 		/* the DSN carries the last error as its diagnostic */
 		snprintf(why, sizeof(why), "delivery time expired after %d "
 		    "attempt%s", r->attempts, r->attempts == 1 ? "" : "s");
@@ -552,7 +600,7 @@ rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
 	}
 	r->state = QUEUE_R_PENDING;
 	r->last = now;
-	r->next = qsched_next_attempt(now, m->arrival, c->max_lifetime,
+	r->next = qsched_next_attempt(now, arrival, lifetime,
 	    c->retry_schedule, c->nretry_schedule, r->attempts);
 	queue_set_reply(r, reply);
 	log_result(m, r, relay, dsn, "deferred", reply);
@@ -826,7 +874,8 @@ msg_attempt(struct queue_msg *m, int fd)
 	for (int i = 0; i < m->nrcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
 		group[i] = -1;
-		if (r->state != QUEUE_R_PENDING || r->next > now || r->held)
+		if (r->state != QUEUE_R_PENDING || r->next > now || r->held ||
+		    queue_rcpt_on_hold(m, i))
 			continue;
 		if (r->kind == SPOOL_K_LOOP) {
 			queue_expand_loop_bounce(m, i, &bl);
@@ -1210,6 +1259,7 @@ struct due_walk {
 	const char *domain;
 	time_t now;
 	int count;
+	int release;		/* a released domain: every waiting recipient */
 };
 
 static int
@@ -1224,10 +1274,20 @@ due_walk_fn(const char *key, void *val, void *arg)
 		return 0;
 	for (int i = 0; i < m->nrcpts; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];
-		if (r->state != QUEUE_R_PENDING || r->next <= w->now ||
+		const struct domain_info *d;
+		if (r->state != QUEUE_R_PENDING)
+			continue;
+		if (w->release) {
+			/* held recipients were left out of the schedule */
+			d = rcpt_domain(m, i);
+			if ((d == NULL || strcmp(d->name, w->domain) != 0) &&
+			    !queue_rcpt_in_domain(r->addr, w->domain))
+				continue;
+		} else if (r->next <= w->now ||
 		    (w->domain && !queue_rcpt_in_domain(r->addr, w->domain)))
 			continue;
-		r->next = w->now;
+		if (r->next > w->now)
+			r->next = w->now;
 		moved++;
 	}
 	if (moved) {
@@ -1238,18 +1298,33 @@ due_walk_fn(const char *key, void *val, void *arg)
 	return 0;
 }
 
-int
-queue_make_due(const char *domain)
+/* due_walk_run - the walk over every message */
+static int
+due_walk_run(struct due_walk *w)
 {
-	struct due_walk w = { domain, time(NULL), 0 };
-
 	if (q.msgs == NULL)
 		return 0;
 	q.loading = 1;		/* arm once at the end */
-	dict_walk(q.msgs, due_walk_fn, &w);
+	dict_walk(q.msgs, due_walk_fn, w);
 	q.loading = 0;
 	queue_arm();
-	if (w.count)
+	return w->count;
+}
+
+int
+queue_release_domain(const char *domain)
+{
+	struct due_walk w = { domain, time(NULL), 0, 1 };
+
+	return due_walk_run(&w);
+}
+
+int
+queue_make_due(const char *domain)
+{
+	struct due_walk w = { domain, time(NULL), 0, 0 };
+
+	if (due_walk_run(&w))
 		log_info("queue flush domain=%s recipients=%d",
 		    domain ? domain : "*", w.count);
 	return w.count;

@@ -117,6 +117,12 @@ int queue_legacy_recent(const char *domain);
 /* queue_make_due - every deferred recipient (of domain, when not NULL) is
  * due now (queue flush, the switch); returns how many it moved */
 int queue_make_due(const char *domain_or_null);
+/* queue_release_domain - a hold of domain (lower case) ended: every
+ * waiting recipient of its mail is due now; returns how many */
+int queue_release_domain(const char *domain);
+/* queue_rcpt_on_hold - no attempt may start for m's recipient i now: its
+ * domain is held (relayctl domain set --hold) */
+int queue_rcpt_on_hold(const struct queue_msg *m, int i);
 
 /* Inspection and operator actions (relayctl queue ...). */
 

@@ -30,6 +30,7 @@
 #include "ioev.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "refused.h"
 #include "smtp_data.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
@@ -413,13 +414,23 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p,
 	return 0;
 }
 
-/* smtp_rcpt_unknown - SPEC 5's answer to an address not in the table */
+/* smtp_rcpt_unknown - SPEC 5's answer to an address not in the table
+ * (canon, of a hosted domain): 550, or 450 while the domain's table is
+ * being completed (domain set --unknown tempfail); counted for the
+ * unknown-recipient report either way */
 static void
-smtp_rcpt_unknown(struct smtp_session *s, const char *shown)
+smtp_rcpt_unknown(struct smtp_session *s, const char *shown, const char *canon)
 {
+	const char *at = strrchr(canon, '@');
+	const struct domain_info *d = at ? store_domain(at + 1) : NULL;
+	int soft = d && d->unknown == UNKNOWN_TEMPFAIL;
+
 	mx_stats.rcpt_unknown++;
-	smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
-	log_info("%s smtp rcpt refused to=<%s> reason=unknown", s->id, shown);
+	refused_note(canon);
+	smtp_reply(s, "%s <%s>: Recipient address rejected: User unknown",
+	    soft ? "450 4.1.1" : "550 5.1.1", shown);
+	log_info("%s smtp rcpt %s to=<%s> reason=unknown", s->id,
+	    soft ? "deferred" : "refused", shown);
 }
 
 static void smtp_rcpt_wake(void *arg);
@@ -516,9 +527,9 @@ smtp_verify_answer(struct smtp_session *s, enum verify_result r,
 		smtp_rcpt_verdict(s);
 		return;
 	case VERIFY_NO:
+		smtp_rcpt_unknown(s, shown, s->pending_rcpt);
 		smtp_pending_clear(s);
 		smtp_rcpt_state(s);
-		smtp_rcpt_unknown(s, shown);
 		return;
 	default:
 		smtp_pending_clear(s);

@@ -453,6 +453,16 @@ apply_op(struct store_op *op, size_t budget, int *more)
 	case OP_VERIFIED_PUT:
 		store_verified_apply(op);
 		return 1;
+	case OP_DOMAIN_SETTINGS:
+		if ((d = apply_domain(op->name)) != NULL) {
+			d->info.hold = op->now.hold;
+			d->info.hold_since = op->now.hold_since;
+			d->info.max_lifetime = op->now.max_lifetime;
+			d->info.unknown = op->now.unknown;
+			memcpy(d->holds, op->holds, sizeof(d->holds));
+			d->nholds = op->nholds;
+		}
+		return 1;
 	}
 	return 1;
 }
@@ -1014,4 +1024,76 @@ store_close(void)
 	dict_free(st.domains, store_entry_free);
 	st.domains = NULL;
 	st.closing = 0;
+}
+
+/* The cutover safety net */
+
+const char *
+store_unknown_name(enum unknown_reply u)
+{
+	return u == UNKNOWN_TEMPFAIL ? "tempfail" : "reject";
+}
+
+void
+store_domain_settings(const char *domain, const struct store_settings *set,
+    uid_t uid, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_SETTINGS, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->settings = *set;
+	op->uid = uid;
+	op_submit(op);
+}
+
+/* overlap - seconds that [a0, a1] and [b0, b1] share */
+static long
+overlap(time_t a0, time_t a1, time_t b0, time_t b1)
+{
+	time_t lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
+
+	return hi > lo ? (long)(hi - lo) : 0;
+}
+
+long
+store_domain_held(const struct domain_info *info, time_t from, time_t to)
+{
+	const struct domain_entry *d = (const struct domain_entry *)info;
+	long held = 0;
+
+	for (int i = 0; i < d->nholds; i++)
+		held += overlap(from, to, d->holds[i].start, d->holds[i].end);
+	if (info->hold)
+		held += overlap(from, to, info->hold_since, to);
+	return held;
+}
+
+void
+store_holds_format(const struct store_hold *h, int n, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%lld-%lld",
+		    i ? "," : "", (long long)h[i].start, (long long)h[i].end);
+}
+
+int
+store_holds_parse(const char *s, struct store_hold *h)
+{
+	long long a, b;
+	int n = 0, used;
+
+	while (n < STORE_HOLDS_MAX && s && sscanf(s, "%lld-%lld%n", &a, &b,
+	    &used) == 2) {
+		h[n].start = (time_t)a;
+		h[n].end = (time_t)b;
+		n++;
+		s += used;
+		if (*s != ',')
+			break;
+		s++;
+	}
+	return n;
 }

@@ -23,12 +23,20 @@ struct legacy_server {
 	int pref;		/* lowest first */
 };
 
+/* the answer to an unknown recipient (relayctl domain set --unknown) */
+enum unknown_reply { UNKNOWN_REJECT = 0, UNKNOWN_TEMPFAIL };
+
 struct domain_info {
 	char *name;		/* lower case */
 	enum domain_mode mode;
 	struct legacy_server *servers;
 	int nservers;
 	int verify_legacy;	/* ask the old server about unknown RCPTs */
+	/* the cutover safety net (SPEC 10, store_domain_settings) */
+	int hold;		/* no delivery attempt starts */
+	time_t hold_since;	/* hold: since when */
+	int max_lifetime;	/* seconds; 0: delivery.max_lifetime */
+	enum unknown_reply unknown;	/* an RCPT not in the table */
 };
 
 enum addr_kind { ADDR_MAILBOX = 0, ADDR_ALIAS = 1 };
@@ -178,6 +186,8 @@ enum store_event {
 	STORE_EV_SWITCH = 0,		/* a domain's mode (from, to) */
 	STORE_EV_ROUTE,			/* a pilot's override (from_text, to_text) */
 	STORE_EV_MX,			/* the MX picture changed (from_text, to_text) */
+	STORE_EV_SETTING,		/* domain set: note names the option
+					 * (--hold), from_text/to_text values */
 };
 
 /* one row of the switch history */
@@ -316,6 +326,40 @@ const struct store_verified *store_verified_get(const char *address, time_t now)
 size_t store_domain_verified(const struct domain_info *d,
     struct store_verified **out);
 void store_verified_free(struct store_verified *, size_t n);
+
+/*
+ * The cutover safety net (SPEC 10): per-domain settings of relayctl domain
+ * set (--hold, --max-lifetime, --unknown), each change with a history row.
+ * The holds of a domain are kept (the last STORE_HOLDS_MAX) so that the
+ * queue can leave held time out of a message's lifetime across restarts.
+ */
+#define STORE_HOLDS_MAX		16	/* past holds kept per domain */
+#define STORE_LIFETIME_MAX	(86400 * 365)	/* --max-lifetime, seconds */
+
+enum store_setting_bits {
+	STORE_SET_HOLD = 1 << 0,
+	STORE_SET_MAX_LIFETIME = 1 << 1,
+	STORE_SET_UNKNOWN = 1 << 2,
+};
+
+struct store_settings {
+	unsigned set;			/* which of the fields below to set */
+	int hold;
+	int max_lifetime;		/* 0: back to the default */
+	enum unknown_reply unknown;
+};
+
+const char *store_unknown_name(enum unknown_reply);
+/* store_domain_settings - set the fields named in s->set in one
+ * transaction with one history row (uid; the note names the option) per
+ * value that changed;
+ * res->outcome STORE_UPDATED or STORE_UNCHANGED. Releasing a hold keeps
+ * its interval (store_domain_held). */
+void store_domain_settings(const char *domain, const struct store_settings *s,
+    uid_t uid, store_done_fn, void *);
+/* store_domain_held - seconds of [from, to] during which d was held (its
+ * current hold and its last STORE_HOLDS_MAX ones) */
+long store_domain_held(const struct domain_info *d, time_t from, time_t to);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

@@ -97,6 +97,15 @@ static const char *const store_migrations[] = {
 	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
 	"  verified INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL);",
+	/* 4: the cutover safety net (relayctl domain set --hold,
+	 * --max-lifetime, --unknown). hold_since is 0 when not held; holds
+	 * keeps the last holds as "start-end,..." for the queue's lifetime
+	 * arithmetic; max_lifetime 0 is delivery.max_lifetime. */
+	"ALTER TABLE domains ADD COLUMN hold_since INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE domains ADD COLUMN holds TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE domains ADD COLUMN max_lifetime INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE domains ADD COLUMN unknown TEXT NOT NULL DEFAULT 'reject' "
+	"  CHECK (unknown IN ('reject', 'tempfail'));",
 };
 
 
@@ -854,7 +863,8 @@ history_event(sqlite3_stmt *s, struct store_switch_rec *r)
 	const char *addr = (const char *)sqlite3_column_text(s, 8);
 
 	r->event = ev && strcmp(ev, "route") == 0 ? STORE_EV_ROUTE :
-	    ev && strcmp(ev, "mx") == 0 ? STORE_EV_MX : STORE_EV_SWITCH;
+	    ev && strcmp(ev, "mx") == 0 ? STORE_EV_MX :
+	    ev && strcmp(ev, "setting") == 0 ? STORE_EV_SETTING : STORE_EV_SWITCH;
 	r->address = addr && *addr ? xstrdup(addr) : NULL;
 	r->from_text = r->to_text = NULL;
 	if (r->event == STORE_EV_SWITCH)
@@ -1107,6 +1117,149 @@ job_verified_put(struct store_op *op)
 	sqlite3_finalize(s);
 }
 
+/* The cutover safety net (worker thread) */
+
+/* settings_history - one changed option's history row */
+static int
+settings_history(struct store_op *op, const char *option, const char *from,
+    const char *to, time_t now)
+{
+	sqlite3_stmt *s = db_prepare("INSERT INTO switch_history (domain, time, "
+	    "from_mode, to_mode, uid, note, applied, event) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'setting')");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)now);
+	sqlite3_bind_text(s, 3, from, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 4, to, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)op->uid);
+	sqlite3_bind_text(s, 6, option, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* settings_read - the domain's current settings into op->now and
+ * op->holds: 1 found, 0 no such domain, -1 error */
+static int
+settings_read(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("SELECT hold_since, holds, max_lifetime, "
+	    "unknown FROM domains WHERE name = ?1");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		op->now.hold_since = (time_t)sqlite3_column_int64(s, 0);
+		op->now.hold = op->now.hold_since != 0;
+		op->nholds = store_holds_parse((const char *)
+		    sqlite3_column_text(s, 1), op->holds);
+		op->now.max_lifetime = sqlite3_column_int(s, 2);
+		op->now.unknown = strcmp((const char *)sqlite3_column_text(s, 3),
+		    "tempfail") == 0 ? UNKNOWN_TEMPFAIL : UNKNOWN_REJECT;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* settings_hold - the hold changes: on from now, or off keeping the hold
+ * that ends now (the oldest one drops out when STORE_HOLDS_MAX are kept) */
+static void
+settings_hold(struct store_op *op, int on, time_t now)
+{
+	if (on) {
+		op->now.hold = 1;
+		op->now.hold_since = now;
+		return;
+	}
+	if (op->nholds == STORE_HOLDS_MAX) {
+		memmove(op->holds, op->holds + 1,
+		    (STORE_HOLDS_MAX - 1) * sizeof(op->holds[0]));
+		op->nholds--;
+	}
+	op->holds[op->nholds].start = op->now.hold_since;
+	op->holds[op->nholds].end = now;
+	op->nholds++;
+	op->now.hold = 0;
+	op->now.hold_since = 0;
+}
+
+static void
+lifetime_text(int v, char *buf, size_t len)
+{
+	if (v == 0)
+		mx_strlcpy(buf, "default", len);
+	else
+		snprintf(buf, len, "%d", v);
+}
+
+/* job_domain_settings - the options asked for, a history row for each one
+ * that changes, one transaction */
+static void
+job_domain_settings(struct store_op *op)
+{
+	const struct store_settings *want = &op->settings;
+	char from[32], to[32], holds[STORE_HOLDS_MAX * 48];
+	time_t now = time(NULL);
+	sqlite3_stmt *s;
+	int ex, changed = 0;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = settings_read(op)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	if (ex > 0 && (want->set & STORE_SET_HOLD) && want->hold != op->now.hold) {
+		ex = settings_history(op, "--hold", op->now.hold ? "on" : "off",
+		    want->hold ? "on" : "off", now);
+		settings_hold(op, want->hold, now);
+		changed++;
+	}
+	if (ex >= 0 && (want->set & STORE_SET_MAX_LIFETIME) &&
+	    want->max_lifetime != op->now.max_lifetime) {
+		lifetime_text(op->now.max_lifetime, from, sizeof(from));
+		lifetime_text(want->max_lifetime, to, sizeof(to));
+		ex = settings_history(op, "--max-lifetime", from, to, now);
+		op->now.max_lifetime = want->max_lifetime;
+		changed++;
+	}
+	if (ex >= 0 && (want->set & STORE_SET_UNKNOWN) &&
+	    want->unknown != op->now.unknown) {
+		ex = settings_history(op, "--unknown",
+		    store_unknown_name(op->now.unknown),
+		    store_unknown_name(want->unknown), now);
+		op->now.unknown = want->unknown;
+		changed++;
+	}
+	op->res.outcome = changed ? STORE_UPDATED : STORE_UNCHANGED;
+	if (ex < 0 || !changed)
+		goto out;
+	store_holds_format(op->holds, op->nholds, holds, sizeof(holds));
+	if ((s = db_prepare("UPDATE domains SET hold_since = ?2, holds = ?3, "
+	    "max_lifetime = ?4, unknown = ?5 WHERE name = ?1")) == NULL) {
+		ex = -1;
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)op->now.hold_since);
+	sqlite3_bind_text(s, 3, holds, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, op->now.max_lifetime);
+	sqlite3_bind_text(s, 5, store_unknown_name(op->now.unknown), -1,
+	    SQLITE_STATIC);
+	ex = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+	sqlite3_finalize(s);
+out:
+	if (ex < 0)
+		db_fail(op, "domain set");
+	tx_end(op, 1);
+}
+
 /* store_db_job - worker thread: one job */
 void
 store_db_job(void *arg)
@@ -1129,6 +1282,7 @@ store_db_job(void *arg)
 	case OP_MX_RECORD: job_mx_record(op); break;
 	case OP_DOMAIN_VERIFY: job_domain_verify(op); break;
 	case OP_VERIFIED_PUT: job_verified_put(op); break;
+	case OP_DOMAIN_SETTINGS: job_domain_settings(op); break;
 	}
 }
 
@@ -1168,8 +1322,8 @@ store_migrate(char *err, size_t errlen)
 static int
 load_domains(struct dict *domains)
 {
-	sqlite3_stmt *s = db_prepare("SELECT name, mode, created, verify_legacy "
-	    "FROM domains");
+	sqlite3_stmt *s = db_prepare("SELECT name, mode, created, verify_legacy, "
+	    "hold_since, holds, max_lifetime, unknown FROM domains");
 	struct domain_entry *d;
 	int rc;
 
@@ -1181,6 +1335,13 @@ load_domains(struct dict *domains)
 		    "hosted") == 0 ? MODE_HOSTED : MODE_LEGACY,
 		    (time_t)sqlite3_column_int64(s, 2));
 		d->info.verify_legacy = sqlite3_column_int(s, 3) != 0;
+		d->info.hold_since = (time_t)sqlite3_column_int64(s, 4);
+		d->info.hold = d->info.hold_since != 0;
+		d->nholds = store_holds_parse((const char *)
+		    sqlite3_column_text(s, 5), d->holds);
+		d->info.max_lifetime = sqlite3_column_int(s, 6);
+		d->info.unknown = strcmp((const char *)sqlite3_column_text(s, 7),
+		    "tempfail") == 0 ? UNKNOWN_TEMPFAIL : UNKNOWN_REJECT;
 		store_entry_free(dict_put(domains, name, d));
 	}
 	sqlite3_finalize(s);

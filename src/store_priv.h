@@ -16,13 +16,18 @@ struct domain_entry {
 	struct store_sched sched;
 	struct store_mx mx;		/* the MX watch's last picture */
 	struct dict *verified;		/* address -> struct store_verified */
+	struct store_hold {
+		time_t start, end;
+	} holds[STORE_HOLDS_MAX];	/* past holds, oldest first */
+	int nholds;
 };
 
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
 	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
 	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY,
-	OP_ADDR_ROUTE, OP_MX_RECORD, OP_DOMAIN_VERIFY, OP_VERIFIED_PUT
+	OP_ADDR_ROUTE, OP_MX_RECORD, OP_DOMAIN_VERIFY, OP_VERIFIED_PUT,
+	OP_DOMAIN_SETTINGS
 };
 
 struct store_op {
@@ -59,6 +64,12 @@ struct store_op {
 	enum mx_picture from_picture;
 	int flag;			/* OP_DOMAIN_VERIFY */
 	struct store_verified verified;	/* OP_VERIFIED_PUT (address: name) */
+	struct store_settings settings;	/* OP_DOMAIN_SETTINGS: asked */
+	struct domain_info now;		/* OP_DOMAIN_SETTINGS: the values
+					 * committed (hold, hold_since,
+					 * max_lifetime, unknown) */
+	struct store_hold holds[STORE_HOLDS_MAX];	/* ... and the holds */
+	int nholds;
 };
 
 /* store.c */
@@ -69,6 +80,11 @@ void store_entry_free(void *entry);
 void store_verified_apply(struct store_op *op);
 /* store_changes_free - drop the import changes not applied to the index */
 void store_changes_free(struct store_op *op);
+
+/* store_holds_format, store_holds_parse - the holds column: "start-end"
+ * pairs separated by commas, oldest first */
+void store_holds_format(const struct store_hold *h, int n, char *buf, size_t len);
+int store_holds_parse(const char *s, struct store_hold *h);
 
 /* store_db.c: store_db_open and store_db_load run on the loop thread before
  * the worker starts; store_db_job only on the worker afterwards */
