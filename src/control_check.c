@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "control_check.h"
+#include "control_cutover.h"
 #include "control_pilot.h"
 #include "jsonw.h"
 #include "mxwatch.h"
@@ -262,6 +263,8 @@ render_json(struct check_req *r, const struct domain_info *d,
 	} else
 		jsonw_null(w);
 	control_pilot_json(w, d);
+	control_cutover_json(w, d);
+	control_refused_json(w, r->domain, CUTOVER_CHECK_TOP);
 	jsonw_key(w, "queue");
 	jsonw_object_begin(w);
 	for (int ro = 0; ro < QROUTE_N; ro++) {
@@ -369,6 +372,10 @@ render_human(struct check_req *r, const struct domain_info *d,
 		evbuffer_add_printf(out, "%-27s not set (hosting.destination)\n",
 		    "hosting:");
 	control_pilot_human(out, d);
+	control_cutover_human(out, d);
+	evbuffer_add_printf(out, "unknown recipients refused (top %d):\n",
+	    CUTOVER_CHECK_TOP);
+	control_refused_human(out, r->domain, CUTOVER_CHECK_TOP);
 	for (int ro = 0; ro < QROUTE_N; ro++) {
 		int tot = 0;
 		for (int st = 0; st < QSTATE_N; st++)

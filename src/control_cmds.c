@@ -249,6 +249,8 @@ cmd_status(struct ctl_ctx *ctx)
 	int64_t up = mx_stats.started ? (int64_t)(time(NULL) - mx_stats.started) : 0;
 	int legacy = store_count_domains(MODE_LEGACY);
 	int hosted = store_count_domains(MODE_HOSTED);
+	const struct domain_info **dl;
+	size_t nd = store_domain_list(&dl);
 	struct jsonw *w;
 
 	if (ctx->json) {
@@ -273,6 +275,12 @@ cmd_status(struct ctl_ctx *ctx)
 		jsonw_kv_int(w, "legacy", legacy);
 		jsonw_kv_int(w, "hosted", hosted);
 		jsonw_object_end(w);
+		jsonw_key(w, "held");
+		jsonw_array_begin(w);
+		for (size_t i = 0; i < nd; i++)
+			if (dl[i]->hold)
+				jsonw_string(w, dl[i]->name);
+		jsonw_array_end(w);
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else {
@@ -287,7 +295,13 @@ cmd_status(struct ctl_ctx *ctx)
 		    mx_stats.connections_current, mx_stats.connections_total,
 		    mx_stats.queue_messages, mx_stats.queue_recipients,
 		    legacy + hosted, legacy, hosted);
+		/* a held domain receives and delivers nothing: say so first */
+		for (size_t i = 0; i < nd; i++)
+			if (dl[i]->hold)
+				evbuffer_add_printf(ctx->out, "held:         %s "
+				    "(no delivery attempt)\n", dl[i]->name);
 	}
+	free(dl);
 	control_reply(ctx, CTL_OK);
 }
 

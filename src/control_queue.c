@@ -32,10 +32,15 @@ qtime(time_t t, char *buf, size_t len)
 	return buf;
 }
 
-/* rcpt_state - what an operator calls it: new, deferred, active, ... */
+/* rcpt_state - what an operator calls it: queued, deferred, held,
+ * active, ... (held: its domain is held, domain set --hold) */
 static const char *
-rcpt_state(const struct queue_rcpt *r)
+rcpt_state(const struct queue_msg *m, int i)
 {
+	const struct queue_rcpt *r = &m->rcpts[i];
+
+	if (r->state == QUEUE_R_PENDING && queue_rcpt_on_hold(m, i))
+		return "held";
 	if (r->state == QUEUE_R_PENDING)
 		return r->attempts > 0 || r->reply ? "deferred" : "queued";
 	return queue_rstate_name(r->state);
@@ -67,11 +72,13 @@ rcpt_shown(const struct queue_rcpt *r, const char *domain, int all)
 }
 
 static void
-json_rcpt(struct jsonw *w, const struct queue_rcpt *r)
+json_rcpt(struct jsonw *w, const struct queue_msg *m, int i)
 {
+	const struct queue_rcpt *r = &m->rcpts[i];
+
 	jsonw_object_begin(w);
 	jsonw_kv_string(w, "address", r->addr);
-	jsonw_kv_string(w, "state", rcpt_state(r));
+	jsonw_kv_string(w, "state", rcpt_state(m, i));
 	jsonw_kv_int(w, "attempts", r->attempts);
 	if (r->state == QUEUE_R_PENDING)
 		jsonw_kv_int(w, "next_attempt", (int64_t)r->next);
@@ -83,11 +90,12 @@ json_rcpt(struct jsonw *w, const struct queue_rcpt *r)
 }
 
 static void
-human_rcpt(struct evbuffer *out, const struct queue_rcpt *r)
+human_rcpt(struct evbuffer *out, const struct queue_msg *m, int i)
 {
+	const struct queue_rcpt *r = &m->rcpts[i];
 	char t[QCTL_TIME_MAX];
 
-	evbuffer_add_printf(out, "    <%s>  %s", r->addr, rcpt_state(r));
+	evbuffer_add_printf(out, "    <%s>  %s", r->addr, rcpt_state(m, i));
 	if (r->attempts)
 		evbuffer_add_printf(out, "  attempts=%d", r->attempts);
 	if (r->state == QUEUE_R_PENDING && r->next > time(NULL))
@@ -145,9 +153,9 @@ cmd_queue_list(struct ctl_ctx *ctx)
 				continue;
 			nr++;
 			if (w)
-				json_rcpt(w, &m->rcpts[k]);
+				json_rcpt(w, m, k);
 			else
-				human_rcpt(ctx->out, &m->rcpts[k]);
+				human_rcpt(ctx->out, m, k);
 		}
 		if (w) {
 			jsonw_array_end(w);
@@ -197,7 +205,7 @@ show_done(const struct queue_msg *m, const struct spool_entry *e,
 		jsonw_key(w, "recipients");
 		jsonw_array_begin(w);
 		for (int k = 0; k < m->nrcpts; k++)
-			json_rcpt(w, &m->rcpts[k]);
+			json_rcpt(w, m, k);
 		jsonw_array_end(w);
 		jsonw_kv_string(w, "headers", headers);
 		jsonw_object_end(w);
@@ -216,7 +224,7 @@ show_done(const struct queue_msg *m, const struct spool_entry *e,
 	evbuffer_add_printf(ctx->out, "body:        %s%s\nrecipients:\n",
 	    m->body_8bit ? "8bitmime" : "7bit", m->smtputf8 ? ", smtputf8" : "");
 	for (int k = 0; k < m->nrcpts; k++)
-		human_rcpt(ctx->out, &m->rcpts[k]);
+		human_rcpt(ctx->out, m, k);
 	evbuffer_add_printf(ctx->out, "headers:\n");
 	/* as stored: CRLF line ends become plain newlines for the terminal */
 	for (const char *p = headers; *p; p++)

@@ -24,6 +24,7 @@
 #include "mta.h"
 #include "queue.h"
 #include "readahead.h"
+#include "refused.h"
 #include "route.h"
 #include "sdnotify.h"
 #include "smtp_server.h"
@@ -345,6 +346,7 @@ main(int argc, char **argv)
 	spool_close();
 	dns_close();
 	store_close();	/* after control: it may still hold store results */
+	refused_close();
 	event_free(sig_term);
 	event_free(sig_int);
 	event_free(sig_hup);
