@@ -372,7 +372,7 @@ render_human(struct check_req *r, const struct domain_info *d,
 		evbuffer_add_printf(out, "%-27s not set (hosting.destination)\n",
 		    "hosting:");
 	control_pilot_human(out, d);
-	control_cutover_human(out, d);
+	control_cutover_human(out, d, 28);
 	evbuffer_add_printf(out, "unknown recipients refused (top %d):\n",
 	    CUTOVER_CHECK_TOP);
 	control_refused_human(out, r->domain, CUTOVER_CHECK_TOP);

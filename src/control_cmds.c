@@ -730,7 +730,7 @@ cmd_domain_show(struct ctl_ctx *ctx)
 		evbuffer_add_printf(ctx->out, "legacy servers:  none\n");
 	evbuffer_add_printf(ctx->out, "verify legacy:   %s\n",
 	    d->verify_legacy ? "on" : "off");
-	control_cutover_human(ctx->out, d);
+	control_cutover_human(ctx->out, d, 17);
 	control_pilot_human(ctx->out, d);
 	control_reply(ctx, CTL_OK);
 }

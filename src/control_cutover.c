@@ -115,22 +115,24 @@ control_cutover_set(struct ctl_ctx *ctx, const char *domain, store_done_fn done)
 }
 
 void
-control_cutover_human(struct evbuffer *out, const struct domain_info *d)
+control_cutover_human(struct evbuffer *out, const struct domain_info *d,
+    int width)
 {
 	char t[SWITCH_TIME_MAX];
 
 	if (d->hold)
-		evbuffer_add_printf(out, "hold:            on since %s (no delivery "
-		    "attempt; mail queues)\n", switch_format_time(d->hold_since,
-		    t, sizeof(t)));
+		evbuffer_add_printf(out, "%-*s on since %s (no delivery attempt; "
+		    "mail queues)\n", width - 1, "hold:",
+		    switch_format_time(d->hold_since, t, sizeof(t)));
 	else
-		evbuffer_add_printf(out, "hold:            off\n");
+		evbuffer_add_printf(out, "%-*s off\n", width - 1, "hold:");
 	if (d->max_lifetime)
-		evbuffer_add_printf(out, "max lifetime:    %d s\n", d->max_lifetime);
+		evbuffer_add_printf(out, "%-*s %d s\n", width - 1, "max lifetime:",
+		    d->max_lifetime);
 	else
-		evbuffer_add_printf(out, "max lifetime:    default "
-		    "(delivery.max_lifetime)\n");
-	evbuffer_add_printf(out, "unknown:         %s (%s)\n",
+		evbuffer_add_printf(out, "%-*s default (delivery.max_lifetime)\n",
+		    width - 1, "max lifetime:");
+	evbuffer_add_printf(out, "%-*s %s (%s)\n", width - 1, "unknown:",
 	    store_unknown_name(d->unknown), d->unknown == UNKNOWN_TEMPFAIL ?
 	    "450 4.1.1" : "550 5.1.1");
 }
@@ -176,14 +178,10 @@ control_refused_human(struct evbuffer *out, const char *domain, size_t max)
 	    (unsigned long long)t->total, t->total == 1 ? "" : "s", n,
 	    n == 1 ? "" : "es", REFUSED_ENTRIES_MAX);
 	for (size_t i = 0; i < n && i < max; i++) {
-		evbuffer_add_printf(out, "%8llu  %s  first %s, last %s",
+		evbuffer_add_printf(out, "%8llu  %s  first %s, last %s\n",
 		    (unsigned long long)v[i]->count, v[i]->addr,
 		    switch_format_time(v[i]->first, t1, sizeof(t1)),
 		    switch_format_time(v[i]->last, t2, sizeof(t2)));
-		if (v[i]->error)
-			evbuffer_add_printf(out, " (at least %llu)",
-			    (unsigned long long)(v[i]->count - v[i]->error));
-		evbuffer_add_printf(out, "\n");
 	}
 	free(v);
 }
@@ -202,7 +200,6 @@ control_refused_json(struct jsonw *w, const char *domain, size_t max)
 		jsonw_object_begin(w);
 		jsonw_kv_string(w, "address", v[i]->addr);
 		jsonw_kv_int(w, "count", (int64_t)v[i]->count);
-		jsonw_kv_int(w, "error", (int64_t)v[i]->error);
 		jsonw_kv_int(w, "first", (int64_t)v[i]->first);
 		jsonw_kv_int(w, "last", (int64_t)v[i]->last);
 		jsonw_object_end(w);

@@ -19,8 +19,10 @@ int control_cutover_args(struct ctl_ctx *, struct store_settings *s);
  * before) for domain, then answer through done */
 void control_cutover_set(struct ctl_ctx *, const char *domain,
     store_done_fn done);
-/* the domain's settings: human lines (domain show) and JSON members */
-void control_cutover_human(struct evbuffer *, const struct domain_info *);
+/* the domain's settings: human lines, labels padded to width (domain
+ * show 17, check 28), and JSON members */
+void control_cutover_human(struct evbuffer *, const struct domain_info *,
+    int width);
 void control_cutover_json(struct jsonw *, const struct domain_info *);
 /* control_cutover_summary - a few words for one-line answers ("; held") */
 void control_cutover_summary(struct evbuffer *, const struct domain_info *);

@@ -1,5 +1,5 @@
-/* refused.c - the unknown-recipient report: Space-Saving tables per domain
- * (see refused.h for the algorithm and its memory bound)
+/* refused.c - the unknown-recipient report: a fixed frequency table per domain
+ * (see refused.h for the replacement rule and the memory bound)
  */
 #include "autoconf.h"
 
@@ -13,37 +13,32 @@
 static struct dict *tables;		/* domain -> struct refused_table */
 
 /* refused_table_note - one refusal. A linear scan of at most
- * REFUSED_ENTRIES_MAX entries: a few microseconds, and no index to keep
- * in step when the minimum entry is replaced. */
+ * REFUSED_ENTRIES_MAX entries (a few microseconds): no index to keep in
+ * step when an entry is replaced. */
 void
 refused_table_note(struct refused_table *t, const char *addr, time_t now)
 {
 	struct refused_entry *e, *min = NULL;
+	char key[SMTP_PATH_MAX + 1];
 
+	/* one entry per table entry: the lookup ignores case */
+	mx_strlcpy(key, addr, sizeof(key));
+	mx_lower(key);
 	t->total++;
 	for (size_t i = 0; i < t->n; i++) {
 		e = &t->v[i];
-		if (strcmp(e->addr, addr) == 0) {
+		if (strcmp(e->addr, key) == 0) {
 			e->count++;
 			e->last = now;
 			return;
 		}
-		if (min == NULL || e->count < min->count)
+		if (min == NULL || e->count < min->count ||
+		    (e->count == min->count && e->last < min->last))
 			min = e;
 	}
-	if (t->n < REFUSED_ENTRIES_MAX) {
-		e = &t->v[t->n++];
-		e->count = 1;
-		e->error = 0;
-	} else {
-		/* Space-Saving: the newcomer takes the least counted entry
-		 * and its count, which bounds how often it may have been seen
-		 * while it was out of the table */
-		e = min;
-		e->error = e->count;
-		e->count++;
-	}
-	mx_strlcpy(e->addr, addr, sizeof(e->addr));
+	e = t->n < REFUSED_ENTRIES_MAX ? &t->v[t->n++] : min;
+	memcpy(e->addr, key, sizeof(e->addr));
+	e->count = 1;
 	e->first = e->last = now;
 }
 

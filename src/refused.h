@@ -2,17 +2,20 @@
  * DOMAIN --refused)
  *
  * Every RCPT refused as unknown for a hosted domain is counted per
- * canonical address in a fixed table of REFUSED_ENTRIES_MAX entries per
- * domain, kept by frequency with the Space-Saving algorithm (Metwally,
- * Agrawal, El Abbadi, 2005): a known address counts up; a new one takes a
- * free entry, or else the entry with the lowest count, inheriting that
- * count plus one (its "error" records the inheritance). Any address seen
- * more than total/REFUSED_ENTRIES_MAX times is guaranteed to be in the
- * table, and its count is over-estimated by at most its error. A flood of
- * random addresses only churns the low entries: memory is
- * REFUSED_ENTRIES_MAX * sizeof(struct refused_entry) per hosted domain
- * (about 90 KiB), allocated at the domain's first refusal and freed with
- * the domain. In memory only: counts since the daemon started, per host.
+ * address (its canonical form, lower-cased as the table's lookup is) in a
+ * fixed table of REFUSED_ENTRIES_MAX entries per domain, kept by
+ * frequency: a known address counts up; a new one takes a free entry, or
+ * else replaces the least counted entry (of those, the one seen least
+ * recently) and starts at 1. So a flood of random addresses, each seen
+ * once, only replaces entries seen once, and an address seen twice or
+ * more (a typo, a forgotten alias) stays until more frequent ones push it
+ * out. Counts are exact for as long as the address stays in the table.
+ * (Space-Saving's inherited counts would let a long enough flood of
+ * one-off addresses push out every typo: the wrong trade for this
+ * report.) Memory: REFUSED_ENTRIES_MAX * sizeof(struct refused_entry),
+ * about 70 KiB, per hosted domain with a refusal, allocated at its first
+ * and freed with the domain; a flood cannot grow it. In memory only:
+ * counts since the daemon started, per host.
  * Loop thread only.
  */
 #ifndef MX_REFUSED_H
@@ -28,10 +31,7 @@
 
 struct refused_entry {
 	char addr[SMTP_PATH_MAX + 1];	/* canonical local@domain */
-	uint64_t count;			/* refusals (an upper bound) */
-	uint64_t error;			/* count inherited from the entry it
-					 * replaced: count - error is a lower
-					 * bound */
+	uint64_t count;			/* refusals since it entered */
 	time_t first, last;		/* first: when it entered the table */
 };
 

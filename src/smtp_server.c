@@ -427,6 +427,8 @@ smtp_rcpt_unknown(struct smtp_session *s, const char *shown, const char *canon)
 
 	mx_stats.rcpt_unknown++;
 	refused_note(canon);
+	if (soft)
+		s->errors++;	/* a 450 probes the table as well as a 550 */
 	smtp_reply(s, "%s <%s>: Recipient address rejected: User unknown",
 	    soft ? "450 4.1.1" : "550 5.1.1", shown);
 	log_info("%s smtp rcpt %s to=<%s> reason=unknown", s->id,
