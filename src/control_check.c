@@ -309,6 +309,10 @@ human_probe(struct evbuffer *out, const struct check_probe *p,
 		evbuffer_add_printf(out, "not usable: %s\n", p->error);
 		return;
 	}
+	if (p->server[0] == '\0') {
+		evbuffer_add_printf(out, "not asked (no %s)\n", what);
+		return;
+	}
 	evbuffer_add_printf(out, "reachable (%s), %s, %zu %s accepted, %zu %s\n",
 	    p->server, p->tls[0] ? p->tls : "no TLS", p->naccepted, what,
 	    p->nrefused, verb);

@@ -54,7 +54,6 @@ struct mxw_dom {
 	char *name;
 	time_t looked;			/* last look started */
 	struct look *look;		/* under way, or NULL */
-	struct mxw_view *last;		/* the last view, or NULL */
 };
 
 static struct {
@@ -213,7 +212,6 @@ dom_free(void *p)
 {
 	struct mxw_dom *d = p;
 
-	free(d->last);
 	free(d->name);
 	free(d);
 }
@@ -231,7 +229,7 @@ dom_get(const char *name)
 	return d;
 }
 
-/* look_notes - "10 mx.example.net (ttl 300, ours), ..." for the history */
+/* look_note - "10 mx.example.net (ttl 300, ours), ..." for the history */
 static void
 look_note(const struct mxw_view *v, char *buf, size_t len)
 {
@@ -258,9 +256,6 @@ look_finish(struct look *l)
 
 	/* d is NULL when mxwatch_close let go of a look still recording */
 	if (d != NULL) {
-		if (d->last == NULL)
-			d->last = xmalloc(sizeof(*d->last));
-		*d->last = l->view;
 		d->look = NULL;
 		mw.nlooks--;
 	}
@@ -448,17 +443,6 @@ mxwatch_look(const char *domain, mxwatch_fn done, void *arg)
 		look_start(d);
 	w->next = d->look->waiters;
 	d->look->waiters = w;
-}
-
-const struct mxw_view *
-mxwatch_last(const char *domain)
-{
-	char name[DNS_NAME_MAX];
-	struct mxw_dom *d;
-
-	mx_strlcpy(name, domain, sizeof(name));
-	d = dict_get(mw.doms, mx_lower(name));
-	return d ? d->last : NULL;
 }
 
 /* The timer */

@@ -72,8 +72,6 @@ void mxwatch_close(void);
 
 /* mxwatch_look - look at domain now (joining a look under way) */
 void mxwatch_look(const char *domain, mxwatch_fn done, void *arg);
-/* mxwatch_last - the last view of domain, or NULL */
-const struct mxw_view *mxwatch_last(const char *domain);
 
 /* mxwatch_propagation - the propagation time of m (0: none, the records
  * do not all point at us) */

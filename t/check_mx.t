@@ -1,21 +1,23 @@
 # check_mx.t - the MX watch, relayctl check and the propagation gate
 # (SPEC 10): dnsmasq is both the resolver and the domain's authoritative
 # server (NS ns.example.test = 127.0.0.1, asked on dns.authoritative_port),
-# with TTLs of 3 s. Stage 1: the MX points elsewhere; stage 2 (dnsmasq
+# with TTLs of 5 s. Stage 1: the MX points elsewhere; stage 2 (dnsmasq
 # restarted): at us. check reports each stage; the propagation time is
 # first-seen + the old TTL; switch hosted is refused before it (with the
-# time it passes), accepted with --force before and without after.
+# time it passes; a scheduled switch firing before it too), accepted with
+# --force before and without after.
 use strict;
 use warnings;
 use Test::More;
 use MxTest;
 use MxPeers;
 use Time::HiRes qw(time sleep);
+use POSIX ();
 
 need_programs('smtp-sink', 'dovecot', 'dnsmasq', 'dig');
 watchdog(90);
 
-my $TTL = 3;
+my $TTL = 5;
 my $dns = MxPeers::DNS->new(zone => 'example.test', ns => '127.0.0.1', ttl => $TTL,
     mx => [['example.test', 'mx.elsewhere.test', 10]]);
 my $dove = MxPeers::Dovecot->new(users => ['joe@example.test']);
@@ -72,6 +74,19 @@ is($rc, 1, 'switch hosted refused before the propagation time');
 like($err, qr/has not propagated yet: caches may hold the old records \(TTL $TTL s\) until \S+ \(in \d s\)/,
     '... saying until when');
 ok(time < $seen + $TTL, 'that refusal came before the propagation time');
+
+# a scheduled switch checks it when it fires
+my $at = POSIX::strftime('%Y-%m-%dT%H:%M:%S', localtime(int(time) + 1));
+$mx->ctl_ok('switch', 'example.test', 'hosted', '--at', $at);
+ok(wait_until(sub {
+	my (undef, $h) = $mx->ctl_json('history', 'example.test');
+	return grep { !$_->{applied} } @{$h->{history} || []};
+}, 5, 0.1), 'the scheduled switch fired');
+($jrc, $j) = $mx->ctl_json('history', 'example.test');
+my ($refused) = grep { !$_->{applied} } @{$j->{history}};
+like($refused->{note} // '', qr/scheduled switch refused: the MX change of example\.test has not propagated yet/,
+    '... and was refused: not propagated (in the history)');
+ok(time < $seen + $TTL, 'that too before the propagation time');
 ($rc, $out, $err) = $mx->ctl('switch', 'example.test', 'hosted', '--force');
 is($rc, 0, '--force switches before it') or diag($err);
 $mx->ctl_ok('switch', 'example.test', 'legacy');
