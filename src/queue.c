@@ -586,14 +586,18 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
+		stats_observe(&mx_stats.delivery_latency,
+		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;
 	case MTA_TEMP:
+		mx_stats.attempts_deferred_by_route[j->mj.route.kind]++;
 		rcpt_defer(m, mr->index, now, relay, mr->code, mr->status,
 		    mr->reply, bl);
 		break;
 	case MTA_PERM:
+		mx_stats.attempts_bounced_by_route[j->mj.route.kind]++;
 		queue_rcpt_bounce(m, mr->index, relay, mr->status, mr->code,
 		    mr->reply, NULL, bl);
 		break;

@@ -100,6 +100,7 @@ struct smtp_session {
 
 	/* transaction */
 	char *sender;			/* "" for <> */
+	uint64_t txn_start_us;		/* MAIL accepted (monotonic) */
 	struct smtp_mail_params mp;
 	char **rcpts;
 	int nrcpts;
@@ -318,6 +319,7 @@ cmd_mail(struct smtp_session *s, const char *args)
 	}
 	s->sender = xstrdup(path.null ? "" : path.mbox.text);
 	filter_mail(s->filter, s->sender);
+	s->txn_start_us = mx_mono_us();
 	smtp_enter_state(s, S_MAIL);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -886,6 +888,8 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 	s->msg = NULL;
 	if (ok) {
 		mx_stats.messages_accepted++;
+		stats_observe(&mx_stats.smtp_transaction,
+		    (double)(mx_mono_us() - s->txn_start_us) / 1e6);
 		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s",
 		    s->id, s->qid, s->sender, s->nrcpts,
 		    (unsigned long long)s->data.size, s->addr);
