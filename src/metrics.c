@@ -290,7 +290,7 @@ metrics_render(struct evbuffer *out)
 	    "accepted to \"250 queued\", per message", &mx_stats.smtp_transaction);
 }
 
-/* on_request - GET /metrics; evhttp answers 405 to other methods */
+/* on_request - GET /metrics; evhttp answers 501 to other methods */
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
