@@ -20,6 +20,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -172,6 +173,33 @@ queue_rcpt_in_domain(const char *addr, const char *domain)
 
 /* Messages in memory */
 
+/* story_add - a line of the message's story (QUEUE_STORY_MAX lines: the
+ * first, how it arrived, and the latest others) */
+static void __attribute__((format(printf, 2, 3)))
+story_add(struct queue_msg *m, const char *fmt, ...)
+{
+	char line[QUEUE_STORY_LINE_MAX];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t n;
+	va_list ap;
+
+	localtime_r(&now, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (m->story == NULL)
+		m->story = xcalloc(QUEUE_STORY_MAX, sizeof(*m->story));
+	if (m->nstory == QUEUE_STORY_MAX) {
+		free(m->story[1]);
+		memmove(&m->story[1], &m->story[2],
+		    sizeof(*m->story) * (QUEUE_STORY_MAX - 2));
+		m->nstory--;
+	}
+	m->story[m->nstory++] = xstrdup(line);
+}
+
 /* msg_new - the queue's copy of a spool entry; takes its strings over */
 static struct queue_msg *
 msg_new(struct spool_entry *e)
@@ -241,6 +269,9 @@ msg_free(struct queue_msg *m)
 	}
 	free(m->rcpts);
 	free(m->sender);
+	for (int i = 0; i < m->nstory; i++)
+		free(m->story[i]);
+	free(m->story);
 	free(m->rec);
 	free(m->del);
 	for (int k = 0; k < m->bpend.n; k++) {
@@ -365,18 +396,22 @@ queue_msg_sync(struct queue_msg *m)
 
 /* Results of one recipient */
 
-/* log_result - the one line per recipient per attempt (SPEC 6) */
+/* log_result - the one line per recipient per attempt (SPEC 6), also
+ * kept in the message's story */
 static void
-log_result(const struct queue_msg *m, const struct queue_rcpt *r,
+log_result(struct queue_msg *m, const struct queue_rcpt *r,
     const char *relay, const char *dsn, const char *status, const char *reply)
 {
 	double delay = (double)(mx_now_us() - m->arrival_us) / 1e6;
+	const char *rl = relay && *relay ? relay : "none";
+	const char *route = r->route ? r->route : "none";
 
 	if (delay < 0)
 		delay = 0;
-	log_info("%s to=<%s> relay=%s delay=%.1f dsn=%s status=%s (%s)", m->id,
-	    r->addr, relay && *relay ? relay : "none", delay, dsn, status,
-	    reply ? reply : "");
+	log_info("%s to=<%s> relay=%s route=%s delay=%.1f dsn=%s status=%s (%s)",
+	    m->id, r->addr, rl, route, delay, dsn, status, reply ? reply : "");
+	story_add(m, "to=<%s> relay=%s route=%s delay=%.1f dsn=%s status=%s (%s)",
+	    r->addr, rl, route, delay, dsn, status, reply ? reply : "");
 }
 
 /* rcpt_final - recipient i reached a final state */
@@ -579,8 +614,10 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		mr->cls = MTA_NOT_TRIED;
 	relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ? j->mj.relay : "";
 
-	if (mr->cls != MTA_NOT_TRIED)
+	if (mr->cls != MTA_NOT_TRIED) {
 		r->not_tried = 0;
+		r->route = route_kind_name(j->mj.route.kind);
+	}
 	switch (mr->cls) {
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
@@ -991,6 +1028,8 @@ bounce_committed(struct spool_msg *sm, int ok, void *arg)
 		mx_stats.bounces_sent++;
 		log_info("%s bounce=%s to=<%s> recipients=%d", bj->m->id,
 		    spool_msg_id(sm), bj->m->sender, bj->list.n);
+		story_add(bj->m, "bounce=%s to=<%s> recipients=%d",
+		    spool_msg_id(sm), bj->m->sender, bj->list.n);
 	} else
 		log_warnx("%s bounce could not be queued; retried later", bj->m->id);
 	bounce_finish(bj, ok);
@@ -1113,6 +1152,9 @@ queue_add(struct spool_entry *e, void *arg)
 	struct queue_msg *m = msg_new(e);
 
 	(void)arg;
+	story_add(m, "%s from=<%s> size=%" PRIu64 " nrcpt=%d",
+	    q.loading ? "found in the spool at start" : "queued", m->sender,
+	    m->size, m->nrcpts);
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);

@@ -31,6 +31,9 @@
 #include "spool.h"
 
 #define QUEUE_JOBS_MAX		1000	/* mta jobs (and message opens) in flight */
+#define QUEUE_STORY_MAX		32	/* story lines kept per message: the first
+					 * and the latest ones */
+#define QUEUE_STORY_LINE_MAX	512
 
 enum queue_rstate {
 	QUEUE_R_PENDING = 0,	/* waiting for r->next (deferred when attempts > 0) */
@@ -55,6 +58,8 @@ struct queue_rcpt {
 	time_t last;		/* time of the last attempt, 0 when none */
 	char *reply;		/* last reply or reason, NULL when none */
 	int not_tried;		/* "route changed" answers in a row */
+	const char *route;	/* route of the last attempt ("legacy",
+				 * "hosted", "mx"), NULL before the first */
 };
 
 struct queue_job;
@@ -80,6 +85,10 @@ struct queue_msg {
 	int nrcpts;
 	int nlive;		/* recipients not final yet */
 	struct queue_rcpt *rcpts;
+	/* what happened to it since this daemon has held it, one log line
+	 * each with its time (relayctl queue show); not kept across restarts */
+	char **story;
+	int nstory;
 
 	/* private to queue.c and queue_expand.c */
 	struct qsched_node sched;
