@@ -136,6 +136,27 @@ is($sw->{mxrelay_switches_scheduled}, 1, 'one switch scheduled');
 is($sw->{'mxrelay_switch_scheduled_timestamp_seconds{domain="dead.test",mode="hosted"}'},
     4070908800, 'its time');
 
+# --- contrib: the alert rules and the dashboard --------------------------------
+my $src = $ENV{MX_SRCDIR} // '.';
+my ($prc, $pout, $perr) = run_cmd('promtool', 'check', 'rules', "$src/contrib/prometheus-alerts.yml");
+is($prc, 0, 'promtool check rules contrib/prometheus-alerts.yml') or diag("$pout$perr");
+($prc, $pout, $perr) = run_cmd('promtool', 'test', 'rules', "$src/t/data/prometheus-alerts-test.yml");
+is($prc, 0, 'promtool test rules: each alert fires when it should, and only then') or diag("$pout$perr");
+my $dash = json_decode(slurp("$src/contrib/grafana-mxrelay.json") // '');
+ok($dash && @{$dash->{panels} // []} >= 10, 'contrib/grafana-mxrelay.json: a dashboard with its panels');
+# every mxrelay_* name the dashboard and the rules use is one we export
+my %exported;
+for my $text ($r0->{content}, $r1->{content}, $r2->{content}) {
+	$exported{$1} = 1 while $text =~ /^# TYPE (\S+) /mg;
+}
+my %used;
+my $uses = join("\n", map { $_->{expr} } map { @{$_->{targets} // []} } @{$dash->{panels} // []})
+    . "\n" . (slurp("$src/contrib/prometheus-alerts.yml") // '');
+$used{$1} = 1 while $uses =~ /\b(mxrelay_[a-z_]+?)(?:_bucket|_sum|_count)?\b(?![a-z_])/g;
+my @unknown = grep { !$exported{$_} } sort keys %used;
+ok(keys %used >= 15, 'the dashboard and the rules use ' . scalar(keys %used) . ' metrics');
+is("@unknown", '', 'the dashboard and the rules use only metrics mxrelayd exports');
+
 # only GET /metrics
 is($http->get("http://127.0.0.1:$mport/")->{status}, 404, 'other paths: 404');
 is($http->post_form($url, {})->{status}, 501, 'POST: 501 (evhttp: method not implemented)');
