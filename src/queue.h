@@ -34,6 +34,7 @@
 #define QUEUE_STORY_MAX		32	/* story lines kept per message: the first
 					 * and the latest ones */
 #define QUEUE_STORY_LINE_MAX	512
+#define QUEUE_LOG_LINE_MAX	2048	/* an attempt line, as log.c's */
 
 enum queue_rstate {
 	QUEUE_R_PENDING = 0,	/* waiting for r->next (deferred when attempts > 0) */
@@ -46,7 +47,8 @@ enum queue_rstate {
 };
 
 struct queue_rcpt {
-	char *addr;		/* as written, without <> */
+	char *addr;		/* canonical, without <> */
+	char *orig;		/* as the client wrote it, NULL when the same */
 	enum spool_rkind kind;	/* envelope recipient or expansion child */
 	int parent;		/* child: index of the expanded recipient; -1 */
 	int held;		/* child whose expand record is not durable yet */
