@@ -189,14 +189,14 @@ story_add(struct queue_msg *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	va_end(ap);
-	if (m->story == NULL)
-		m->story = xcalloc(QUEUE_STORY_MAX, sizeof(*m->story));
 	if (m->nstory == QUEUE_STORY_MAX) {
 		free(m->story[1]);
 		memmove(&m->story[1], &m->story[2],
 		    sizeof(*m->story) * (QUEUE_STORY_MAX - 2));
 		m->nstory--;
-	}
+	} else	/* most messages have a few lines: grow one at a time */
+		m->story = xrealloc(m->story, sizeof(*m->story) *
+		    (size_t)(m->nstory + 1));
 	m->story[m->nstory++] = xstrdup(line);
 }
 
