@@ -165,54 +165,82 @@ put_series(const char *key, void *val, void *arg)
 	return 0;
 }
 
+/* what a walk of the queue adds up */
+struct queue_sum {
+	struct dict *series;		/* "domain\nroute\nstate" -> int64_t */
+	uint64_t bytes;
+	time_t oldest;			/* 0: empty */
+	/* the last recipient's series: a queue mostly holds runs of the
+	 * same domain, so most recipients skip the lookups */
+	char last_dom[SMTP_DOMAIN_MAX + 1];
+	int last_mx;
+	const char *last_state;
+	int64_t *last_n;
+};
+
+/* sum_msg - count the live recipients of m under their series */
+static void
+sum_msg(const struct queue_msg *m, void *arg)
+{
+	struct queue_sum *qs = arg;
+	const struct queue_rcpt *r;
+	const struct domain_info *d;
+	const char *at, *dom, *route, *state;
+	char key[SMTP_DOMAIN_MAX + 64];
+	int64_t *n;
+
+	qs->bytes += m->size;
+	if (qs->oldest == 0 || m->arrival < qs->oldest)
+		qs->oldest = m->arrival;
+	for (int k = 0; k < m->nrcpts; k++) {
+		r = &m->rcpts[k];
+		if (r->state >= QUEUE_R_DELIVERED)
+			continue;
+		at = strrchr(r->addr, '@');
+		at = at ? at + 1 : "";
+		state = rcpt_state(r);
+		if (qs->last_n && qs->last_mx == m->route_mx &&
+		    qs->last_state == state && strcmp(qs->last_dom, at) == 0) {
+			(*qs->last_n)++;
+			continue;
+		}
+		d = store_domain(at);
+		dom = d ? d->name : METRICS_OTHER_DOMAIN;
+		route = d && !m->route_mx ? store_mode_name(d->mode) : "mx";
+		snprintf(key, sizeof(key), "%s\n%s\n%s", dom, route, state);
+		if ((n = dict_get(qs->series, key)) == NULL) {
+			n = xcalloc(1, sizeof(*n));
+			dict_put(qs->series, key, n);
+		}
+		(*n)++;
+		mx_strlcpy(qs->last_dom, at, sizeof(qs->last_dom));
+		qs->last_mx = m->route_mx;
+		qs->last_state = state;
+		qs->last_n = n;
+	}
+}
+
 /* render_queue - recipients by domain, route and state; the oldest
- * message; the bytes queued */
+ * message; the bytes queued. One walk of the queue, no copy, no sort. */
 static void
 render_queue(struct evbuffer *out, time_t now)
 {
-	const struct queue_msg **v;
-	const struct queue_rcpt *r;
-	const struct domain_info *d;
-	const char *at, *dom, *route;
-	char key[SMTP_DOMAIN_MAX + 64];
-	struct dict *series = dict_new();
-	uint64_t bytes = 0;
-	int64_t *n;
-	size_t nm = queue_snapshot(NULL, &v);
+	struct queue_sum qs = { .series = dict_new() };
 
-	for (size_t i = 0; i < nm; i++) {
-		bytes += v[i]->size;
-		for (int k = 0; k < v[i]->nrcpts; k++) {
-			r = &v[i]->rcpts[k];
-			if (r->state >= QUEUE_R_DELIVERED)
-				continue;
-			at = strrchr(r->addr, '@');
-			d = at ? store_domain(at + 1) : NULL;
-			dom = d ? d->name : METRICS_OTHER_DOMAIN;
-			route = d && !v[i]->route_mx ? store_mode_name(d->mode) : "mx";
-			snprintf(key, sizeof(key), "%s\n%s\n%s", dom, route,
-			    rcpt_state(r));
-			if ((n = dict_get(series, key)) == NULL) {
-				n = xcalloc(1, sizeof(*n));
-				dict_put(series, key, n);
-			}
-			(*n)++;
-		}
-	}
+	queue_walk(sum_msg, &qs);
 	family(out, "mxrelay_queue_recipients", "gauge", "recipients waiting "
 	    "in the queue by domain (hosted domains; \"other\" for the rest), "
 	    "route and state (new, deferred, active)");
-	dict_walk(series, put_series, out);
-	dict_free(series, free);
+	dict_walk(qs.series, put_series, out);
+	dict_free(qs.series, free);
 
 	family(out, "mxrelay_queue_oldest_message_age_seconds", "gauge",
 	    "age of the oldest message in the queue (0 when empty)");
 	evbuffer_add_printf(out, "mxrelay_queue_oldest_message_age_seconds %lld\n",
-	    nm && now > v[0]->arrival ? (long long)(now - v[0]->arrival) : 0LL);
+	    qs.oldest && now > qs.oldest ? (long long)(now - qs.oldest) : 0LL);
 	family(out, "mxrelay_spool_bytes", "gauge",
 	    "bytes of message data in the queue");
-	evbuffer_add_printf(out, "mxrelay_spool_bytes %" PRIu64 "\n", bytes);
-	free(v);
+	evbuffer_add_printf(out, "mxrelay_spool_bytes %" PRIu64 "\n", qs.bytes);
 }
 
 /* render_fs - the spool's file system as last measured */

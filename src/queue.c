@@ -1290,6 +1290,32 @@ snap_fn(const char *key, void *val, void *arg)
 	return 0;
 }
 
+struct walk {
+	queue_walk_fn fn;
+	void *arg;
+};
+
+static int
+walk_fn(const char *key, void *val, void *arg)
+{
+	const struct queue_msg *m = val;
+	struct walk *w = arg;
+
+	(void)key;
+	if (!m->deleted && m->nlive > 0)
+		w->fn(m, w->arg);
+	return 0;
+}
+
+void
+queue_walk(queue_walk_fn fn, void *arg)
+{
+	struct walk w = { fn, arg };
+
+	if (q.msgs)
+		dict_walk(q.msgs, walk_fn, &w);
+}
+
 static int
 snap_cmp(const void *a, const void *b)
 {

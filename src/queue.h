@@ -134,6 +134,10 @@ const struct queue_msg *queue_find(const char *id);
  * NULL), sorted by ID (= arrival); *out is malloc'd; valid until the next
  * return to the loop */
 size_t queue_snapshot(const char *domain, const struct queue_msg ***out);
+/* queue_walk - call fn on every message with a live recipient, in no
+ * order, without copying or sorting (metrics); fn must not change the queue */
+typedef void (*queue_walk_fn)(const struct queue_msg *m, void *arg);
+void queue_walk(queue_walk_fn fn, void *arg);
 /* queue_rcpt_in_domain - is the recipient's domain domain (any case)? */
 int queue_rcpt_in_domain(const char *addr, const char *domain);
 
