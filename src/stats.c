@@ -17,6 +17,11 @@ static const double transaction_bounds[] = {
 	0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 };
 
+_Static_assert(sizeof(latency_bounds) / sizeof(latency_bounds[0]) <=
+    STATS_HIST_BUCKETS_MAX, "latency buckets");
+_Static_assert(sizeof(transaction_bounds) / sizeof(transaction_bounds[0]) <=
+    STATS_HIST_BUCKETS_MAX, "transaction buckets");
+
 struct mx_stats mx_stats = {
 	.delivery_latency = { latency_bounds,
 	    (int)(sizeof(latency_bounds) / sizeof(latency_bounds[0])), { 0 }, 0, 0 },
