@@ -334,7 +334,7 @@ void store_verified_free(struct store_verified *, size_t n);
  * queue can leave held time out of a message's lifetime across restarts.
  */
 #define STORE_HOLDS_MAX		16	/* past holds kept per domain */
-#define STORE_LIFETIME_MAX	(86400 * 365)	/* --max-lifetime, seconds */
+#define STORE_LIFETIME_MAX	7776000	/* --max-lifetime, seconds: as delivery.max_lifetime */
 
 enum store_setting_bits {
 	STORE_SET_HOLD = 1 << 0,
