@@ -31,6 +31,7 @@
 #include "store.h"
 #include "switch.h"
 #include "table_import.h"
+#include "verify.h"
 #include "util.h"
 
 #define CHECK_REASON_MAX	1024
@@ -47,6 +48,9 @@ struct check_probe {
 	char tls[128];
 	size_t naccepted, nrefused;
 	char **raddr, **rreply;
+	char random[SMTP_PATH_MAX + 1];	/* a legacy server: the catch-all
+					 * check asked beside the table */
+	int accepts_any;		/* ... and it accepted it */
 };
 
 /* the queue of the domain: recipients by route and state */
@@ -249,6 +253,7 @@ render_json(struct check_req *r, const struct domain_info *d,
 	for (int i = 0; i < r->nlegacy; i++) {
 		jsonw_object_begin(w);
 		jsonw_kv_string(w, "server", r->legacy[i].what);
+		jsonw_kv_bool(w, "accepts_any", r->legacy[i].accepts_any);
 		json_probe(w, &r->legacy[i], "rejected");
 		jsonw_object_end(w);
 	}
@@ -364,6 +369,10 @@ render_human(struct check_req *r, const struct domain_info *d,
 		snprintf(label, sizeof(label), "legacy %s:", r->legacy[i].what);
 		evbuffer_add_printf(out, "%-27s ", label);
 		human_probe(out, &r->legacy[i], "rejected", "addresses");
+		if (r->legacy[i].accepts_any)
+			evbuffer_add_printf(out, "  legacy server %s accepts any "
+			    "address: verification cannot help\n",
+			    r->legacy[i].what);
 	}
 	if (r->nlegacy == 0)
 		evbuffer_add_printf(out, "%-27s none\n", "legacy servers:");
@@ -470,13 +479,20 @@ probe_done(const struct probe_result *pr, void *arg)
 	mx_strlcpy(p->server, pr->server, sizeof(p->server));
 	mx_strlcpy(p->tls, pr->tls, sizeof(p->tls));
 	p->naccepted = pr->naccepted;
-	p->nrefused = pr->ok ? pr->nrefused : 0;
-	p->raddr = xcalloc(p->nrefused + 1, sizeof(char *));
-	p->rreply = xcalloc(p->nrefused + 1, sizeof(char *));
-	for (size_t i = 0; i < p->nrefused; i++) {
-		p->raddr[i] = xstrdup(pr->refused[i].addr);
-		p->rreply[i] = xstrdup(pr->refused[i].reply);
+	p->raddr = xcalloc(pr->nrefused + 1, sizeof(char *));
+	p->rreply = xcalloc(pr->nrefused + 1, sizeof(char *));
+	p->accepts_any = pr->ok && p->random[0] != '\0';
+	for (size_t i = 0; pr->ok && i < pr->nrefused; i++) {
+		/* the random address is no table address: not listed */
+		if (strcmp(pr->refused[i].addr, p->random) == 0) {
+			p->accepts_any = 0;
+			continue;
+		}
+		p->raddr[p->nrefused] = xstrdup(pr->refused[i].addr);
+		p->rreply[p->nrefused++] = xstrdup(pr->refused[i].reply);
 	}
+	if (p->accepts_any)
+		p->naccepted--;
 	part_done(p->req);
 }
 
@@ -516,14 +532,19 @@ cmd_check(struct ctl_ctx *ctx)
 	r->pending = 1;
 	mxwatch_look(r->domain, look_done, r);
 	r->naddrs = store_domain_addresses(d, &addrs);
+	/* one more slot: a random address, which only a server that accepts
+	 * anything accepts (verify.h) */
+	addrs = xrealloc(addrs, (r->naddrs + 1) * sizeof(char *));
 	for (int i = 0; i < d->nservers && i < STORE_MAX_SERVERS; i++) {
 		struct check_probe *p = &r->legacy[r->nlegacy++];
 
 		p->req = r;
 		store_server_format(&d->servers[i], p->what, sizeof(p->what));
 		route_for_server(&d->servers[i], &rt);
+		verify_catchall_address(r->domain, p->random, sizeof(p->random));
+		addrs[r->naddrs] = p->random;
 		r->pending++;
-		p->probe = probe_start_route(check_base, &rt, addrs, r->naddrs,
+		p->probe = probe_start_route(check_base, &rt, addrs, r->naddrs + 1,
 		    probe_done, p);
 	}
 	free_list(addrs, r->naddrs);

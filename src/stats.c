@@ -155,6 +155,8 @@ const struct stats_row stats_rows[] = {
 	    "mxrelay_verify_answers_total", "answer=\"cache_negative\"", NULL),
 	C("verify_rate_limited", verify_rate_limited,
 	    "mxrelay_verify_answers_total", "answer=\"rate_limited\"", NULL),
+	C("verify_catchall", verify_catchall, "mxrelay_verify_answers_total",
+	    "answer=\"catchall\"", NULL),
 };
 const size_t stats_nrows = sizeof(stats_rows) / sizeof(stats_rows[0]);
 

@@ -75,6 +75,8 @@ struct mx_stats {
 	uint64_t verify_cache_positive;	/* answered 250 from the cache */
 	uint64_t verify_cache_negative;	/* answered 550 from the cache */
 	uint64_t verify_rate_limited;	/* 450: the domain's probe rate */
+	uint64_t verify_catchall;	/* the table's answer: the old server
+					 * accepts any address */
 	/* seconds from arrival to a 2xx of the downstream, per recipient */
 	struct mx_hist delivery_latency;
 	/* seconds from MAIL accepted to "250 queued" */

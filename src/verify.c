@@ -7,6 +7,14 @@
  * domain a token bucket of probes (the rate limit: a flood of unknown
  * recipients is not a flood of probes). A sweep every
  * VERIFY_SWEEP_SECS drops expired answers.
+ *
+ * Catch-all servers: a server that accepts any address proves nothing by
+ * accepting one. Per domain we keep what its old server did with a random
+ * local part (verify_catchall_address), asked in the same transaction as
+ * the first probe and again once that knowledge is older than
+ * verify.positive_lifetime: a catch-all makes every unknown address get the
+ * table's own answer (VERIFY_NO: 550, or 450 with --unknown tempfail)
+ * without a probe, and is counted (stats verify_catchall).
  */
 #include "autoconf.h"
 
@@ -38,9 +46,19 @@ struct verify_wait {
 
 /* a probe under way for one address */
 struct vprobe {
-	char *addr;
+	char *addr;			/* the key: canonical, lower case */
+	char *sent;			/* as the old server is asked */
+	char *random;			/* the catch-all check beside it, or NULL */
+	char *domain;
 	struct probe *probe;
 	struct verify_wait *waiters;
+};
+
+/* what a domain's old server does with a random local part */
+enum catch_state { CATCH_UNKNOWN = 0, CATCH_NO, CATCH_YES };
+struct vcatch {
+	enum catch_state state;
+	time_t until;			/* then ask again */
 };
 
 /* a recent answer */
@@ -63,9 +81,27 @@ static struct {
 	struct dict *pending;		/* address -> struct vprobe */
 	struct dict *answers;		/* address -> struct vanswer */
 	struct dict *rates;		/* domain -> struct vrate */
+	struct dict *catchall;		/* domain -> struct vcatch */
 	struct event *sweep;
 	int nprobes;
 } vf;
+
+static void
+vprobe_free(struct vprobe *vp)
+{
+	free(vp->addr);
+	free(vp->sent);
+	free(vp->random);
+	free(vp->domain);
+	free(vp);
+}
+
+void
+verify_catchall_address(const char *domain, char *buf, size_t len)
+{
+	snprintf(buf, len, "mxrelay-catchall-check-%08x%08x@%s", arc4random(),
+	    arc4random(), domain);
+}
 
 /* wait_end - unlink and free a waiter (its fn already ran, or never will) */
 static void
@@ -123,11 +159,58 @@ answer_keep(const char *addr, int ok, const char *reply, time_t now)
 		store_verified_put(addr, now, a->until, NULL, NULL);
 }
 
+/* refusal_of - the probe's refusal of addr, or NULL: it was accepted */
+static const struct probe_refusal *
+refusal_of(const struct probe_result *pr, const char *addr)
+{
+	for (size_t i = 0; i < pr->nrefused; i++)
+		if (strcmp(pr->refused[i].addr, addr) == 0)
+			return &pr->refused[i];
+	return NULL;
+}
+
+/* catch_get - the domain's catch-all knowledge at now */
+static enum catch_state
+catch_get(const char *domain, time_t now)
+{
+	const struct vcatch *c = dict_get(vf.catchall, domain);
+
+	return c != NULL && c->until > now ? c->state : CATCH_UNKNOWN;
+}
+
+/* catch_learn - the random local part beside vp's address got rr (NULL:
+ * accepted); returns the domain's state now */
+static enum catch_state
+catch_learn(const struct vprobe *vp, const struct probe_refusal *rr,
+    const char *server, time_t now)
+{
+	struct vcatch *c = dict_get(vf.catchall, vp->domain);
+	enum catch_state st;
+
+	/* a 4xx to the random address tells nothing */
+	if (rr != NULL && rr->reply[0] != '5')
+		return CATCH_UNKNOWN;
+	st = rr == NULL ? CATCH_YES : CATCH_NO;
+	if (c == NULL) {
+		c = xcalloc(1, sizeof(*c));
+		dict_put(vf.catchall, vp->domain, c);
+	}
+	if (c->state != st)
+		log_info("verify domain=%s server=%s catchall=%s%s", vp->domain,
+		    server, st == CATCH_YES ? "yes" : "no", st == CATCH_YES ?
+		    " (accepts any address: verification cannot help)" : "");
+	c->state = st;
+	c->until = now + vf.cfg->verify_positive_lifetime;
+	return st;
+}
+
 /* probe_done - the old server's word: every waiter hears it */
 static void
 probe_done(const struct probe_result *pr, void *arg)
 {
 	struct vprobe *vp = arg;
+	const struct probe_refusal *rr = NULL;
+	enum catch_state cs = CATCH_NO;
 	enum verify_result r;
 	char reply[VERIFY_REPLY_MAX];
 	time_t now = time(NULL);
@@ -135,14 +218,30 @@ probe_done(const struct probe_result *pr, void *arg)
 	vp->probe = NULL;
 	vf.nprobes--;
 	dict_del(vf.pending, vp->addr);
+	if (pr->ok) {
+		rr = refusal_of(pr, vp->sent);
+		if (vp->random)
+			cs = catch_learn(vp, refusal_of(pr, vp->random),
+			    pr->server, now);
+	}
 	if (!pr->ok) {
 		r = VERIFY_TEMP;
 		mx_strlcpy(reply, pr->error, sizeof(reply));
-	} else if (pr->naccepted > 0) {
+	} else if (rr == NULL && cs == CATCH_YES) {
+		/* it accepts anything: the table's own answer */
+		r = VERIFY_NO;
+		mx_stats.verify_catchall++;
+		snprintf(reply, sizeof(reply), "%s accepts any address",
+		    pr->server);
+	} else if (rr == NULL && cs == CATCH_UNKNOWN) {
+		r = VERIFY_TEMP;
+		snprintf(reply, sizeof(reply), "%s accepts it, but cannot be "
+		    "told from a catch-all now", pr->server);
+	} else if (rr == NULL) {
 		r = VERIFY_YES;
 		snprintf(reply, sizeof(reply), "accepted by %s", pr->server);
 	} else {
-		mx_strlcpy(reply, pr->refused[0].reply, sizeof(reply));
+		mx_strlcpy(reply, rr->reply, sizeof(reply));
 		/* RFC 5321 4.2.1: only a 5yz reply is permanent */
 		r = reply[0] == '5' ? VERIFY_NO : VERIFY_TEMP;
 	}
@@ -160,8 +259,7 @@ probe_done(const struct probe_result *pr, void *arg)
 		count(r);
 		fn(r, reply, farg);
 	}
-	free(vp->addr);
-	free(vp);
+	vprobe_free(vp);
 }
 
 /* rate_take - may domain start one more probe now? */
@@ -227,14 +325,21 @@ verify_rcpt(const char *canon, const struct domain_info *d, verify_fn fn,
 	const char *canon_key;
 	struct vprobe *vp;
 	struct route rt;
-	char why[256], *addrs[1], key[VERIFY_ADDR_MAX];
+	char why[256], *addrs[2], key[VERIFY_ADDR_MAX], rnd[VERIFY_ADDR_MAX];
 	time_t now = time(NULL);
+	enum catch_state cs;
 	int c;
 
 	*w = NULL;
 	if (!d->verify_legacy || vf.pending == NULL ||
 	    mx_strlcpy(key, canon, sizeof(key)) >= sizeof(key))
 		return VERIFY_NO;
+	/* its old server accepts anything: asking proves nothing */
+	if ((cs = catch_get(d->name, now)) == CATCH_YES) {
+		mx_stats.verify_catchall++;
+		log_info("verify address=%s result=table reason=catchall", key);
+		return VERIFY_NO;
+	}
 	/* keyed as the table is: the canonical form, compared
 	 * case-insensitively (SPEC 4) */
 	canon_key = mx_lower(key);
@@ -263,14 +368,23 @@ verify_rcpt(const char *canon, const struct domain_info *d, verify_fn fn,
 	}
 	vp = xcalloc(1, sizeof(*vp));
 	vp->addr = xstrdup(canon_key);
+	vp->sent = xstrdup(canon);
+	vp->domain = xstrdup(d->name);
 	dict_put(vf.pending, vp->addr, vp);
 	vf.nprobes++;
 	mx_stats.verify_probes++;
 	*w = wait_add(vp, fn, arg);
-	/* the old server is asked about the address as it was written */
-	addrs[0] = (char *)canon;
+	/* the old server is asked about the address as it was written, and
+	 * in the same transaction about a random one when we do not know
+	 * (any more) whether it accepts anything */
+	addrs[0] = vp->sent;
+	if (cs == CATCH_UNKNOWN) {
+		verify_catchall_address(d->name, rnd, sizeof(rnd));
+		addrs[1] = vp->random = xstrdup(rnd);
+	}
 	/* probe_start_route answers from the loop, never inside the call */
-	vp->probe = probe_start_route(vf.base, &rt, addrs, 1, probe_done, vp);
+	vp->probe = probe_start_route(vf.base, &rt, addrs, vp->random ? 2 : 1,
+	    probe_done, vp);
 	return VERIFY_WAIT;
 }
 
@@ -331,6 +445,7 @@ verify_init(struct event_base *base, const struct config *cfg, char *err,
 	vf.pending = dict_new();
 	vf.answers = dict_new();
 	vf.rates = dict_new();
+	vf.catchall = dict_new();
 	if ((vf.sweep = evtimer_new(base, sweep, NULL)) == NULL) {
 		snprintf(err, errlen, "verify: evtimer_new failed");
 		return -1;
@@ -359,8 +474,7 @@ close_cb(const char *key, void *val, void *arg)
 		wait_end(w);
 		fn(VERIFY_TEMP, "the daemon is stopping", farg);
 	}
-	free(vp->addr);
-	free(vp);
+	vprobe_free(vp);
 	return 0;
 }
 
@@ -373,6 +487,7 @@ verify_close(void)
 	dict_free(vf.pending, NULL);
 	dict_free(vf.answers, free);
 	dict_free(vf.rates, free);
+	dict_free(vf.catchall, free);
 	if (vf.sweep)
 		event_free(vf.sweep);
 	memset(&vf, 0, sizeof(vf));

@@ -9,7 +9,11 @@
  * verify.negative_lifetime); anything else - timeout (verify.timeout),
  * 4xx, no server, the domain's probe rate (verify.max_probes_per_minute)
  * - 450 4.1.1: never a 5xx for our own trouble. RCPTs for an address
- * being probed wait for that probe. Loop thread only.
+ * being probed wait for that probe. A server that also accepts a random
+ * local part (asked beside the first probe, and again once
+ * verify.positive_lifetime has passed) accepts anything: its positive
+ * answers prove nothing, and unknown addresses get VERIFY_NO (the table's
+ * answer) without a probe. Loop thread only.
  */
 #ifndef MX_VERIFY_H
 #define MX_VERIFY_H
@@ -48,5 +52,8 @@ enum verify_result verify_rcpt(const char *canon, const struct domain_info *d,
     verify_fn fn, void *arg, struct verify_wait **w);
 /* verify_cancel - the session went away: fn will not run */
 void verify_cancel(struct verify_wait *);
+/* verify_catchall_address - a random address of domain that no table
+ * holds: what a server accepts only when it accepts anything */
+void verify_catchall_address(const char *domain, char *buf, size_t len);
 
 #endif
