@@ -137,6 +137,7 @@ static const struct key_rule key_rules[] = {
 	{ "delivery.retry_schedule", K_INTLIST, apply_retry, OFF(nretry_schedule),
 	    1, RETRY_STEP_MAX, NULL, NULL },
 	INT("delivery.max_lifetime", max_lifetime, 1, LIFETIME_MAX),
+	INT("delivery.copy_lifetime", copy_lifetime, 1, LIFETIME_MAX),
 	INT("delivery.connect_timeout", connect_timeout, 1, CONNECT_TIMEOUT_MAX),
 	INT("delivery.max_connections_per_destination",
 	    max_connections_per_destination, 1, DEST_CONNECTIONS_MAX),
@@ -978,6 +979,7 @@ config_new(void)
 		cfg->retry_schedule[i] = retry[i];
 	cfg->nretry_schedule = (int)MX_ARRAY_LEN(retry);
 	cfg->max_lifetime = 432000;
+	cfg->copy_lifetime = 86400;
 	cfg->connect_timeout = 30;
 	cfg->max_connections_per_destination = 20;
 	cfg->smtp_port = SMTP_DEFAULT_PORT;

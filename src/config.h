@@ -74,6 +74,7 @@ struct config {
 	int retry_schedule[CONFIG_MAX_LIST];
 	int nretry_schedule;
 	int max_lifetime;
+	int copy_lifetime;		/* a dual-delivery copy: retried, then dropped */
 	int connect_timeout;
 	int max_connections_per_destination;
 	int smtp_port;

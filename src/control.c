@@ -26,6 +26,7 @@
 
 #include "control.h"
 #include "control_cmds.h"
+#include "control_cutover.h"
 #include "control_pilot.h"
 #include "ctlproto.h"
 #include "jsonw.h"
@@ -447,6 +448,7 @@ control_init(struct event_base *base, const struct config *cfg, char *err,
 	ctl.base = base;
 	ctl.path = xstrdup(sun.sun_path);
 	control_pilot_init(base);
+	control_cutover_init(base);
 	if (mx_stats.started == 0)
 		mx_stats.started = time(NULL);
 	log_info("control listening path=%s", ctl.path);

@@ -16,6 +16,7 @@
 
 #include "control_cutover.h"
 #include "log.h"
+#include "probe.h"
 #include "queue.h"
 #include "refused.h"
 #include "switch.h"
@@ -32,6 +33,7 @@ on_off(const char *v)
 int
 control_cutover_args(struct ctl_ctx *ctx, struct store_settings *s)
 {
+	const char *dual = ctl_args_get(&ctx->args, "--dual");
 	const char *hold = ctl_args_get(&ctx->args, "--hold");
 	const char *life = ctl_args_get(&ctx->args, "--max-lifetime");
 	const char *unk = ctl_args_get(&ctx->args, "--unknown");
@@ -39,6 +41,14 @@ control_cutover_args(struct ctl_ctx *ctx, struct store_settings *s)
 	long v;
 
 	memset(s, 0, sizeof(*s));
+	if (dual) {
+		if ((s->dual = on_off(dual)) < 0) {
+			control_fail(ctx, CTL_USAGE, "--dual %.100s: expected on "
+			    "or off", dual);
+			return -1;
+		}
+		s->set |= STORE_SET_DUAL;
+	}
 	if (hold) {
 		if ((s->hold = on_off(hold)) < 0) {
 			control_fail(ctx, CTL_USAGE, "--hold %.100s: expected on "
@@ -82,20 +92,66 @@ struct cutover_set {
 	struct ctl_ctx *ctx;
 	store_done_fn done;
 	char domain[SMTP_DOMAIN_MAX + 1];
-	int release;			/* --hold off */
+	struct store_settings s;
+	struct probe *probe;		/* --dual on in legacy mode */
 };
 
-/* set_done - committed; a released domain's mail is due at once */
+static struct event_base *cutover_base;
+
+void
+control_cutover_init(struct event_base *base)
+{
+	cutover_base = base;
+}
+
+/* set_done - committed; a released domain's mail is due at once, and so
+ * is a domain's with dual delivery turned on (its copies are made at the
+ * next attempt) */
 static void
 set_done(struct store_result *res, void *arg)
 {
 	struct cutover_set *cs = arg;
 	int n;
 
-	if (res->status == 0 && cs->release &&
+	if (res->status == 0 && (cs->s.set & STORE_SET_HOLD) && !cs->s.hold &&
 	    (n = queue_release_domain(cs->domain)) >= 0)
 		log_info("domain %s released recipients=%d", cs->domain, n);
+	if (res->status == 0 && (cs->s.set & STORE_SET_DUAL) && cs->s.dual)
+		queue_make_due(cs->domain);
 	cs->done(res, cs->ctx);
+	free(cs);
+}
+
+/* preflight_done - the hosting's answer about the domain's mailboxes */
+static void
+preflight_done(const struct probe_result *pr, void *arg)
+{
+	struct cutover_set *cs = arg;
+	struct evbuffer *why;
+
+	cs->probe = NULL;
+	if (pr->ok && pr->nrefused == 0) {
+		store_domain_settings(cs->domain, &cs->s, cs->ctx->uid, set_done,
+		    cs);
+		return;
+	}
+	if ((why = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	if (!pr->ok)
+		evbuffer_add_printf(why, "the hosting cannot be used: %s",
+		    pr->error);
+	else {
+		evbuffer_add_printf(why, "the hosting does not accept %zu "
+		    "mailbox%s:", pr->nrefused, pr->nrefused == 1 ? "" : "es");
+		for (size_t i = 0; i < pr->nrefused; i++)
+			evbuffer_add_printf(why, "\n  %s: %s", pr->refused[i].addr,
+			    pr->refused[i].reply);
+	}
+	evbuffer_add(why, "", 1);
+	control_fail(cs->ctx, CTL_REFUSED, "domain set %s --dual on refused: "
+	    "preflight: %s\n(--force skips the preflight)", cs->domain,
+	    (const char *)evbuffer_pullup(why, -1));
+	evbuffer_free(why);
 	free(cs);
 }
 
@@ -103,15 +159,27 @@ void
 control_cutover_set(struct ctl_ctx *ctx, const char *domain, store_done_fn done)
 {
 	struct cutover_set *cs = xcalloc(1, sizeof(*cs));
-	struct store_settings s;
+	const struct domain_info *d = store_domain(domain);
+	char **mb;
+	size_t n;
 
 	/* parsed and checked by the command already */
-	control_cutover_args(ctx, &s);
+	control_cutover_args(ctx, &cs->s);
 	cs->ctx = ctx;
 	cs->done = done;
 	mx_strlcpy(cs->domain, domain, sizeof(cs->domain));
-	cs->release = (s.set & STORE_SET_HOLD) && !s.hold;
-	store_domain_settings(domain, &s, ctx->uid, set_done, cs);
+	/* in legacy mode the copies go to the hosting: it must accept every
+	 * mailbox first, as before a switch (SPEC 7) */
+	if (d != NULL && (cs->s.set & STORE_SET_DUAL) && cs->s.dual && !d->dual &&
+	    d->mode == MODE_LEGACY && !ctl_args_has(&ctx->args, "--force")) {
+		n = store_domain_mailboxes(d, MODE_HOSTED, &mb);
+		cs->probe = probe_start(cutover_base, mb, n, preflight_done, cs);
+		for (size_t i = 0; i < n; i++)
+			free(mb[i]);
+		free(mb);
+		return;
+	}
+	store_domain_settings(domain, &cs->s, ctx->uid, set_done, cs);
 }
 
 void
@@ -120,6 +188,10 @@ control_cutover_human(struct evbuffer *out, const struct domain_info *d,
 {
 	char t[SWITCH_TIME_MAX];
 
+	evbuffer_add_printf(out, "%-*s %s\n", width - 1, "dual delivery:",
+	    !d->dual ? "off" : d->mode == MODE_LEGACY ? "on (primary legacy, "
+	    "a copy to the hosting)" : "on (primary hosted, a copy to the legacy "
+	    "servers)");
 	if (d->hold)
 		evbuffer_add_printf(out, "%-*s on since %s (no delivery attempt; "
 		    "mail queues)\n", width - 1, "hold:",
@@ -140,6 +212,7 @@ control_cutover_human(struct evbuffer *out, const struct domain_info *d,
 void
 control_cutover_json(struct jsonw *w, const struct domain_info *d)
 {
+	jsonw_kv_bool(w, "dual", d->dual);
 	jsonw_kv_bool(w, "hold", d->hold);
 	jsonw_kv_int(w, "hold_since", (int64_t)d->hold_since);
 	jsonw_kv_int(w, "max_lifetime", d->max_lifetime);
@@ -149,6 +222,8 @@ control_cutover_json(struct jsonw *w, const struct domain_info *d)
 void
 control_cutover_summary(struct evbuffer *out, const struct domain_info *d)
 {
+	if (d->dual)
+		evbuffer_add_printf(out, "; dual delivery");
 	if (d->hold)
 		evbuffer_add_printf(out, "; held");
 	if (d->max_lifetime)

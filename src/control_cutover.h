@@ -5,6 +5,7 @@
 #define MX_CONTROL_CUTOVER_H
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 
 #include "control_cmds.h"
 #include "jsonw.h"
@@ -12,11 +13,14 @@
 
 #define CUTOVER_CHECK_TOP	10	/* refused addresses shown by check */
 
+/* control_cutover_init - the loop the --dual preflight runs on */
+void control_cutover_init(struct event_base *);
 /* control_cutover_args - the settings named on the command line into s
  * (s->set 0: none); -1 when one is malformed (answered with CTL_USAGE) */
 int control_cutover_args(struct ctl_ctx *, struct store_settings *s);
 /* control_cutover_set - store the settings of the command line (parsed
- * before) for domain, then answer through done */
+ * before) for domain, then answer through done; --dual on in legacy mode
+ * runs the switch's preflight at the hosting first (--force skips it) */
 void control_cutover_set(struct ctl_ctx *, const char *domain,
     store_done_fn done);
 /* the domain's settings: human lines, labels padded to width (domain

@@ -83,8 +83,10 @@ render_done(struct switch_req *r)
 		    !r->changed ? "not needed" : r->force ? "skipped (--force)" :
 		    "not needed");
 		jsonw_kv_int(w, "inflight", r->inflight);
-		if (store_domain(r->domain))
+		if (store_domain(r->domain)) {
 			control_pilot_json(w, store_domain(r->domain));
+			jsonw_kv_bool(w, "dual", store_domain(r->domain)->dual);
+		}
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
@@ -192,6 +194,12 @@ run_done(const struct switch_outcome *oc, void *arg)
 			evbuffer_add_printf(r->ctx->out, "note: the switch "
 			    "leaves the pilot addresses above on their own route "
 			    "(relayctl address set ADDRESS --route domain)\n");
+		if (store_domain(r->domain) && store_domain(r->domain)->dual)
+			evbuffer_add_printf(r->ctx->out, "note: dual delivery is "
+			    "on: the %s route goes on receiving copies; no "
+			    "primary delivery starts there any more (relayctl "
+			    "domain set %s --dual off stops the copies)\n",
+			    store_mode_name(r->from), r->domain);
 	}
 	if (r->wait && r->changed && r->inflight > 0 &&
 	    switch_wait_start(oc->old, wait_done, r) != NULL)

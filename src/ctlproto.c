@@ -200,7 +200,8 @@ static const struct ctl_option opts_domain_add[] = {
 };
 static const struct ctl_option opts_domain_set[] = {
 	{ "--legacy", 1 }, { "--mode", 1 }, { "--verify-legacy", 1 },
-	{ "--hold", 1 }, { "--max-lifetime", 1 }, { "--unknown", 1 }, { NULL, 0 }
+	{ "--hold", 1 }, { "--max-lifetime", 1 }, { "--unknown", 1 },
+	{ "--dual", 1 }, { "--force", 0 }, { NULL, 0 }
 };
 static const struct ctl_option opts_address_list[] = {
 	{ "--verified", 0 }, { "--refused", 0 }, { NULL, 0 }
@@ -233,7 +234,8 @@ static const struct ctl_command_spec ctl_commands[] = {
 	    "domain add DOMAIN [--mode legacy|hosted] [--legacy HOST[:PORT][/PREF]]..." },
 	{ "domain set", 1, 1, 0, opts_domain_set,
 	    "domain set DOMAIN [--legacy HOST[:PORT][/PREF]...] [--verify-legacy on|off] "
-	    "[--hold on|off] [--max-lifetime SECONDS|default] [--unknown reject|tempfail]" },
+	    "[--dual on|off [--force]] [--hold on|off] [--max-lifetime SECONDS|default] "
+	    "[--unknown reject|tempfail]" },
 	{ "domain remove", 1, 1, 0, opts_force, "domain remove DOMAIN [--force]" },
 	{ "domain list", 0, 0, 0, opts_none, "domain list" },
 	{ "domain show", 1, 1, 0, opts_none, "domain show DOMAIN" },

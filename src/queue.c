@@ -186,6 +186,7 @@ queue_rstate_name(enum queue_rstate s)
 		[QUEUE_R_PENDING] = "pending", [QUEUE_R_ACTIVE] = "active",
 		[QUEUE_R_BOUNCING] = "bouncing", [QUEUE_R_DELIVERED] = "delivered",
 		[QUEUE_R_BOUNCED] = "bounced", [QUEUE_R_EXPANDED] = "expanded",
+		[QUEUE_R_DROPPED] = "dropped",
 	};
 
 	return (unsigned)s < MX_ARRAY_LEN(names) ? names[s] : "?";
@@ -258,10 +259,12 @@ rcpt_lifetime(const struct queue_msg *m, int i, time_t now, time_t *arrival)
 	const struct domain_info *d = rcpt_domain(m, i);
 
 	*arrival = m->arrival;
-	if (d == NULL)
-		return q.cfg->max_lifetime;
-	*arrival += store_domain_held(d, m->arrival, now);
-	return d->max_lifetime ? d->max_lifetime : q.cfg->max_lifetime;
+	if (d != NULL)
+		*arrival += store_domain_held(d, m->arrival, now);
+	/* a copy has its own, shorter life: it is dropped, not bounced */
+	if (spool_rkind_copy(m->rcpts[i].kind))
+		return q.cfg->copy_lifetime;
+	return d && d->max_lifetime ? d->max_lifetime : q.cfg->max_lifetime;
 }
 
 /* Messages in memory */
@@ -326,6 +329,7 @@ msg_new(struct spool_entry *e)
 		sr->addr = sr->orig = NULL;
 		r->kind = sr->kind;
 		r->parent = sr->parent;
+		r->copied = sr->copied;
 		r->reply = sr->reply;
 		sr->reply = NULL;
 		r->attempts = sr->attempts;
@@ -339,6 +343,9 @@ msg_new(struct spool_entry *e)
 			break;
 		case SPOOL_R_EXPANDED:
 			r->state = QUEUE_R_EXPANDED;
+			break;
+		case SPOOL_R_DROPPED:
+			r->state = QUEUE_R_DROPPED;
 			break;
 		case SPOOL_R_DEFERRED:
 			r->next = sr->next;
@@ -506,9 +513,10 @@ log_result(struct queue_msg *m, const struct queue_rcpt *r,
 	if (delay < 0)
 		delay = 0;
 	snprintf(line, sizeof(line), "to=<%s>%s%s%s relay=%s route=%s delay=%.1f "
-	    "dsn=%s status=%s (%s)", r->addr, r->orig ? " orig_to=<" : "",
+	    "dsn=%s status=%s%s (%s)", r->addr, r->orig ? " orig_to=<" : "",
 	    r->orig ? r->orig : "", r->orig ? ">" : "", rl, route, delay, dsn,
-	    status, reply ? reply : "");
+	    status, spool_rkind_copy(r->kind) ? " copy=yes" : "",
+	    reply ? reply : "");
 	log_info("%s %s", m->id, line);
 	story_add(m, "%s", line);
 }
@@ -525,7 +533,8 @@ rcpt_final(struct queue_msg *m, int i, enum queue_rstate st, time_t now,
 	m->nlive--;
 	spool_rcpt_done(r->addr);
 	rec_add(m, i, st == QUEUE_R_DELIVERED ? SPOOL_R_DELIVERED :
-	    SPOOL_R_BOUNCED, now, reply);
+	    st == QUEUE_R_DROPPED ? SPOOL_R_DROPPED : SPOOL_R_BOUNCED, now,
+	    reply);
 }
 
 /* queue_set_reply - the last reply or reason of r ("" or NULL: none) */
@@ -592,7 +601,23 @@ bounce_list_free(struct queue_bounces *bl)
 	bl->n = bl->cap = 0;
 }
 
-/* queue_rcpt_bounce - log the failure and queue the recipient for a DSN */
+/* copy_drop - dual-delivery copy i is given up (SPEC 10: a copy never
+ * bounces and never makes a DSN): logged with copy=yes, counted, final */
+static void
+copy_drop(struct queue_msg *m, int i, const char *relay, const char *dsn,
+    const char *why)
+{
+	char line[SPOOL_REPLY_MAX];
+
+	snprintf(line, sizeof(line), "copy dropped, never bounced: %s", why);
+	log_result(m, &m->rcpts[i], relay, dsn, "expired", line);
+	mx_stats.copies_expired++;
+	queue_set_reply(&m->rcpts[i], line);
+	rcpt_final(m, i, QUEUE_R_DROPPED, time(NULL), line);
+}
+
+/* queue_rcpt_bounce - log the failure and queue the recipient for a DSN
+ * (a copy is dropped instead) */
 void
 queue_rcpt_bounce(struct queue_msg *m, int i, const char *relay,
     const char *dsn, int code, const char *reply, const char *reason,
@@ -606,6 +631,10 @@ queue_rcpt_bounce(struct queue_msg *m, int i, const char *relay,
 		    reply ? reply : "");
 	else
 		mx_strlcpy(line, reply ? reply : "", sizeof(line));
+	if (spool_rkind_copy(r->kind)) {
+		copy_drop(m, i, relay, dsn, line);
+		return;
+	}
 	log_result(m, r, relay, dsn, "bounced", line);
 	mx_stats.deliveries_bounced++;
 	r->state = QUEUE_R_BOUNCING;
@@ -641,7 +670,10 @@ rcpt_defer(struct queue_msg *m, int i, time_t now, const char *relay,
 	    c->retry_schedule, c->nretry_schedule, r->attempts);
 	queue_set_reply(r, reply);
 	log_result(m, r, relay, dsn, "deferred", reply);
-	mx_stats.deliveries_deferred++;
+	if (spool_rkind_copy(r->kind))
+		mx_stats.copies_deferred++;
+	else
+		mx_stats.deliveries_deferred++;
 	rec_add(m, i, SPOOL_R_DEFERRED, now, reply);
 }
 
@@ -681,6 +713,20 @@ queue_inflight(const char *domain, const char *route_key)
 	return n ? (int)*n : 0;
 }
 
+/* copy_may_start - recipient i is no copy, or its domain's dual delivery
+ * is still on (SPEC 10: after --dual off nothing more reaches the other
+ * route once the command returned) */
+static int
+copy_may_start(const struct queue_msg *m, int i)
+{
+	const struct domain_info *d;
+
+	if (!spool_rkind_copy(m->rcpts[i].kind))
+		return 1;
+	d = rcpt_domain(m, i);
+	return d != NULL && d->dual;
+}
+
 static int
 job_may_start(struct mta_job *mj, void *arg)
 {
@@ -690,8 +736,14 @@ job_may_start(struct mta_job *mj, void *arg)
 	 * the route is the canonical recipient's (a reversed SRS address's) */
 	if (!j->m->route_mx)
 		for (int i = 0; i < mj->nrcpts; i++) {
-			const struct queue_rcpt *r = &j->m->rcpts[mj->rcpts[i].index];
-			if (!route_is_current(&mj->route, r->dest ? r->dest : r->addr))
+			int k = mj->rcpts[i].index;
+			const struct queue_rcpt *r = &j->m->rcpts[k];
+			if (!copy_may_start(j->m, k) ||
+			    queue_rcpt_on_hold(j->m, k))
+				return 0;
+			/* a copy goes to the route the mode does not select */
+			if (!spool_rkind_copy(r->kind) && !route_is_current(&mj->route,
+			    r->dest ? r->dest : r->addr))
 				return 0;
 		}
 	if (!j->flying) {
@@ -714,7 +766,7 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 	 * or was backed off) while the domain was switched goes to the new
 	 * route at once instead of waiting for a retry */
 	if (mr->cls == MTA_TEMP && !j->mj.attempted && !m->route_mx &&
-	    !route_is_current(&j->mj.route, mr->addr))
+	    !spool_rkind_copy(r->kind) && !route_is_current(&j->mj.route, mr->addr))
 		mr->cls = MTA_NOT_TRIED;
 	relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ? j->mj.relay : "";
 
@@ -725,10 +777,16 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 	switch (mr->cls) {
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
-		mx_stats.deliveries_sent++;
-		mx_stats.deliveries_by_route[j->mj.route.kind]++;
 		if (j->mj.route.kind == ROUTE_LEGACY)
 			recent_add(mr->addr, now);
+		if (spool_rkind_copy(r->kind)) {
+			mx_stats.copies_sent++;
+			queue_set_reply(r, mr->reply);
+			rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
+			break;
+		}
+		mx_stats.deliveries_sent++;
+		mx_stats.deliveries_by_route[j->mj.route.kind]++;
 		stats_observe(&mx_stats.delivery_latency,
 		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
@@ -741,8 +799,14 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		break;
 	case MTA_PERM:
 		mx_stats.attempts_bounced_by_route[j->mj.route.kind]++;
-		queue_rcpt_bounce(m, mr->index, relay, mr->status, mr->code,
-		    mr->reply, NULL, bl);
+		/* a copy is retried until copy_lifetime even after a 5xx: the
+		 * other side may not know the address yet */
+		if (spool_rkind_copy(r->kind))
+			rcpt_defer(m, mr->index, now, relay, mr->code, mr->status,
+			    mr->reply, bl);
+		else
+			queue_rcpt_bounce(m, mr->index, relay, mr->status,
+			    mr->code, mr->reply, NULL, bl);
 		break;
 	default:
 		/* not attempted: the route changed (retry at once on the new
@@ -750,7 +814,9 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		 * no attempt is counted either way */
 		r->state = QUEUE_R_PENDING;
 		/* a route that changes at every attempt must not spin */
-		if (!m->route_mx && !route_is_current(&j->mj.route, mr->addr) &&
+		if (!m->route_mx && (spool_rkind_copy(r->kind) ?
+		    !copy_may_start(m, mr->index) :
+		    !route_is_current(&j->mj.route, mr->addr)) &&
 		    ++r->not_tried <= QUEUE_NOT_TRIED_MAX) {
 			r->next = now;
 			log_debug("%s to=<%s> not tried: route changed", m->id, r->addr);
@@ -769,7 +835,7 @@ delete_bounce(struct queue_msg *m, int i, struct queue_bounces *bl)
 {
 	queue_rcpt_bounce(m, i, NULL, DSN_DELETED, 0, "message deleted from "
 	    "the queue by the mail system operator", NULL, bl);
-	if (m->sender[0] && !m->route_mx)
+	if (m->sender[0] && !m->route_mx && !spool_rkind_copy(m->rcpts[i].kind))
 		m->del->nbounced++;
 }
 
@@ -922,6 +988,10 @@ msg_attempt(struct queue_msg *m, int fd)
 			continue;
 		if (r->kind == SPOOL_K_LOOP) {
 			queue_expand_loop_bounce(m, i, &bl);
+			continue;
+		}
+		if (!copy_may_start(m, i)) {
+			copy_drop(m, i, NULL, "4.4.7", "dual delivery is off");
 			continue;
 		}
 		why[0] = '\0';

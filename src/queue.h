@@ -44,6 +44,8 @@ enum queue_rstate {
 	QUEUE_R_BOUNCED,	/* final */
 	QUEUE_R_EXPANDED,	/* final: hosted alias or auto-CC mailbox,
 				 * replaced by its children (doc/spool.md) */
+	QUEUE_R_DROPPED,	/* final: a dual-delivery copy given up
+				 * (delivery.copy_lifetime), never bounced */
 };
 
 struct queue_rcpt {
@@ -60,6 +62,8 @@ struct queue_rcpt {
 	time_t last;		/* time of the last attempt, 0 when none */
 	char *reply;		/* last reply or reason, NULL when none */
 	int not_tried;		/* "route changed" answers in a row */
+	int copied;		/* envelope recipient: its dual-delivery
+				 * copies exist (a "copy" record) */
 	const char *route;	/* route of the last attempt ("legacy",
 				 * "hosted", "mx"), NULL before the first */
 };

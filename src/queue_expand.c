@@ -8,6 +8,14 @@
  * addresses of our domains by route_for_leaf, external forwards by MX with
  * an SRS sender (srs.c), loops bounced with 5.4.6. A recipient under
  * srs.domain (a bounce to a forward) is reversed and delivered by MX.
+ *
+ * Dual delivery (SPEC 10): an envelope recipient of a domain with --dual
+ * on gets its copies at its first attempt, one "copy" record appended the
+ * same way: to the legacy servers (the address as written) when its
+ * primary route is the hosting, or to the hosting (its hosted mailboxes:
+ * the expansion as if the domain were hosted, mailboxes only) when it is
+ * the legacy servers. Copies are recipients of their own (state records,
+ * retries) that never bounce (queue.c).
  * The queue's state and records stay in queue.c (queue_priv.h).
  * Loop thread only.
  */
@@ -86,6 +94,22 @@ route_srs(struct queue_rcpt *r, struct route *rt, char *why, size_t whylen,
 	return ROUTE_OK;
 }
 
+/* route_copy_legacy - a copy to the legacy servers of its domain,
+ * whatever the domain's mode */
+static enum route_result
+route_copy_legacy(const struct queue_rcpt *r, struct route *rt, char *why,
+    size_t whylen)
+{
+	const struct domain_info *d = store_domain(queue_rcpt_domain(r->addr));
+
+	if (d == NULL) {
+		snprintf(why, whylen, "domain of %s is no longer hosted here",
+		    r->addr);
+		return ROUTE_FAIL;
+	}
+	return route_for_legacy(d, rt, why, whylen);
+}
+
 /* queue_expand_route_of - the route of recipient r now; ROUTE_OK or a
  * reason (and the enhanced status code for it in *dsn, NULL: the default) */
 enum route_result
@@ -110,6 +134,11 @@ queue_expand_route_of(const struct queue_msg *m, struct queue_rcpt *r,
 		return ROUTE_OK;
 	case SPOOL_K_LOCAL:
 		return route_for_leaf(r->addr, rt, why, whylen);
+	case SPOOL_K_COPYL:
+		return route_copy_legacy(r, rt, why, whylen);
+	case SPOOL_K_COPYH:
+		return route_for_hosting(rt, why, whylen) == 0 ? ROUTE_OK :
+		    ROUTE_DEFER;
 	default:
 		break;
 	}
@@ -144,7 +173,7 @@ leaf_set(const struct queue_msg *m, const int *wants, int nwants)
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		if (r->state == QUEUE_R_EXPANDED || r->kind == SPOOL_K_LOOP ||
-		    (i < nwants && wants[i]))
+		    spool_rkind_copy(r->kind) || (i < nwants && wants[i]))
 			continue;
 		leaf_put(d, r->addr);
 	}
@@ -253,6 +282,90 @@ out:
 	expand_result_free(&res);
 }
 
+/* copy_children - the copies of envelope recipient r of d into x->v:
+ * to the legacy servers when its primary route is the hosting, else to
+ * the hosting, its hosted mailboxes only (no forward, no auto-CC
+ * outside). Addresses are borrowed from r or res. */
+static void
+copy_children(const struct queue_rcpt *r, const struct domain_info *d,
+    struct expand_result *res, struct spool_expand *x)
+{
+	const struct addr_info *a = store_address(r->addr,
+	    queue_cfg()->recipient_delimiter);
+
+	memset(res, 0, sizeof(*res));
+	if (store_address_mode(d, a) == MODE_HOSTED) {
+		x->v = xcalloc(1, sizeof(*x->v));
+		x->v[0].kind = SPOOL_K_COPYL;
+		/* the old server owns the address as it was written */
+		x->v[0].addr = r->orig ? r->orig : r->addr;
+		x->n = 1;
+		return;
+	}
+	if (route_expand_hosted(r->addr, d, res) < 0)
+		res->n = 0;	/* too large to copy: the primary alone */
+	x->v = xcalloc((size_t)res->n + 1, sizeof(*x->v));
+	for (int k = 0; k < res->n; k++)
+		if (res->v[k].kind == EXPAND_MAILBOX) {
+			x->v[x->n].kind = SPOOL_K_COPYH;
+			x->v[x->n++].addr = res->v[k].addr;
+		}
+}
+
+/* rcpt_copy - the copies of envelope recipient i of d: one copy record
+ * (written with the next records), copies held until it is durable */
+static void
+rcpt_copy(struct queue_msg *m, int i, time_t now, const struct domain_info *d)
+{
+	struct expand_result res;
+	struct spool_expand x;
+	char *line;
+	size_t len;
+
+	memset(&x, 0, sizeof(x));
+	copy_children(&m->rcpts[i], d, &res, &x);
+	if (m->nrcpts + x.n > SPOOL_RCPTS_MAX)
+		x.n = 0;
+	x.copy = 1;
+	x.parent = i;
+	x.first = m->nrcpts;
+	x.time = now;
+	line = spool_format_expand(&x, &len);
+	queue_rec_append(m, line, len);
+	free(line);
+	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x.n) * sizeof(*m->rcpts));
+	for (int k = 0; k < x.n; k++) {
+		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
+		memset(c, 0, sizeof(*c));
+		c->addr = xstrdup(x.v[k].addr);
+		c->kind = x.v[k].kind;
+		c->parent = i;
+		c->held = 1;
+		c->state = QUEUE_R_PENDING;
+		m->nlive++;
+		spool_rcpt_add(c->addr);
+	}
+	m->rcpts[i].copied = 1;
+	log_info("%s copy to=<%s> copies=%d route=%s", m->id, m->rcpts[i].addr,
+	    x.n, x.n && x.v[0].kind == SPOOL_K_COPYL ? "legacy" : "hosted");
+	free(x.v);
+	expand_result_free(&res);
+}
+
+/* copy_wanted - does envelope recipient r of m need its copies now? */
+static const struct domain_info *
+copy_wanted(const struct queue_msg *m, int i, time_t now)
+{
+	const struct queue_rcpt *r = &m->rcpts[i];
+	const struct domain_info *d;
+
+	if (r->kind != SPOOL_K_RCPT || r->copied || r->state != QUEUE_R_PENDING ||
+	    r->next > now || rcpt_is_srs(r) || queue_rcpt_on_hold(m, i))
+		return NULL;
+	d = store_domain(queue_rcpt_domain(r->addr));
+	return d != NULL && d->dual ? d : NULL;
+}
+
 /* expand_durable - the expand records of m are on disk: its children may
  * be attempted */
 static void
@@ -283,6 +396,14 @@ queue_expand_msg(struct queue_msg *m, time_t now, struct queue_bounces *bl)
 
 	if (m->route_mx)
 		return;
+	/* the copies first: their parent is the envelope recipient as it is */
+	for (int i = 0; i < n0; i++) {
+		const struct domain_info *d = copy_wanted(m, i, now);
+		if (d != NULL) {
+			rcpt_copy(m, i, now, d);
+			nexp++;
+		}
+	}
 	wants = xcalloc((size_t)n0, sizeof(int));
 	for (int i = 0; i < n0; i++) {
 		struct queue_rcpt *r = &m->rcpts[i];

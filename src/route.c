@@ -217,13 +217,13 @@ expand_lookup(const char *addr, const struct addr_info **a, void *arg)
 	const char *at = strrchr(addr, '@');
 	const struct domain_info *d;
 
-	(void)arg;
 	*a = NULL;
 	if (at == NULL || (d = store_domain(at + 1)) == NULL)
 		return EXPAND_DOM_FOREIGN;
-	/* a pilot address goes by its own override (SPEC 10) */
+	/* a pilot address goes by its own override (SPEC 10); arg: a
+	 * domain taken as hosted whatever its mode (a dual-delivery copy) */
 	*a = rcpt_entry(addr);
-	if (store_address_mode(d, *a) != MODE_HOSTED) {
+	if (store_address_mode(d, *a) != MODE_HOSTED && d != arg) {
 		*a = NULL;
 		return EXPAND_DOM_LEGACY;
 	}
@@ -234,6 +234,13 @@ int
 route_expand(const char *addr, struct expand_result *res)
 {
 	return expand_address(addr, expand_lookup, NULL, res);
+}
+
+int
+route_expand_hosted(const char *addr, const struct domain_info *d,
+    struct expand_result *res)
+{
+	return expand_address(addr, expand_lookup, (void *)d, res);
 }
 
 void

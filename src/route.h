@@ -60,11 +60,15 @@ enum route_result route_for_leaf(const char *rcpt, struct route *r, char *why, s
  * expand_result_free). 0, or -1 when it lists too many addresses. */
 struct expand_result;
 int route_expand(const char *addr, struct expand_result *res);
+struct domain_info;
+/* route_expand_hosted - as route_expand, with domain d taken as hosted
+ * whatever its mode (the hosted copy of dual delivery) */
+int route_expand_hosted(const char *addr, const struct domain_info *d,
+    struct expand_result *res);
 /* route_for_hosting - hosting.destination as a route (hosted mailboxes,
  * the switch's preflight): 0, or -1 with why */
 int route_for_hosting(struct route *r, char *why, size_t whylen);
 struct legacy_server;
-struct domain_info;
 /* route_for_legacy - d's legacy servers, whatever its mode (recipient
  * verification asks them); ROUTE_DEFER when it has none */
 enum route_result route_for_legacy(const struct domain_info *d,

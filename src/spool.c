@@ -920,6 +920,7 @@ static const char *const rstate_names[] = {
 	[SPOOL_R_DELIVERED] = "delivered",
 	[SPOOL_R_DEFERRED] = "deferred",
 	[SPOOL_R_BOUNCED] = "bounced",
+	[SPOOL_R_DROPPED] = "dropped",
 	[SPOOL_R_EXPANDED] = "expanded",
 };
 
@@ -952,10 +953,10 @@ spool_parse_state(const char *line, size_t len, struct spool_state *st)
 	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX - 1, &idx) < 0 ||
 	    next_field(&p, end, &f, &fl) < 0)
 		return -1;
-	for (k = SPOOL_R_DELIVERED; k <= SPOOL_R_BOUNCED; k++)
+	for (k = SPOOL_R_DELIVERED; k <= SPOOL_R_DROPPED; k++)
 		if (strlen(rstate_names[k]) == fl && memcmp(rstate_names[k], f, fl) == 0)
 			break;
-	if (k > SPOOL_R_BOUNCED ||
+	if (k > SPOOL_R_DROPPED ||
 	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, LLONG_MAX, &t) < 0 ||
 	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, INT_MAX, &att) < 0 ||
 	    next_field(&p, end, &f, &fl) < 0 || parse_num(f, fl, 0, LLONG_MAX, &next) < 0)
@@ -998,6 +999,8 @@ static const char *const rkind_names[] = {
 	[SPOOL_K_LOCAL] = "local",
 	[SPOOL_K_FWD] = "fwd",
 	[SPOOL_K_LOOP] = "loop",
+	[SPOOL_K_COPYL] = "copy-legacy",
+	[SPOOL_K_COPYH] = "copy-hosted",
 };
 
 const char *
@@ -1049,8 +1052,8 @@ spool_format_expand(const struct spool_expand *x, size_t *len)
 	size_t cap = 128, n;
 	char *buf = xmalloc(cap);
 
-	n = (size_t)snprintf(buf, cap, "expand %d %d %lld %d", x->parent,
-	    x->first, (long long)x->time, x->n);
+	n = (size_t)snprintf(buf, cap, "%s %d %d %lld %d", x->copy ? "copy" :
+	    "expand", x->parent, x->first, (long long)x->time, x->n);
 	for (int i = 0; i < x->n; i++) {
 		const char *k = spool_rkind_name(x->v[i].kind);
 		if (n + strlen(k) + 3 > cap) {
@@ -1086,8 +1089,13 @@ spool_parse_expand(const char *line, size_t len, struct spool_expand *x)
 	int k;
 
 	memset(x, 0, sizeof(*x));
-	if (next_field(&p, end, &f, &fl) < 0 || fl != 6 || memcmp(f, "expand", 6) != 0 ||
-	    next_field(&p, end, &f, &fl) < 0 ||
+	if (next_field(&p, end, &f, &fl) < 0)
+		return -1;
+	if (fl == 4 && memcmp(f, "copy", 4) == 0)
+		x->copy = 1;
+	else if (fl != 6 || memcmp(f, "expand", 6) != 0)
+		return -1;
+	if (next_field(&p, end, &f, &fl) < 0 ||
 	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX - 1, &parent) < 0 ||
 	    next_field(&p, end, &f, &fl) < 0 ||
 	    parse_num(f, fl, 0, SPOOL_RCPTS_MAX, &first) < 0 ||
@@ -1103,10 +1111,12 @@ spool_parse_expand(const char *line, size_t len, struct spool_expand *x)
 		struct spool_child *c = &x->v[x->n];
 		if (next_field(&p, end, &f, &fl) < 0)
 			goto bad;
-		for (k = SPOOL_K_LOCAL; k <= SPOOL_K_LOOP; k++)
+		for (k = SPOOL_K_LOCAL; k <= SPOOL_K_COPYH; k++)
 			if (strlen(rkind_names[k]) == fl && memcmp(rkind_names[k], f, fl) == 0)
 				break;
-		if (k > SPOOL_K_LOOP || next_field(&p, end, &f, &fl) < 0 ||
+		/* an expansion has no copies, copies are nothing else */
+		if (k > SPOOL_K_COPYH || x->copy != spool_rkind_copy(k) ||
+		    next_field(&p, end, &f, &fl) < 0 ||
 		    fl == 0 || fl > SPOOL_ADDR_MAX * 3 ||
 		    (c->addr = xtext_decode(f, fl)) == NULL)
 			goto bad;
@@ -1122,7 +1132,8 @@ bad:
 
 /* apply_expand - an expand record: its parent is expanded, its children
  * join e with the indices the record names. A record that does not fit
- * (parent final already, indices not next) is skipped. */
+ * (parent final already, indices not next) is skipped. A copy record
+ * leaves its parent as it is (once per parent). */
 static void
 apply_expand(struct spool_entry *e, struct spool_expand *x)
 {
@@ -1132,12 +1143,18 @@ apply_expand(struct spool_entry *e, struct spool_expand *x)
 	    e->nrcpts + x->n > SPOOL_RCPTS_MAX)
 		return;
 	pr = &e->rcpts[x->parent];
-	if (pr->state == SPOOL_R_DELIVERED || pr->state == SPOOL_R_BOUNCED ||
-	    pr->state == SPOOL_R_EXPANDED)
+	if (x->copy) {
+		if (pr->copied || pr->kind != SPOOL_K_RCPT)
+			return;
+		pr->copied = 1;
+	} else if (pr->state == SPOOL_R_DELIVERED ||
+	    pr->state == SPOOL_R_BOUNCED || pr->state == SPOOL_R_EXPANDED)
 		return;
-	pr->state = SPOOL_R_EXPANDED;
-	pr->time = x->time;
-	pr->next = 0;
+	else {
+		pr->state = SPOOL_R_EXPANDED;
+		pr->time = x->time;
+		pr->next = 0;
+	}
 	e->rcpts = xrealloc(e->rcpts, (size_t)(e->nrcpts + x->n) * sizeof(*e->rcpts));
 	for (int i = 0; i < x->n; i++) {
 		struct spool_rcpt *c = &e->rcpts[e->nrcpts++];

@@ -83,6 +83,8 @@ enum spool_rstate {
 	SPOOL_R_DELIVERED,
 	SPOOL_R_DEFERRED,
 	SPOOL_R_BOUNCED,
+	SPOOL_R_DROPPED,	/* final: a dual-delivery copy given up after
+				 * delivery.copy_lifetime (never bounced) */
 	SPOOL_R_EXPANDED,	/* final: replaced by the children of its
 				 * "expand" record (never in a state record) */
 };
@@ -94,7 +96,13 @@ enum spool_rkind {
 				 * its domain's route, never expanded again */
 	SPOOL_K_FWD,		/* child: external forward (MX, SRS sender) */
 	SPOOL_K_LOOP,		/* child: alias loop, bounced with 5.4.6 */
+	SPOOL_K_COPYL,		/* child of a "copy" record: a dual-delivery
+				 * copy to its domain's legacy servers */
+	SPOOL_K_COPYH,		/* ... to the hosting (a hosted mailbox) */
 };
+
+/* spool_rkind_copy - is a recipient of this kind a dual-delivery copy? */
+#define spool_rkind_copy(k)	((k) == SPOOL_K_COPYL || (k) == SPOOL_K_COPYH)
 
 #define SPOOL_CHILDREN_MAX	1000	/* children of one expand record */
 #define SPOOL_ADDR_MAX		512	/* a child address, as written */
@@ -106,8 +114,11 @@ struct spool_child {
 };
 
 /* one expand record: "expand PARENT FIRST TIME N KIND ADDR..." (ADDR in
- * xtext, RFC 3461 4); the children get indices FIRST .. FIRST+N-1 */
+ * xtext, RFC 3461 4); the children get indices FIRST .. FIRST+N-1. A
+ * "copy" record has the same fields; its parent stays as it is (the
+ * primary) and its children are its dual-delivery copies. */
 struct spool_expand {
+	int copy;			/* a "copy" record */
 	int parent;
 	int first;
 	time_t time;
@@ -131,6 +142,7 @@ struct spool_rcpt {
 					 * ("orcpt" line), else NULL */
 	enum spool_rkind kind;
 	int parent;			/* child: the expanded recipient; else -1 */
+	int copied;			/* its "copy" record exists */
 	enum spool_rstate state;	/* from its last state record */
 	time_t time;
 	int attempts;

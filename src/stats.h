@@ -75,6 +75,10 @@ struct mx_stats {
 	uint64_t verify_cache_positive;	/* answered 250 from the cache */
 	uint64_t verify_cache_negative;	/* answered 550 from the cache */
 	uint64_t verify_rate_limited;	/* 450: the domain's probe rate */
+	uint64_t copies_sent;		/* dual-delivery copies delivered */
+	uint64_t copies_deferred;	/* ... failed attempts, retried */
+	uint64_t copies_expired;	/* ... dropped: copy_lifetime, or dual
+					 * delivery turned off */
 	uint64_t verify_catchall;	/* the table's answer: the old server
 					 * accepts any address */
 	/* seconds from arrival to a 2xx of the downstream, per recipient */

@@ -455,6 +455,7 @@ apply_op(struct store_op *op, size_t budget, int *more)
 		return 1;
 	case OP_DOMAIN_SETTINGS:
 		if ((d = apply_domain(op->name)) != NULL) {
+			d->info.dual = op->now.dual;
 			d->info.hold = op->now.hold;
 			d->info.hold_since = op->now.hold_since;
 			d->info.max_lifetime = op->now.max_lifetime;

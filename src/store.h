@@ -33,6 +33,7 @@ struct domain_info {
 	int nservers;
 	int verify_legacy;	/* ask the old server about unknown RCPTs */
 	/* the cutover safety net (SPEC 10, store_domain_settings) */
+	int dual;		/* dual delivery: a copy on the other route */
 	int hold;		/* no delivery attempt starts */
 	time_t hold_since;	/* hold: since when */
 	int max_lifetime;	/* seconds; 0: delivery.max_lifetime */
@@ -329,7 +330,8 @@ void store_verified_free(struct store_verified *, size_t n);
 
 /*
  * The cutover safety net (SPEC 10): per-domain settings of relayctl domain
- * set (--hold, --max-lifetime, --unknown), each change with a history row.
+ * set (--dual, --hold, --max-lifetime, --unknown), each change with a
+ * history row.
  * The holds of a domain are kept (the last STORE_HOLDS_MAX) so that the
  * queue can leave held time out of a message's lifetime across restarts.
  */
@@ -337,6 +339,7 @@ void store_verified_free(struct store_verified *, size_t n);
 #define STORE_LIFETIME_MAX	7776000	/* --max-lifetime, seconds: as delivery.max_lifetime */
 
 enum store_setting_bits {
+	STORE_SET_DUAL = 1 << 3,
 	STORE_SET_HOLD = 1 << 0,
 	STORE_SET_MAX_LIFETIME = 1 << 1,
 	STORE_SET_UNKNOWN = 1 << 2,
@@ -344,6 +347,7 @@ enum store_setting_bits {
 
 struct store_settings {
 	unsigned set;			/* which of the fields below to set */
+	int dual;
 	int hold;
 	int max_lifetime;		/* 0: back to the default */
 	enum unknown_reply unknown;

@@ -97,10 +97,11 @@ static const char *const store_migrations[] = {
 	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
 	"  verified INTEGER NOT NULL,"
 	"  expires INTEGER NOT NULL);",
-	/* 4: the cutover safety net (relayctl domain set --hold,
+	/* 4: the cutover safety net (relayctl domain set --dual, --hold,
 	 * --max-lifetime, --unknown). hold_since is 0 when not held; holds
 	 * keeps the last holds as "start-end,..." for the queue's lifetime
 	 * arithmetic; max_lifetime 0 is delivery.max_lifetime. */
+	"ALTER TABLE domains ADD COLUMN dual INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE domains ADD COLUMN hold_since INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE domains ADD COLUMN holds TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE domains ADD COLUMN max_lifetime INTEGER NOT NULL DEFAULT 0;"
@@ -1148,7 +1149,7 @@ static int
 settings_read(struct store_op *op)
 {
 	sqlite3_stmt *s = db_prepare("SELECT hold_since, holds, max_lifetime, "
-	    "unknown FROM domains WHERE name = ?1");
+	    "unknown, dual FROM domains WHERE name = ?1");
 	int rc;
 
 	if (s == NULL)
@@ -1162,6 +1163,7 @@ settings_read(struct store_op *op)
 		op->now.max_lifetime = sqlite3_column_int(s, 2);
 		op->now.unknown = strcmp((const char *)sqlite3_column_text(s, 3),
 		    "tempfail") == 0 ? UNKNOWN_TEMPFAIL : UNKNOWN_REJECT;
+		op->now.dual = sqlite3_column_int(s, 4) != 0;
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
@@ -1215,7 +1217,13 @@ job_domain_settings(struct store_op *op)
 		refuse(op, "domain %s: not found", op->name);
 		goto out;
 	}
-	if (ex > 0 && (want->set & STORE_SET_HOLD) && want->hold != op->now.hold) {
+	if (ex > 0 && (want->set & STORE_SET_DUAL) && want->dual != op->now.dual) {
+		ex = settings_history(op, "--dual", op->now.dual ? "on" : "off",
+		    want->dual ? "on" : "off", now);
+		op->now.dual = want->dual;
+		changed++;
+	}
+	if (ex >= 0 && (want->set & STORE_SET_HOLD) && want->hold != op->now.hold) {
 		ex = settings_history(op, "--hold", op->now.hold ? "on" : "off",
 		    want->hold ? "on" : "off", now);
 		settings_hold(op, want->hold, now);
@@ -1242,7 +1250,7 @@ job_domain_settings(struct store_op *op)
 		goto out;
 	store_holds_format(op->holds, op->nholds, holds, sizeof(holds));
 	if ((s = db_prepare("UPDATE domains SET hold_since = ?2, holds = ?3, "
-	    "max_lifetime = ?4, unknown = ?5 WHERE name = ?1")) == NULL) {
+	    "max_lifetime = ?4, unknown = ?5, dual = ?6 WHERE name = ?1")) == NULL) {
 		ex = -1;
 		goto out;
 	}
@@ -1252,6 +1260,7 @@ job_domain_settings(struct store_op *op)
 	sqlite3_bind_int(s, 4, op->now.max_lifetime);
 	sqlite3_bind_text(s, 5, store_unknown_name(op->now.unknown), -1,
 	    SQLITE_STATIC);
+	sqlite3_bind_int(s, 6, op->now.dual);
 	ex = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
 	sqlite3_finalize(s);
 out:
@@ -1323,7 +1332,7 @@ static int
 load_domains(struct dict *domains)
 {
 	sqlite3_stmt *s = db_prepare("SELECT name, mode, created, verify_legacy, "
-	    "hold_since, holds, max_lifetime, unknown FROM domains");
+	    "hold_since, holds, max_lifetime, unknown, dual FROM domains");
 	struct domain_entry *d;
 	int rc;
 
@@ -1342,6 +1351,7 @@ load_domains(struct dict *domains)
 		d->info.max_lifetime = sqlite3_column_int(s, 6);
 		d->info.unknown = strcmp((const char *)sqlite3_column_text(s, 7),
 		    "tempfail") == 0 ? UNKNOWN_TEMPFAIL : UNKNOWN_REJECT;
+		d->info.dual = sqlite3_column_int(s, 8) != 0;
 		store_entry_free(dict_put(domains, name, d));
 	}
 	sqlite3_finalize(s);

@@ -66,7 +66,7 @@ struct store_op {
 	struct store_verified verified;	/* OP_VERIFIED_PUT (address: name) */
 	struct store_settings settings;	/* OP_DOMAIN_SETTINGS: asked */
 	struct domain_info now;		/* OP_DOMAIN_SETTINGS: the values
-					 * committed (hold, hold_since,
+					 * committed (dual, hold, hold_since,
 					 * max_lifetime, unknown) */
 	struct store_hold holds[STORE_HOLDS_MAX];	/* ... and the holds */
 	int nholds;
