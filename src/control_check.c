@@ -152,6 +152,12 @@ queue_count(struct check_req *r)
 				st = qr->attempts > 0 ? QSTATE_DEFERRED : QSTATE_QUEUED;
 			else
 				continue;
+			/* a dual-delivery copy goes by its own kind */
+			if (spool_rkind_copy(qr->kind)) {
+				r->queue[qr->kind == SPOOL_K_COPYH ? QROUTE_HOSTED :
+				    QROUTE_LEGACY][st]++;
+				continue;
+			}
 			switch (route_for_rcpt(qr->addr, &rt, why, sizeof(why))) {
 			case ROUTE_OK:
 				ro = rt.kind == ROUTE_HOSTED ? QROUTE_HOSTED :

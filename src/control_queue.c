@@ -79,6 +79,8 @@ json_rcpt(struct jsonw *w, const struct queue_msg *m, int i)
 	jsonw_object_begin(w);
 	jsonw_kv_string(w, "address", r->addr);
 	jsonw_kv_string(w, "state", rcpt_state(m, i));
+	jsonw_kv_string(w, "copy", r->kind == SPOOL_K_COPYL ? "legacy" :
+	    r->kind == SPOOL_K_COPYH ? "hosted" : NULL);
 	jsonw_kv_int(w, "attempts", r->attempts);
 	if (r->state == QUEUE_R_PENDING)
 		jsonw_kv_int(w, "next_attempt", (int64_t)r->next);
@@ -95,7 +97,9 @@ human_rcpt(struct evbuffer *out, const struct queue_msg *m, int i)
 	const struct queue_rcpt *r = &m->rcpts[i];
 	char t[QCTL_TIME_MAX];
 
-	evbuffer_add_printf(out, "    <%s>  %s", r->addr, rcpt_state(m, i));
+	evbuffer_add_printf(out, "    <%s>  %s%s", r->addr, rcpt_state(m, i),
+	    r->kind == SPOOL_K_COPYL ? "  copy to the legacy servers" :
+	    r->kind == SPOOL_K_COPYH ? "  copy to the hosting" : "");
 	if (r->attempts)
 		evbuffer_add_printf(out, "  attempts=%d", r->attempts);
 	if (r->state == QUEUE_R_PENDING && r->next > time(NULL))
