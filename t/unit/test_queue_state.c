@@ -157,11 +157,61 @@ test_records(void)
 	spool_entry_free(e);
 }
 
+/* copy records (dual delivery): the parent stays, once; copies are
+ * recipients with their own states, dropped is final */
+static void
+test_copy_records(void)
+{
+	struct spool_entry *e = calloc(1, sizeof(*e));
+	struct spool_expand x;
+	char recs[2048], *line;
+	size_t len;
+
+	memset(&x, 0, sizeof(x));
+	x.copy = 1;
+	x.parent = 0;
+	x.first = 2;
+	x.time = 100;
+	x.n = 1;
+	x.v = calloc(1, sizeof(*x.v));
+	x.v[0].kind = SPOOL_K_COPYH;
+	x.v[0].addr = "joe@example.com";
+	line = spool_format_expand(&x, &len);
+	is_str(line, "copy 0 2 100 1 copy-hosted joe@example.com\n", "copy record format");
+	free(x.v);
+	ok(spool_parse_expand(line, len - 1, &x) == 0 && x.copy == 1 &&
+	    x.v[0].kind == SPOOL_K_COPYH, "copy record parses back");
+	spool_expand_free(&x);
+	free(line);
+	ok(spool_parse_expand("copy 0 2 100 1 local a@b", 24, &x) < 0,
+	    "a copy record holds copies only");
+	ok(spool_parse_expand("expand 0 2 100 1 copy-legacy a@b", 32, &x) < 0,
+	    "an expand record holds no copy");
+
+	spool_parse_header(header, sizeof(header) - 1, e, 0);
+	snprintf(recs, sizeof(recs),
+	    "copy 0 2 100 1 copy-legacy joe@example.com\n"
+	    "copy 0 3 100 1 copy-legacy joe@example.com\n"	/* second: skipped */
+	    "state 0 delivered 101 0 0 250 ok\n"
+	    "state 2 deferred 101 1 160 451 later\n"
+	    "copy 2 3 100 1 copy-legacy joe@example.com\n"	/* a copy's copy: skipped */
+	    "state 2 dropped 200 5 0 copy dropped\n");
+	spool_apply_records(e, recs, strlen(recs));
+	is_int(e->nrcpts, 3, "one copy joined the message");
+	is_int(e->rcpts[0].state, SPOOL_R_DELIVERED, "the parent keeps its own state");
+	is_int(e->rcpts[0].copied, 1, "the parent is marked copied");
+	is_int(e->rcpts[2].kind, SPOOL_K_COPYL, "the copy's kind");
+	is_int(e->rcpts[2].parent, 0, "the copy's parent");
+	is_int(e->rcpts[2].state, SPOOL_R_DROPPED, "dropped is a state record");
+	spool_entry_free(e);
+}
+
 int
 main(void)
 {
 	test_header();
 	test_trailer();
 	test_records();
+	test_copy_records();
 	return done_testing();
 }
