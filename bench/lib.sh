@@ -164,6 +164,7 @@ mx_check_binaries() {
 }
 
 # mx_start - write a config in $BENCH_DIR/mx and start mxrelayd on a free port
+# ($MX_EXTRA_CONF, when set, is appended to it)
 #
 # Filters that would query DNS (SPF, DNSBL) are turned off, as they are in
 # the Postfix instance, so that both servers are timed on the same work.
@@ -191,6 +192,7 @@ filters = {
   spf = { enabled = false; };
   dnsbl = { zones = [ ]; };
 };
+${MX_EXTRA_CONF:-}
 EOF
 	"$MXRELAYD" -c "$MX_DIR/mxrelay.conf" 2>"$MX_DIR/log" &
 	MX_PID=$!
