@@ -552,8 +552,8 @@ smtp_verify_answer(struct smtp_session *s, enum verify_result r,
 		smtp_rcpt_state(s);
 		smtp_reply(s, "450 4.1.1 <%s>: Recipient address rejected: "
 		    "unverified address: %s", shown, reply);
-		log_info("%s smtp rcpt deferred id=%s to=<%s> reason=unverified", s->id, s->qid,
-		    shown);
+		log_info("%s smtp rcpt deferred id=%s to=<%s> reason=unverified",
+		    s->id, s->qid, shown);
 	}
 }
 

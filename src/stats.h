@@ -81,6 +81,7 @@ struct mx_stats {
 					 * delivery turned off */
 	uint64_t verify_catchall;	/* the table's answer: the old server
 					 * accepts any address */
+
 	/* seconds from arrival to a 2xx of the downstream, per recipient */
 	struct mx_hist delivery_latency;
 	/* seconds from MAIL accepted to "250 queued" */
