@@ -55,6 +55,14 @@ sub rcpts_of {
 # --- legacy mode: primary legacy, copy to the hosting --------------------
 my ($rc, $o, $e) = $mx->ctl('domain', 'set', $D, '--dual', 'maybe');
 is($rc, 2, '--dual maybe: usage error');
+# in legacy mode the hosting must accept every mailbox first
+$host->restart(lmtp => 1, hard => 'RCPT');
+($rc, $o, $e) = $mx->ctl('domain', 'set', $D, '--dual', 'on');
+is($rc, 1, '--dual on refused while the hosting rejects the mailboxes');
+like($o . $e, qr/preflight: the hosting does not accept 2 mailboxes:\n  joe\@example\.test: 5\d\d/,
+    '... the preflight names them');
+unlike($mx->ctl_ok('domain', 'show', $D), qr/^dual delivery:\s+on/m, '... and dual delivery stays off');
+$host->restart(lmtp => 1);
 my $out = $mx->ctl_ok('domain', 'set', $D, '--dual', 'on');
 like($out, qr/; dual delivery/, 'domain set --dual on (the preflight at the hosting passed)');
 like($mx->ctl_ok('domain', 'show', $D), qr/^dual delivery:\s+on \(primary legacy, a copy to the hosting\)$/m,
