@@ -215,6 +215,34 @@ expand_children(const struct expand_result *res, struct dict *leaves,
 	return n;
 }
 
+/* children_add - x's record (expand or copy, parent set) for the next
+ * write, and its children into m as PENDING recipients, held until that
+ * record is durable */
+static void
+children_add(struct queue_msg *m, struct spool_expand *x, time_t now)
+{
+	char *line;
+	size_t len;
+
+	x->first = m->nrcpts;
+	x->time = now;
+	line = spool_format_expand(x, &len);
+	queue_rec_append(m, line, len);
+	free(line);
+	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x->n) * sizeof(*m->rcpts));
+	for (int k = 0; k < x->n; k++) {
+		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
+		memset(c, 0, sizeof(*c));
+		c->addr = xstrdup(x->v[k].addr);
+		c->kind = x->v[k].kind;
+		c->parent = x->parent;
+		c->held = 1;
+		c->state = QUEUE_R_PENDING;
+		m->nlive++;
+		spool_rcpt_add(c->addr);
+	}
+}
+
 /* rcpt_expand - replace recipient i by its expansion: one expand record
  * (written with the next records), children held until it is durable */
 static void
@@ -224,8 +252,7 @@ rcpt_expand(struct queue_msg *m, int i, time_t now, struct dict *leaves,
 	struct expand_result res;
 	struct spool_expand x;
 	struct queue_rcpt *r;
-	char why[QUEUE_WHY_MAX], *line;
-	size_t len;
+	char why[QUEUE_WHY_MAX];
 	int nfwd = 0, nloop = 0;
 
 	if (route_expand(m->rcpts[i].addr, &res) < 0) {
@@ -245,23 +272,9 @@ rcpt_expand(struct queue_msg *m, int i, time_t now, struct dict *leaves,
 		goto out;
 	}
 	x.parent = i;
-	x.first = m->nrcpts;
-	x.time = now;
-	line = spool_format_expand(&x, &len);
-	queue_rec_append(m, line, len);
-	free(line);
-
-	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x.n) * sizeof(*m->rcpts));
-	for (int k = 0; k < x.n; k++) {
-		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
-		memset(c, 0, sizeof(*c));
-		c->addr = xstrdup(x.v[k].addr);
-		c->kind = x.v[k].kind;
-		c->parent = i;
-		c->held = 1;
-		c->state = QUEUE_R_PENDING;
-		m->nlive++;
-		spool_rcpt_add(c->addr);
+	children_add(m, &x, now);
+	for (int k = m->nrcpts - x.n; k < m->nrcpts; k++) {
+		const struct queue_rcpt *c = &m->rcpts[k];
 		nfwd += c->kind == SPOOL_K_FWD;
 		nloop += c->kind == SPOOL_K_LOOP;
 		log_info("%s expand parent=<%s> child=<%s> kind=%s", m->id,
@@ -319,8 +332,6 @@ rcpt_copy(struct queue_msg *m, int i, time_t now, const struct domain_info *d)
 {
 	struct expand_result res;
 	struct spool_expand x;
-	char *line;
-	size_t len;
 
 	memset(&x, 0, sizeof(x));
 	copy_children(&m->rcpts[i], d, &res, &x);
@@ -328,23 +339,7 @@ rcpt_copy(struct queue_msg *m, int i, time_t now, const struct domain_info *d)
 		x.n = 0;
 	x.copy = 1;
 	x.parent = i;
-	x.first = m->nrcpts;
-	x.time = now;
-	line = spool_format_expand(&x, &len);
-	queue_rec_append(m, line, len);
-	free(line);
-	m->rcpts = xrealloc(m->rcpts, (size_t)(m->nrcpts + x.n) * sizeof(*m->rcpts));
-	for (int k = 0; k < x.n; k++) {
-		struct queue_rcpt *c = &m->rcpts[m->nrcpts++];
-		memset(c, 0, sizeof(*c));
-		c->addr = xstrdup(x.v[k].addr);
-		c->kind = x.v[k].kind;
-		c->parent = i;
-		c->held = 1;
-		c->state = QUEUE_R_PENDING;
-		m->nlive++;
-		spool_rcpt_add(c->addr);
-	}
+	children_add(m, &x, now);
 	m->rcpts[i].copied = 1;
 	log_info("%s copy to=<%s> copies=%d route=%s", m->id, m->rcpts[i].addr,
 	    x.n, x.n && x.v[0].kind == SPOOL_K_COPYL ? "legacy" : "hosted");
