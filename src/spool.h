@@ -118,12 +118,12 @@ struct spool_child {
  * "copy" record has the same fields; its parent stays as it is (the
  * primary) and its children are its dual-delivery copies. */
 struct spool_expand {
-	int copy;			/* a "copy" record */
 	int parent;
 	int first;
 	time_t time;
 	int n;
 	struct spool_child *v;
+	int copy;			/* a "copy" record */
 };
 
 /* one state record: "state INDEX STATE TIME ATTEMPTS NEXT REPLY" */

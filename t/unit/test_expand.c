@@ -216,7 +216,7 @@ spool_records(void)
 		{ SPOOL_K_FWD, "\"odd name\"=x@ext.test" },
 		{ SPOOL_K_LOOP, "loopa@example.test" },
 	};
-	struct spool_expand x = { 1, 2, 1795241300, 3, cv }, y;
+	struct spool_expand x = { 1, 2, 1795241300, 3, cv, 0 }, y;
 	struct spool_entry *e;
 	char *line, *recs;
 	size_t len;
