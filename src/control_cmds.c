@@ -281,6 +281,12 @@ cmd_status(struct ctl_ctx *ctx)
 			if (dl[i]->hold)
 				jsonw_string(w, dl[i]->name);
 		jsonw_array_end(w);
+		jsonw_key(w, "dual");
+		jsonw_array_begin(w);
+		for (size_t i = 0; i < nd; i++)
+			if (dl[i]->dual)
+				jsonw_string(w, dl[i]->name);
+		jsonw_array_end(w);
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else {
@@ -300,6 +306,12 @@ cmd_status(struct ctl_ctx *ctx)
 			if (dl[i]->hold)
 				evbuffer_add_printf(ctx->out, "held:         %s "
 				    "(no delivery attempt)\n", dl[i]->name);
+		for (size_t i = 0; i < nd; i++)
+			if (dl[i]->dual)
+				evbuffer_add_printf(ctx->out, "dual:         %s "
+				    "(copies to the %s)\n", dl[i]->name,
+				    dl[i]->mode == MODE_LEGACY ? "hosting" :
+				    "legacy servers");
 	}
 	free(dl);
 	control_reply(ctx, CTL_OK);

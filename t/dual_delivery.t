@@ -67,6 +67,7 @@ my $out = $mx->ctl_ok('domain', 'set', $D, '--dual', 'on');
 like($out, qr/; dual delivery/, 'domain set --dual on (the preflight at the hosting passed)');
 like($mx->ctl_ok('domain', 'show', $D), qr/^dual delivery:\s+on \(primary legacy, a copy to the hosting\)$/m,
     'domain show: dual delivery on, primary legacy');
+like($mx->ctl_ok('status'), qr/^dual:\s+example\.test \(copies to the hosting\)$/m, 'status names it');
 
 my ($id1, $s1) = send_to("joe\@$D");
 is($old->wait_count(1, 10), 1, 'the old server got it');
