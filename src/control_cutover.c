@@ -93,7 +93,6 @@ struct cutover_set {
 	store_done_fn done;
 	char domain[SMTP_DOMAIN_MAX + 1];
 	struct store_settings s;
-	struct probe *probe;		/* --dual on in legacy mode */
 };
 
 static struct event_base *cutover_base;
@@ -129,7 +128,6 @@ preflight_done(const struct probe_result *pr, void *arg)
 	struct cutover_set *cs = arg;
 	struct evbuffer *why;
 
-	cs->probe = NULL;
 	if (pr->ok && pr->nrefused == 0) {
 		store_domain_settings(cs->domain, &cs->s, cs->ctx->uid, set_done,
 		    cs);
@@ -173,7 +171,7 @@ control_cutover_set(struct ctl_ctx *ctx, const char *domain, store_done_fn done)
 	if (d != NULL && (cs->s.set & STORE_SET_DUAL) && cs->s.dual && !d->dual &&
 	    d->mode == MODE_LEGACY && !ctl_args_has(&ctx->args, "--force")) {
 		n = store_domain_mailboxes(d, MODE_HOSTED, &mb);
-		cs->probe = probe_start(cutover_base, mb, n, preflight_done, cs);
+		probe_start(cutover_base, mb, n, preflight_done, cs);
 		for (size_t i = 0; i < n; i++)
 			free(mb[i]);
 		free(mb);

@@ -339,10 +339,10 @@ void store_verified_free(struct store_verified *, size_t n);
 #define STORE_LIFETIME_MAX	7776000	/* --max-lifetime, seconds: as delivery.max_lifetime */
 
 enum store_setting_bits {
-	STORE_SET_DUAL = 1 << 3,
 	STORE_SET_HOLD = 1 << 0,
 	STORE_SET_MAX_LIFETIME = 1 << 1,
 	STORE_SET_UNKNOWN = 1 << 2,
+	STORE_SET_DUAL = 1 << 3,
 };
 
 struct store_settings {
