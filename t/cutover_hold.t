@@ -25,7 +25,8 @@ my $dns = MxPeers::DNS->new(
 	a => [['mx.sender.test', '127.0.0.1']]);
 my $LIFETIME = 3;
 my $mx = delivery_daemon(dns => $dns, bounce_sink => $bsink,
-    delivery => { retry_schedule => [1], max_lifetime => $LIFETIME });
+    delivery => { retry_schedule => [1], max_lifetime => $LIFETIME },
+    config => { switch => { require_propagation => JSON::PP::false } });
 
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $sink->port);
 $mx->ctl_ok('domain', 'add', 'other.test', '--legacy', '127.0.0.1:' . $sink->port);
@@ -64,6 +65,14 @@ is(scalar @held, 20, 'queue list: 20 recipients held');
 my $ck = join '', ($mx->ctl('check', 'example.test'))[1, 2];
 like($ck, qr/^hold:\s+on since /m, 'check shows the hold');
 note("check while held:\n$ck");
+
+# hold, switch, look, release: a held domain can be switched both ways
+# and its mail still waits
+$mx->ctl_ok('switch', 'example.test', 'hosted', '--force');
+$mx->ctl_ok('switch', 'example.test', 'legacy');
+like($mx->ctl_ok('domain', 'show', 'example.test'), qr/^hold:\s+on since /m, 'switched twice while held: still held');
+sleep 1.2;
+is($sink->count, 1, '... and nothing delivered');
 
 # durable: kill -9 and restart, still held
 $mx->kill9;
