@@ -13,7 +13,7 @@
  * (Space-Saving's inherited counts would let a long enough flood of
  * one-off addresses push out every typo: the wrong trade for this
  * report.) Memory: REFUSED_ENTRIES_MAX * sizeof(struct refused_entry),
- * about 70 KiB, per hosted domain with a refusal, allocated at its first
+ * about 72 KiB, per hosted domain with a refusal, allocated at its first
  * and freed with the domain; a flood cannot grow it. In memory only:
  * counts since the daemon started, per host.
  * Loop thread only.
