@@ -51,6 +51,7 @@ struct spool_msg {
 	char *sender;
 	time_t arrival;
 	int body_8bit, smtputf8, route_mx;
+	off_t rcpts_off;		/* where the "rcpts" line is */
 	off_t size_off;			/* where the size digits are */
 	off_t body_off;			/* first octet of the message */
 	uint64_t size;
@@ -66,6 +67,11 @@ struct spool_msg {
 	spool_commit_fn cb;
 	void *arg;
 	int ok;
+	/* spool_msg_rewrite: the message is written anew at commit */
+	int rewrite;
+	spool_rewrite_fn rw_fn;
+	void (*rw_free)(void *);
+	void *rw_arg;
 	struct spool_msg *next;
 };
 
@@ -212,7 +218,7 @@ spool_count_messages(void)
 /* spool_header - the envelope block; size digits are patched at commit */
 static char *
 spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
-    size_t *size_pos)
+    size_t *rcpts_pos, size_t *size_pos)
 {
 	char *h = NULL;
 	size_t cap = 512, len = 0;
@@ -238,6 +244,7 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
 	    e->body_8bit ? "8bitmime" : "7bit", e->smtputf8);
 	if (e->route_mx)
 		HDR_ADD("route mx\n");
+	*rcpts_pos = len;
 	HDR_ADD("rcpts %d\n", e->nrcpts);
 	for (i = 0; i < e->nrcpts; i++)
 		HDR_ADD("rcpt %d <%s>\n", i, e->rcpts[i]);
@@ -257,7 +264,7 @@ spool_chunk_job(void *arg)
 
 	if (m->fd < 0 && !m->werr) {
 		m->fd = openat(spool.incfd, m->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (m->fd < 0)
 			m->werr = errno;
 	}
@@ -311,11 +318,11 @@ struct spool_msg *
 spool_msg_open(const char *id, const struct spool_envelope *e)
 {
 	struct spool_msg *m;
-	size_t size_pos;
+	size_t rcpts_pos, size_pos;
 	time_t arrival = time(NULL);
 	char *h;
 
-	h = spool_header(id, e, arrival, &size_pos);
+	h = spool_header(id, e, arrival, &rcpts_pos, &size_pos);
 	m = xcalloc(1, sizeof(*m));
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = -1;
@@ -328,6 +335,7 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->body_8bit = e->body_8bit;
 	m->smtputf8 = e->smtputf8;
 	m->route_mx = e->route_mx;
+	m->rcpts_off = (off_t)rcpts_pos;
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
@@ -391,6 +399,8 @@ spool_msg_free(struct spool_msg *m)
 	free(m->sender);
 	free(m->wbuf);
 	free(m->spare);
+	if (m->rw_free)
+		m->rw_free(m->rw_arg);
 	free(m);
 }
 
@@ -407,6 +417,144 @@ spool_msg_finish(struct spool_msg *m)
 		return -1;
 	snprintf(trailer, sizeof(trailer), "%s crc32=%08" PRIx32 "\n", SPOOL_TRAILER, m->crc);
 	return write_all(m->fd, trailer, strlen(trailer));
+}
+
+void
+spool_msg_rewrite(struct spool_msg *m, const char *const *rcpts, int nrcpts,
+    spool_rewrite_fn fn, void (*free_fn)(void *), void *arg)
+{
+	for (int i = 0; i < m->nrcpts; i++)
+		free(m->rcpts[i]);
+	free(m->rcpts);
+	m->nrcpts = nrcpts;
+	m->rcpts = xcalloc((size_t)nrcpts + 1, sizeof(char *));
+	for (int i = 0; i < nrcpts; i++)
+		m->rcpts[i] = xstrdup(rcpts[i]);
+	if (m->rw_free)
+		m->rw_free(m->rw_arg);
+	m->rewrite = 1;
+	m->rw_fn = fn;
+	m->rw_free = free_fn;
+	m->rw_arg = arg;
+}
+
+#define SPOOL_RW_SUFFIX	".rw"
+#define SPOOL_SIZE_LINE	(5 + SPOOL_SIZE_DIGITS + 2)	/* "size DIGITS\n\n" */
+
+/* the new file of a rewrite as it is written */
+struct spool_rw {
+	int fd;
+	uint64_t size;
+	uint32_t crc;
+};
+
+static int
+spool_rw_write(void *arg, const char *p, size_t n)
+{
+	struct spool_rw *w = arg;
+
+	w->size += n;
+	w->crc = mx_crc32(w->crc, p, n);
+	return write_all(w->fd, p, n);
+}
+
+/* spool_rw_copy - octets [off, off+len) of fd into the new file */
+static int
+spool_rw_copy(struct spool_rw *w, int fd, off_t off, uint64_t len, int count)
+{
+	char buf[8192];
+	ssize_t r;
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+
+		if ((r = pread(fd, buf, n, off)) <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		if ((count ? spool_rw_write(w, buf, (size_t)r) :
+		    write_all(w->fd, buf, (size_t)r)) < 0)
+			return -1;
+		off += r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* spool_msg_rewrite_file - worker: incoming/ID (finished) written anew as
+ * incoming/ID.rw: the envelope up to its rcpts line as it was, the new
+ * recipients, then the rewritten message; renamed into queue/ID */
+static int
+spool_msg_rewrite_file(struct spool_msg *m)
+{
+	char name[SPOOL_ID_LEN + sizeof(SPOOL_RW_SUFFIX)], line[SPOOL_ADDR_MAX + 64];
+	char digits[SPOOL_SIZE_DIGITS + 1];
+	struct spool_rw w = { -1, 0, 0 };
+	off_t size_off;
+	int n, rc = -1;
+
+	snprintf(name, sizeof(name), "%s%s", m->id, SPOOL_RW_SUFFIX);
+	w.fd = openat(spool.incfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd < 0 || spool_rw_copy(&w, m->fd, 0, (uint64_t)m->rcpts_off, 0) < 0)
+		goto out;
+	n = snprintf(line, sizeof(line), "rcpts %d\n", m->nrcpts);
+	if (write_all(w.fd, line, (size_t)n) < 0)
+		goto out;
+	for (int i = 0; i < m->nrcpts; i++) {
+		char *l = NULL;
+		int k = xasprintf(&l, "rcpt %d <%s>\n", i, m->rcpts[i]);
+
+		if (write_all(w.fd, l, (size_t)k) < 0) {
+			free(l);
+			goto out;
+		}
+		free(l);
+	}
+	if ((size_off = lseek(w.fd, 0, SEEK_CUR)) < 0)
+		goto out;
+	n = snprintf(line, sizeof(line), "size %0*d\n\n", SPOOL_SIZE_DIGITS, 0);
+	if (n != SPOOL_SIZE_LINE || write_all(w.fd, line, (size_t)n) < 0)
+		goto out;
+	if ((m->rw_fn ? m->rw_fn(m->rw_arg, m->fd, m->body_off, m->size,
+	    spool_rw_write, &w) : spool_rw_copy(&w, m->fd, m->body_off,
+	    m->size, 1)) < 0)
+		goto out;
+	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, w.size);
+	if (pwrite(w.fd, digits, SPOOL_SIZE_DIGITS,
+	    size_off + (off_t)strlen("size ")) != SPOOL_SIZE_DIGITS)
+		goto out;
+	n = snprintf(line, sizeof(line), "%s crc32=%08" PRIx32 "\n", SPOOL_TRAILER, w.crc);
+	if (write_all(w.fd, line, (size_t)n) < 0 ||
+	    renameat(spool.incfd, name, spool.queuefd, m->id) < 0)
+		goto out;
+	unlinkat(spool.incfd, m->id, 0);
+	m->body_off = size_off + SPOOL_SIZE_LINE;
+	m->size = w.size;
+	m->crc = w.crc;
+	close(m->fd);
+	m->fd = w.fd;
+	w.fd = -1;
+	rc = 0;
+out:
+	if (rc < 0) {
+		m->werr = errno ? errno : EIO;
+		unlinkat(spool.incfd, name, 0);
+	}
+	if (w.fd >= 0)
+		close(w.fd);
+	return rc;
+}
+
+/* spool_msg_place - worker: finish incoming/ID and move it into queue/ */
+static int
+spool_msg_place(struct spool_msg *m)
+{
+	if (spool_msg_finish(m) < 0)
+		return -1;
+	if (m->rewrite)
+		return spool_msg_rewrite_file(m);
+	return renameat(spool.incfd, m->id, spool.queuefd, m->id);
 }
 
 /* spool_op_prepare - worker: apply one change before the batch sync */
@@ -481,8 +629,7 @@ spool_commit_job(void *arg)
 	TAKE_ALL(struct spool_op, spool.ops, b->ops);
 	for (m = b->msgs; m; m = m->next) {
 		n++;
-		m->ok = spool_msg_finish(m) == 0 &&
-		    renameat(spool.incfd, m->id, spool.queuefd, m->id) == 0;
+		m->ok = spool_msg_place(m) == 0;
 		if (!m->ok && !m->werr)
 			m->werr = errno ? errno : EIO;
 		if (!m->ok) {

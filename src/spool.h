@@ -63,6 +63,18 @@ int spool_msg_error(const struct spool_msg *);
 /* spool_msg_commit - finish the file and commit it in the next group;
  * cb runs once it is durable (or failed); the message is freed after cb. */
 void spool_msg_commit(struct spool_msg *, spool_commit_fn cb, void *arg);
+/* a change of the message made at commit, before it is durable (the
+ * milters' verdict): fn reads the message (size octets at off in fd) and
+ * writes the new one through wr; 0, or -1 with errno */
+typedef int (*spool_write_fn)(void *warg, const char *p, size_t n);
+typedef int (*spool_rewrite_fn)(void *arg, int fd, off_t off, uint64_t size,
+    spool_write_fn wr, void *warg);
+/* spool_msg_rewrite - before spool_msg_commit: at commit the worker writes
+ * the message anew with these recipients and fn's octets (fn NULL: the
+ * octets as they are), then commits that file. The spool frees arg with
+ * free_fn (may be NULL) once done. */
+void spool_msg_rewrite(struct spool_msg *, const char *const *rcpts,
+    int nrcpts, spool_rewrite_fn fn, void (*free_fn)(void *), void *arg);
 /* spool_msg_abort - discard the message: nothing is queued */
 void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
