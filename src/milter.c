@@ -117,10 +117,27 @@ stat_for(const char *name)
 	return st;
 }
 
-const struct milter_stat *
-milter_stat_get(const char *name)
+struct stat_walk {
+	milter_stat_fn fn;
+	void *arg;
+};
+
+static int
+stat_walk_one(const char *name, void *val, void *arg)
 {
-	return stat_for(name);
+	struct stat_walk *w = arg;
+
+	w->fn(name, val, w->arg);
+	return 0;
+}
+
+void
+milter_stat_walk(milter_stat_fn fn, void *arg)
+{
+	struct stat_walk w = { fn, arg };
+
+	if (stats_by_name != NULL)
+		dict_walk(stats_by_name, stat_walk_one, &w);
 }
 
 static void
@@ -177,7 +194,7 @@ mc_fail(struct mconn *c, const char *why)
 {
 	if (c->state == MC_DONE)
 		return;
-	log_warn("%s milter %s error=\"%s\" on_error=%s", c->t->sid, c->mc->name,
+	log_warnx("%s milter %s error=\"%s\" on_error=%s", c->t->sid, c->mc->name,
 	    why, c->mc->on_error_accept ? "accept" : "tempfail");
 	c->failed = 1;
 	mc_close(c);
@@ -371,8 +388,10 @@ mc_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
-		mc_fail(c, c->state == MC_CONNECT ? "connection refused" :
-		    "connection closed");
+		mc_fail(c, "connection closed");
+	else if (what & BEV_EVENT_ERROR && c->state == MC_CONNECT &&
+	    EVUTIL_SOCKET_ERROR() == ECONNREFUSED)
+		mc_fail(c, "connection refused");
 	else if (what & BEV_EVENT_ERROR)
 		mc_fail(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }

@@ -91,9 +91,11 @@ struct milter_stat {
 	uint64_t time_ms;		/* sum over messages */
 	uint64_t messages;
 };
-/* milter_stat - the counters of the i-th milter of the chain (by name:
- * reload keeps them when the name stays) */
-const struct milter_stat *milter_stat_get(const char *name);
+/* milter_stat_walk - fn for every milter that saw a message since start,
+ * by name (a reload keeps a name's counters) */
+typedef void (*milter_stat_fn)(const char *name, const struct milter_stat *,
+    void *arg);
+void milter_stat_walk(milter_stat_fn fn, void *arg);
 const char *milter_action_name(enum milter_action);
 
 #endif
