@@ -356,7 +356,13 @@ mc_read(struct bufferevent *bev, void *arg)
 
 	while (c->state != MC_DONE && (k = milter_take(in, &cmd, &data, &len)) != 0) {
 		if (k < 0) {
-			mc_fail(c, "bad packet length");
+			unsigned char h[8] = { 0 };
+			char why[64];
+
+			evbuffer_copyout(in, h, sizeof(h));
+			snprintf(why, sizeof(why), "bad packet length %02x%02x%02x%02x "
+			    "in %s", h[0], h[1], h[2], h[3], mc_state_names[c->state]);
+			mc_fail(c, why);
 			return;
 		}
 		if (milter_parse_reply(cmd, data, len, &r) < 0 || mc_reply(c, &r) < 0) {

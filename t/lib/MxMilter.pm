@@ -150,3 +150,127 @@ sub _eom {
 }
 
 1;
+
+########################################################################
+package MxMilter::Rspamd;
+
+# Debian's rspamd with a configuration of its own: only the proxy worker,
+# in milter mode, scanning itself (self_scan: no normal worker), DNS from
+# the test's dnsmasq, no Redis (the modules that need it stay off), the
+# milter_headers module adding X-Spamd-Result and X-Rspamd-Queue-Id.
+#   my $r = MxMilter::Rspamd->new(dns => $dns);   # ->socket, ->log
+
+use strict;
+use warnings;
+use IO::Socket::INET;
+
+sub new {
+	my ($class, %o) = @_;
+	my $self = bless {}, $class;
+	my $d = $self->{dir} = MxTest::tmpdir();
+	$self->{port} = MxTest::free_port();
+	mkdir "$d/$_" for qw(local.d db run);
+	MxTest::spew("$d/local.d/milter_headers.conf", <<'CONF');
+use = ["x-spamd-result", "x-rspamd-queue-id"];
+skip_local = false;
+skip_authenticated = false;
+CONF
+	my $ns = $o{dns} ? $o{dns}->nameserver : '127.0.0.1:' . MxTest::closed_port();
+	MxTest::spew("$d/rspamd.conf", <<CONF);
+.include "\$CONFDIR/common.conf"
+options {
+    pidfile = "$d/run/rspamd.pid";
+    .include "\$CONFDIR/options.inc"
+    dns { nameserver = ["$ns"]; timeout = 1s; retransmits = 1; }
+    local_addrs = [];
+}
+logging { type = "file"; filename = "$d/rspamd.log"; level = "info"; }
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:$self->{port}";
+    milter = yes;
+    timeout = 120s;
+    upstream "local" { default = yes; self_scan = yes; }
+    count = 1;
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+}
+CONF
+	MxPeers::_register($self);
+	$self->{pid} = MxPeers::_spawn("$d/stderr", 'rspamd', '-f', '-i', '-u', 'root',
+	    '-g', 'root', '-c', "$d/rspamd.conf", '--var', "LOCAL_CONFDIR=$d",
+	    '--var', "DBDIR=$d/db", '--var', "RUNDIR=$d/run", '--var', "LOGDIR=$d");
+	# it listens once its configuration is loaded (rules compiled: seconds)
+	my $ok = MxTest::wait_until(sub {
+		IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+		    Proto => 'tcp', Timeout => 1) ? 1 : 0 }, 45, 0.2);
+	die "rspamd did not listen:\n" . $self->log unless $ok;
+	return $self;
+}
+
+sub port { $_[0]{port} }
+sub socket { "inet:127.0.0.1:$_[0]{port}" }
+sub log { (MxTest::slurp("$_[0]{dir}/rspamd.log") // '') . (MxTest::slurp("$_[0]{dir}/stderr") // '') }
+
+sub stop {
+	my ($self) = @_;
+	MxPeers::stop_pid(delete $self->{pid}, 10) if $self->{pid};
+}
+
+########################################################################
+package MxMilter::OpenDKIM;
+
+# Debian's opendkim in the foreground with a configuration of its own.
+#   MxMilter::OpenDKIM->new(mode => 's', domain => 'sender.test')  signs mail
+#       from DOMAIN's addresses with a fresh key (selector "test"); ->public
+#       is the key's DNS record text, ->key_record the "NAME TEXT" line
+#   MxMilter::OpenDKIM->new(mode => 'v', keys => [LINE...])  verifies, the
+#       public keys read from a file (TestPublicKeys: no DNS), and adds
+#       Authentication-Results
+
+use strict;
+use warnings;
+use IO::Socket::INET;
+
+sub new {
+	my ($class, %o) = @_;
+	my $self = bless { %o }, $class;
+	my $d = $self->{dir} = MxTest::tmpdir();
+	$self->{port} = MxTest::free_port();
+	my @conf = ('Syslog no', "Mode $o{mode}", "Socket inet:$self->{port}\@127.0.0.1",
+	    "PidFile $d/opendkim.pid", 'Canonicalization relaxed/relaxed',
+	    'AuthservID verifier.test', 'UMask 007', 'RequireSafeKeys no');
+	if ($o{mode} eq 's') {
+		my ($rc, $out, $err) = MxTest::run_cmd('opendkim-genkey', '-D', $d,
+		    '-d', $o{domain}, '-s', 'test', '-b', '1024');
+		die "opendkim-genkey: $err" if $rc;
+		my $txt = MxTest::slurp("$d/test.txt");
+		$self->{public} = join('', $txt =~ /"([^"]*)"/g);
+		$self->{key_record} = "test._domainkey.$o{domain} $self->{public}";
+		push @conf, "Domain $o{domain}", 'Selector test', "KeyFile $d/test.private",
+		    'InternalHosts 127.0.0.1';
+	} else {
+		MxTest::spew("$d/keys", join('', map { "$_\n" } @{$o{keys} || []}));
+		push @conf, "TestPublicKeys $d/keys", 'AlwaysAddARHeader yes';
+	}
+	MxTest::spew("$d/opendkim.conf", join('', map { "$_\n" } @conf));
+	MxPeers::_register($self);
+	$self->{pid} = MxPeers::_spawn("$d/stderr", 'opendkim', '-f', '-v', '-x',
+	    "$d/opendkim.conf");
+	my $ok = MxTest::wait_until(sub {
+		IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
+		    Proto => 'tcp', Timeout => 1) ? 1 : 0 }, 15, 0.1);
+	die "opendkim did not listen:\n" . $self->log unless $ok;
+	return $self;
+}
+
+sub port { $_[0]{port} }
+sub socket { "inet:127.0.0.1:$_[0]{port}" }
+sub key_record { $_[0]{key_record} }
+sub log { MxTest::slurp("$_[0]{dir}/stderr") // '' }
+
+sub stop {
+	my ($self) = @_;
+	MxPeers::stop_pid(delete $self->{pid}, 5) if $self->{pid};
+}
+
+1;
