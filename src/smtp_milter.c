@@ -19,9 +19,25 @@
 #include "store.h"
 #include "util.h"
 
-/* rcpt_ours - may a milter add this recipient? Same rule as RCPT. */
+/* the envelope being built: canonical and written forms */
+struct rcpt_list {
+	const char **rc;
+	const char **orc;
+	int n;
+};
+
+static void
+rcpt_push(struct rcpt_list *l, const char *rc, const char *orc)
+{
+	l->rc[l->n] = rc;
+	l->orc[l->n++] = orc;
+}
+
+/* rcpt_ours - may a milter add this recipient? Same rule as RCPT. Its
+ * canonical form into canon. */
 static int
-rcpt_ours(const struct smtp_milter_msg *m, const char *addr)
+rcpt_ours(const struct smtp_milter_msg *m, const char *addr, char *canon,
+    size_t len)
 {
 	struct smtp_path p;
 	const char *rest;
@@ -29,11 +45,11 @@ rcpt_ours(const struct smtp_milter_msg *m, const char *addr)
 
 	if (snprintf(buf, sizeof(buf), "<%s>", addr) >= (int)sizeof(buf) ||
 	    smtp_parse_path(buf, 0, m->smtputf8, &p, &rest) != PARSE_OK ||
-	    *rest != '\0')
+	    *rest != '\0' || smtp_mailbox_canonical(&p.mbox, canon, len) == 0)
 		return 0;
 	return !p.mbox.literal && strpbrk(p.mbox.local, "%!@") == NULL &&
 	    store_domain(p.mbox.domain) != NULL &&
-	    store_address(p.mbox.local, p.mbox.domain, m->delimiter) != NULL;
+	    store_address(canon, m->delimiter) != NULL;
 }
 
 static int
@@ -64,13 +80,11 @@ edits_free(void *arg)
  * logged as refused */
 static int
 keep_nofilter(const struct smtp_milter_msg *m, const struct milter_result *r,
-    const char **keep)
+    struct rcpt_list *keep)
 {
-	int n = 0;
-
 	for (int i = 0; i < m->nrcpts; i++) {
 		if (m->nofilter[i]) {
-			keep[n++] = m->rcpts[i];
+			rcpt_push(keep, m->rcpts[i], m->orcpts[i]);
 			continue;
 		}
 		log_info("%s milter rcpt %s id=%s to=<%s> milter=%s reply=\"%s\"",
@@ -78,7 +92,7 @@ keep_nofilter(const struct smtp_milter_msg *m, const struct milter_result *r,
 		    m->qid, m->rcpts[i], r->by,
 		    r->action == MILTER_DISCARD ? "discard" : r->reply);
 	}
-	return n;
+	return keep->n;
 }
 
 /* final_rcpts - the envelope after the milters' changes: removals apply
@@ -86,43 +100,45 @@ keep_nofilter(const struct smtp_milter_msg *m, const struct milter_result *r,
  * ours; returns the count, 0 when none is left */
 static int
 final_rcpts(const struct smtp_milter_msg *m, const struct milter_result *r,
-    const char **out, int max)
+    struct rcpt_list *out, char **canon)
 {
-	int n = 0;
-
 	for (int i = 0; i < m->nrcpts; i++) {
 		if (!m->nofilter[i] && in_list(r->del_rcpts, r->ndel, m->rcpts[i])) {
 			log_info("%s milter rcpt removed id=%s to=<%s>", m->sid,
 			    m->qid, m->rcpts[i]);
 			continue;
 		}
-		out[n++] = m->rcpts[i];
+		rcpt_push(out, m->rcpts[i], m->orcpts[i]);
 	}
-	for (int i = 0; i < r->nadd && n < max; i++) {
+	for (int i = 0; i < r->nadd; i++) {
 		const char *a = r->add_rcpts[i];
+		char c[SMTP_PATH_MAX + 1];
 		int dup = 0;
 
-		if (!rcpt_ours(m, a)) {
+		if (!rcpt_ours(m, a, c, sizeof(c))) {
 			log_info("%s milter rcpt add refused id=%s to=<%s> "
 			    "reason=relay", m->sid, m->qid, a);
 			continue;
 		}
-		for (int k = 0; k < n; k++)
-			dup |= strcasecmp(out[k], a) == 0;
+		for (int k = 0; k < out->n; k++)
+			dup |= strcasecmp(out->rc[k], c) == 0;
 		if (dup)
 			continue;
-		log_info("%s milter rcpt added id=%s to=<%s>", m->sid, m->qid, a);
-		out[n++] = a;
+		log_info("%s milter rcpt added id=%s to=<%s>", m->sid, m->qid, c);
+		canon[i] = xstrdup(c);
+		rcpt_push(out, canon[i], strcmp(c, a) == 0 ? NULL : a);
 	}
-	return n;
+	return out->n;
 }
 
 enum smtp_milter_step
 smtp_milter_apply(const struct smtp_milter_msg *m, struct milter_result *r,
     char *reply, size_t replylen)
 {
-	int max = m->nrcpts + r->nadd, n;
-	const char **rc = xcalloc((size_t)max + 1, sizeof(char *));
+	int max = m->nrcpts + r->nadd;
+	struct rcpt_list l = { xcalloc((size_t)max + 1, sizeof(char *)),
+	    xcalloc((size_t)max + 1, sizeof(char *)), 0 };
+	char **canon = xcalloc((size_t)r->nadd + 1, sizeof(char *));
 	enum smtp_milter_step step = SMTP_MILTER_COMMIT;
 	struct medits *ed;
 
@@ -133,20 +149,20 @@ smtp_milter_apply(const struct smtp_milter_msg *m, struct milter_result *r,
 		goto out;
 	case MILTER_REJECT:
 	case MILTER_DISCARD:
-		if ((n = keep_nofilter(m, r, rc)) == 0) {
+		if (keep_nofilter(m, r, &l) == 0) {
 			mx_strlcpy(reply, r->reply, replylen);
 			step = r->action == MILTER_REJECT ? SMTP_MILTER_REFUSE :
 			    SMTP_MILTER_DROP;
 			goto out;
 		}
 		/* queued for the nofilter recipients only, unchanged */
-		spool_msg_rewrite(m->msg, rc, n, NULL, NULL, NULL);
+		spool_msg_rewrite(m->msg, l.rc, l.orc, l.n, NULL, NULL, NULL);
 		goto out;
 	case MILTER_ACCEPT:
 	case MILTER_QUARANTINE:
 		break;
 	}
-	if ((n = final_rcpts(m, r, rc, max)) == 0) {
+	if (final_rcpts(m, r, &l, canon) == 0) {
 		step = SMTP_MILTER_DROP;
 		goto out;
 	}
@@ -156,9 +172,13 @@ smtp_milter_apply(const struct smtp_milter_msg *m, struct milter_result *r,
 	ed = xcalloc(1, sizeof(*ed));
 	*ed = r->edits;
 	memset(&r->edits, 0, sizeof(r->edits));
-	spool_msg_rewrite(m->msg, rc, n, edits_rewrite, edits_free, ed);
+	spool_msg_rewrite(m->msg, l.rc, l.orc, l.n, edits_rewrite, edits_free, ed);
 out:
-	free(rc);
+	for (int i = 0; i < r->nadd; i++)
+		free(canon[i]);
+	free(canon);
+	free(l.rc);
+	free(l.orc);
 	milter_result_free(r);
 	return step;
 }

@@ -20,12 +20,12 @@ struct smtp_milter_msg {
 	const char *sid;
 	const char *qid;
 	struct spool_msg *msg;
-	char *const *rcpts;
+	char *const *rcpts;		/* canonical */
+	char *const *orcpts;		/* as written, NULL when the same */
 	const int *nofilter;		/* per recipient */
 	int nrcpts;
 	int smtputf8;
 	char delimiter;			/* recipient_delimiter */
-	int held_lifetime_bounce;	/* unused until quarantine lands */
 };
 
 enum smtp_milter_step {

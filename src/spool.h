@@ -29,7 +29,9 @@ struct spool_envelope {
 	const char *sender;		/* "" for <> */
 	int body_8bit;
 	int smtputf8;
-	const char *const *rcpts;
+	const char *const *rcpts;	/* canonical */
+	const char *const *orcpts;	/* as written, NULL (or NULL entries)
+					 * when the same */
 	int nrcpts;
 	int route_mx;			/* a bounce: deliver by MX ("route mx") */
 };
@@ -70,11 +72,13 @@ typedef int (*spool_write_fn)(void *warg, const char *p, size_t n);
 typedef int (*spool_rewrite_fn)(void *arg, int fd, off_t off, uint64_t size,
     spool_write_fn wr, void *warg);
 /* spool_msg_rewrite - before spool_msg_commit: at commit the worker writes
- * the message anew with these recipients and fn's octets (fn NULL: the
- * octets as they are), then commits that file. The spool frees arg with
- * free_fn (may be NULL) once done. */
+ * the message anew with these recipients (canonical; orcpts: their
+ * written forms, NULL or NULL entries when the same) and fn's octets (fn
+ * NULL: the octets as they are), then commits that file. The spool frees
+ * arg with free_fn (may be NULL) once done. */
 void spool_msg_rewrite(struct spool_msg *, const char *const *rcpts,
-    int nrcpts, spool_rewrite_fn fn, void (*free_fn)(void *), void *arg);
+    const char *const *orcpts, int nrcpts, spool_rewrite_fn fn,
+    void (*free_fn)(void *), void *arg);
 /* spool_msg_abort - discard the message: nothing is queued */
 void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
@@ -136,7 +140,9 @@ struct spool_state {
 };
 
 struct spool_rcpt {
-	char *addr;			/* as the client wrote it, without <> */
+	char *addr;			/* canonical (smtp_mailbox_canonical), without <> */
+	char *orig;			/* as the client wrote it when that differs
+					 * ("orcpt" line), else NULL */
 	enum spool_rkind kind;
 	int parent;			/* child: the expanded recipient; else -1 */
 	enum spool_rstate state;	/* from its last state record */
