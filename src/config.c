@@ -78,7 +78,8 @@ struct key_rule {
 };
 
 static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
-    apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_milters;
+    apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_milters,
+    apply_quarantine_expiry;
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
@@ -152,6 +153,8 @@ static const struct key_rule key_rules[] = {
 	INT("filters.rate_limit.period", rate_period, 1, RATE_PERIOD_MAX),
 	{ "filters.milters", K_GROUPLIST, apply_milters, OFF(nmilters),
 	    0, CONFIG_MAX_MILTERS, NULL, NULL },
+	{ "filters.quarantine_expiry", K_STRING, apply_quarantine_expiry,
+	    OFF(quarantine_expiry_drop), 0, 0, NULL, NULL },
 
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
@@ -835,6 +838,19 @@ milter_entry(struct loader *ld, const config_setting_t *g, const char *key,
 	}
 	if (m->name[0] == '\0' || m->socket == NULL)
 		return load_error(ld, g, key, "every milter needs a name and a socket");
+	return 0;
+}
+
+/* apply_quarantine_expiry - held mail that expires: "bounce" or "drop" */
+static int
+apply_quarantine_expiry(struct loader *ld, const config_setting_t *s,
+    const char *key, const struct key_rule *r)
+{
+	const char *v = config_setting_get_string(s);
+
+	if (strcmp(v, "bounce") != 0 && strcmp(v, "drop") != 0)
+		return load_error(ld, s, key, "\"%s\" must be bounce or drop", v);
+	ld->cfg->quarantine_expiry_drop = strcmp(v, "drop") == 0;
 	return 0;
 }
 

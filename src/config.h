@@ -108,6 +108,7 @@ struct config {
 	int rate_period;		/* seconds */
 	struct milter_conf milters[CONFIG_MAX_MILTERS];	/* in chain order */
 	int nmilters;
+	int quarantine_expiry_drop;	/* held mail expires: 0 bounce, 1 drop */
 
 	/* srs */
 	char *srs_domain;

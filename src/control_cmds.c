@@ -1170,6 +1170,7 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "queue show", cmd_queue_show, 0 },
 	{ "queue flush", cmd_queue_flush, CTL_CMD_WRITES },
 	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
+	{ "queue release", cmd_queue_release, CTL_CMD_WRITES },
 	{ "switch", cmd_switch, CTL_CMD_WRITES },
 	{ "history", cmd_history, 0 },
 };

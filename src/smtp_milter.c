@@ -167,12 +167,22 @@ smtp_milter_apply(const struct smtp_milter_msg *m, struct milter_result *r,
 		goto out;
 	}
 	if (r->edits.n == 0 && r->edits.body == NULL && r->nadd == 0 &&
-	    r->ndel == 0)
+	    r->ndel == 0 && r->action != MILTER_QUARANTINE)
 		goto out;
-	ed = xcalloc(1, sizeof(*ed));
-	*ed = r->edits;
-	memset(&r->edits, 0, sizeof(r->edits));
-	spool_msg_rewrite(m->msg, l.rc, l.orc, l.n, edits_rewrite, edits_free, ed);
+	if (r->edits.n > 0 || r->edits.body != NULL) {
+		ed = xcalloc(1, sizeof(*ed));
+		*ed = r->edits;
+		memset(&r->edits, 0, sizeof(r->edits));
+		spool_msg_rewrite(m->msg, l.rc, l.orc, l.n, edits_rewrite,
+		    edits_free, ed);
+	} else
+		spool_msg_rewrite(m->msg, l.rc, l.orc, l.n, NULL, NULL, NULL);
+	if (r->action == MILTER_QUARANTINE) {
+		/* held as a whole: its nofilter recipients wait too (one file) */
+		log_info("%s milter quarantine id=%s milter=%s reason=\"%s\"",
+		    m->sid, m->qid, r->by, r->quarantine);
+		spool_msg_hold(m->msg, r->quarantine);
+	}
 out:
 	for (int i = 0; i < r->nadd; i++)
 		free(canon[i]);

@@ -74,6 +74,7 @@ struct spool_msg {
 	spool_rewrite_fn rw_fn;
 	void (*rw_free)(void *);
 	void *rw_arg;
+	char *held;			/* spool_msg_hold: the reason */
 	struct spool_msg *next;
 };
 
@@ -413,6 +414,7 @@ spool_msg_free(struct spool_msg *m)
 	free(m->spare);
 	if (m->rw_free)
 		m->rw_free(m->rw_arg);
+	free(m->held);
 	free(m);
 }
 
@@ -456,6 +458,29 @@ spool_msg_rewrite(struct spool_msg *m, const char *const *rcpts,
 	m->rw_fn = fn;
 	m->rw_free = free_fn;
 	m->rw_arg = arg;
+}
+
+void
+spool_msg_hold(struct spool_msg *m, const char *reason)
+{
+	char *r = xstrndup(reason, SPOOL_REPLY_MAX - 1);
+
+	/* one line: control characters become spaces */
+	for (char *p = r; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = ' ';
+	free(m->held);
+	m->held = r;
+}
+
+#define SPOOL_RELEASE	"release"
+
+size_t
+spool_release_record(char *buf, size_t len, time_t now)
+{
+	int n = snprintf(buf, len, "%s %lld\n", SPOOL_RELEASE, (long long)now);
+
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
 }
 
 #define SPOOL_RW_SUFFIX	".rw"
@@ -518,6 +543,15 @@ spool_msg_rewrite_file(struct spool_msg *m)
 	w.fd = openat(spool.incfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (w.fd < 0 || spool_rw_copy(&w, m->fd, 0, (uint64_t)m->rcpts_off, 0) < 0)
 		goto out;
+	if (m->held) {
+		char *l = NULL;
+		int k = xasprintf(&l, "held %s\n", m->held);
+
+		n = write_all(w.fd, l, (size_t)k);
+		free(l);
+		if (n < 0)
+			goto out;
+	}
 	n = snprintf(line, sizeof(line), "rcpts %d\n", m->nrcpts);
 	if (write_all(w.fd, line, (size_t)n) < 0)
 		goto out;
@@ -708,6 +742,8 @@ spool_msg_entry(struct spool_msg *m)
 	e->body_off = m->body_off;
 	e->body_size = m->size;
 	e->body_crc = m->crc;
+	e->held = m->held;
+	m->held = NULL;
 	e->nrcpts = m->nrcpts;
 	e->rcpts = xcalloc((size_t)m->nrcpts, sizeof(*e->rcpts));
 	for (int i = 0; i < m->nrcpts; i++) {
@@ -880,6 +916,7 @@ spool_entry_free(struct spool_entry *e)
 		free(e->rcpts[i].reply);
 	}
 	free(e->rcpts);
+	free(e->held);
 	free(e->sender);
 	free(e->client);
 	free(e->helo);
@@ -975,6 +1012,10 @@ header_line(struct spool_entry *e, const char *line, size_t n, int full, int *nr
 		e->smtputf8 = vl == 1 && *v == '1';
 	else if (KEY_IS("route"))
 		e->route_mx = vl == 2 && memcmp(v, "mx", 2) == 0;
+	else if (KEY_IS("held")) {
+		free(e->held);
+		e->held = xstrndup(v, vl);
+	}
 	else if (KEY_IS("rcpts")) {
 		if (e->rcpts || parse_num(v, vl, 1, SPOOL_RCPTS_MAX, &x) < 0)
 			return -1;
@@ -1330,6 +1371,10 @@ spool_apply_records(struct spool_entry *e, const char *p, size_t len)
 		} else if (spool_parse_expand(q, (size_t)(nl - q), &x) == 0) {
 			apply_expand(e, &x);
 			spool_expand_free(&x);
+		} else if ((size_t)(nl - q) > sizeof(SPOOL_RELEASE) &&
+		    memcmp(q, SPOOL_RELEASE " ", sizeof(SPOOL_RELEASE)) == 0) {
+			free(e->held);		/* quarantine ended */
+			e->held = NULL;
 		}
 		q = nl + 1;
 	}

@@ -79,6 +79,12 @@ typedef int (*spool_rewrite_fn)(void *arg, int fd, off_t off, uint64_t size,
 void spool_msg_rewrite(struct spool_msg *, const char *const *rcpts,
     const char *const *orcpts, int nrcpts, spool_rewrite_fn fn,
     void (*free_fn)(void *), void *arg);
+/* spool_msg_hold - after spool_msg_rewrite: the file also gets a "held
+ * REASON" line (quarantine: no delivery until a release record) */
+void spool_msg_hold(struct spool_msg *, const char *reason);
+/* spool_release_record - the record line that ends a hold, newline
+ * included, into buf; its length */
+size_t spool_release_record(char *buf, size_t len, time_t now);
 /* spool_msg_abort - discard the message: nothing is queued */
 void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
@@ -166,6 +172,8 @@ struct spool_entry {
 	uint32_t body_crc;		/* from the trailer */
 	int nrcpts;
 	struct spool_rcpt *rcpts;
+	char *held;			/* "held REASON": quarantined until a
+					 * "release" record; NULL when not */
 };
 
 void spool_entry_free(struct spool_entry *);

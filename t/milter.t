@@ -152,6 +152,45 @@ is_deeply($m->{rcpts}, ['<joe@example.test>'], 'to joe only: nothing relayed');
 ok(wait_queue_empty($mx, 10), 'nothing left in the queue');
 $mx->stop_ok;
 
+# --- quarantine: held until released, across a restart ----------------------
+my $qm = MxMilter->new(mode => 'quarantine');
+$mx = daemon($qm->socket, 10, 'tempfail');
+$r = send_msg($mx, ['joe@example.test'], msg('quarantined'));
+like($r, qr/^250 /, 'quarantined message: 250');
+($qid) = $r =~ /queued as (\S+)/;
+$qid //= 'none';
+like($mx->log, qr/milter quarantine id=\Q$qid\E milter=m1 reason="test quarantine"/, 'quarantine logged');
+my $held = $mx->ctl_ok('queue', 'list', '--held');
+like($held, qr/^\Q$qid\E .*\(held: test quarantine\)/m, 'queue list --held shows it with the reason');
+my (undef, $hj) = $mx->ctl_json('queue', 'list', '--held');
+is($hj->{messages}[0]{held} // '', 'test quarantine', 'JSON: held reason');
+like(MxTest::slurp($mx->queue_dir . "/$qid") // '', qr/^held test quarantine$/m, 'the spool file says held');
+sleep 1.5;
+is(scalar(sink_with(qr/Subject: quarantined/)), 0, 'not delivered while held');
+$mx->stop_ok;
+$mx->start;
+like($mx->ctl_ok('queue', 'list', '--held'), qr/^\Q$qid\E /m, 'still held after a restart');
+my ($rc, $out, $err) = $mx->ctl('queue', 'release', '0000000000000001');
+isnt($rc, 0, 'release of an unknown ID refused');
+like($mx->ctl_ok('queue', 'release', $qid), qr/^\Q$qid\E: released$/m, 'queue release');
+ok(wait_until(sub { sink_with(qr/Subject: quarantined/) == 1 }, 15, 0.1), 'delivered after the release');
+ok(wait_queue_empty($mx, 10), 'queue empty');
+like($mx->ctl_ok('queue', 'list', '--held'), qr/^no held message$/m, 'nothing held');
+$mx->stop_ok;
+
+# held mail expires like other mail (here: dropped, as configured)
+$mx = delivery_daemon(delivery => { retry_schedule => [300], max_lifetime => 2 },
+    config => { filters => { quarantine_expiry => 'drop',
+	milters => \('( { name = "q"; socket = "' . $qm->socket . '"; } )') } });
+$mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '[127.0.0.1]:' . $sink->port);
+$mx->ctl_ok('address', 'add', 'joe@example.test');
+$r = send_msg($mx, ['joe@example.test'], msg('held expires'));
+like($r, qr/^250 /, 'quarantined again');
+ok(wait_queue_empty($mx, 10), 'gone after max_lifetime');
+like($mx->log, qr/queue held message expired action=drop reason="test quarantine"/, 'expiry logged');
+is(scalar(sink_with(qr/Subject: held expires/)), 0, 'never delivered');
+$mx->stop_ok;
+
 # --- broken milters -----------------------------------------------------------
 my $down = closed_port();
 $mx = daemon("inet:127.0.0.1:$down", 5, 'tempfail');
