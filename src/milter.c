@@ -68,6 +68,7 @@ struct mconn {
 	struct medits edits;
 	char **add, **del;
 	int nadd, ndel;
+	size_t edit_bytes;		/* header changes so far */
 	uint64_t started, ended;	/* monotonic microseconds */
 };
 
@@ -80,6 +81,7 @@ struct milter_txn {
 	/* the header section while it arrives (mhdr_section) */
 	struct evbuffer *head;
 	int in_body;
+	uint64_t max_body;		/* a new body: limits.max_message_size */
 	int ended;			/* milter_txn_end was called */
 	milter_done_fn done;
 	void *done_arg;
@@ -252,6 +254,17 @@ mc_modify(struct mconn *c, const struct milter_reply *r)
 	}
 	if (!(c->actions & need) || c->waiting != SMFIC_BODYEOB)
 		return -1;
+	/* what a milter makes us keep is bounded like what a client sends */
+	if (r->cmd == SMFIR_REPLBODY) {
+		if (c->edits.bodylen + r->bodylen > c->t->max_body)
+			return -1;
+	} else {
+		c->edit_bytes += (r->name ? strlen(r->name) : 0) +
+		    (r->value ? strlen(r->value) : 0) +
+		    (r->text ? strlen(r->text) : 0);
+		if (c->edit_bytes > MILTER_EDIT_BYTES_MAX)
+			return -1;
+	}
 	switch (r->cmd) {
 	case SMFIR_ADDHEADER:
 		return medits_add(&c->edits, MEDIT_ADD, 0, r->name, r->value);
@@ -606,6 +619,7 @@ milter_txn_start(struct event_base *base, const struct config *cfg,
 		return NULL;
 	t = xcalloc(1, sizeof(*t));
 	t->base = base;
+	t->max_body = (uint64_t)cfg->max_message_size;
 	mx_strlcpy(t->sid, in->sid, sizeof(t->sid));
 	mx_strlcpy(t->qid, in->qid, sizeof(t->qid));
 	t->head = evbuffer_new();

@@ -23,6 +23,8 @@
 #define MILTER_RCPT_EDITS_MAX	100		/* recipients a milter adds
 						 * or removes per message */
 #define MILTER_LOG_MAX		1024
+#define MILTER_EDIT_BYTES_MAX	(1024 * 1024)	/* header changes of one
+						 * milter per message */
 
 /* what the chain decided; the first milter (in order) whose verdict is
  * not accept decides, quarantine only when none refused or discarded */
