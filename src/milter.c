@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,12 @@ mc_event(struct bufferevent *bev, short what, void *arg)
 	struct mconn *c = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		int one = 1;
+
+		/* small request-reply packets: no Nagle delay behind an ACK */
+		if (c->mc->unix_path[0] == '\0')
+			(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP,
+			    TCP_NODELAY, &one, sizeof(one));
 		mc_enter(c, MC_NEGOTIATE);
 		milter_put_optneg(bufferevent_get_output(bev));
 		bufferevent_enable(bev, EV_READ);
