@@ -992,7 +992,7 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 		stats_observe(&mx_stats.smtp_transaction,
 		    (double)(mx_mono_us() - s->txn_start_us) / 1e6);
 		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s%s%s%s",
-		    s->id, s->qid, s->sender, s->nrcpts,
+		    s->id, s->qid, s->sender, spool_msg_nrcpts(m),
 		    (unsigned long long)s->data.size, s->addr,
 		    s->milter_log[0] ? " milters=\"" : "", s->milter_log,
 		    s->milter_log[0] ? "\"" : "");

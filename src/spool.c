@@ -212,6 +212,12 @@ spool_msg_id(const struct spool_msg *m)
 	return m->id;
 }
 
+int
+spool_msg_nrcpts(const struct spool_msg *m)
+{
+	return m->nrcpts;
+}
+
 int64_t
 spool_count_messages(void)
 {

@@ -90,6 +90,8 @@ void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
 void spool_msg_detach(struct spool_msg *);
 const char *spool_msg_id(const struct spool_msg *);
+/* spool_msg_nrcpts - its recipients (after a rewrite: the new ones) */
+int spool_msg_nrcpts(const struct spool_msg *);
 
 /* Reading messages back (doc/spool.md "File format"). */
 

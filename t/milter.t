@@ -99,6 +99,7 @@ my ($m) = sink_with(qr/Subject: mixed/);
 is_deeply($m->{rcpts}, ['<nofilter@example.test>'], 'to the nofilter recipient only');
 like($mx->log, qr/milter rcpt refused id=\Q$qid\E to=<joe\@example\.test> milter=m1 reply="550 5\.7\.1 Test milter says no"/,
     'the refused copy is logged with the reason');
+like($mx->log, qr/smtp queued id=\Q$qid\E from=<a\@sender\.test> nrcpt=1 /, 'queued for one recipient');
 is(scalar(sink_with(qr/Subject: rejected/)), 0, 'the rejected message went nowhere');
 $mx->stop_ok;
 
