@@ -473,7 +473,8 @@ mc_send_next(struct mconn *c)
 			evbuffer_drain(c->q, 4 + n);
 			continue;
 		}
-		/* a macro packet only goes with a step the milter wants */
+		/* macros go as they are: a milter ignores those of a step it
+		 * switched off */
 		evbuffer_remove_buffer(c->q, bufferevent_get_output(c->bev), 4 + n);
 		if (reply) {
 			c->waiting = (char)hdr[4];
