@@ -276,26 +276,6 @@ medits_apply_headers(const struct medits *e, const char *p, size_t len,
 	return out;
 }
 
-/* read_at - pread until n octets or end; -1 on error */
-static ssize_t
-read_at(int fd, char *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		r = pread(fd, buf + got, n - got, off + (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 int
 milter_edit_apply(const struct medits *e, int fd, off_t off, uint64_t size,
     medit_write_fn wr, void *warg)
@@ -307,7 +287,7 @@ milter_edit_apply(const struct medits *e, int fd, off_t off, uint64_t size,
 	ssize_t r;
 	int rc = -1;
 
-	if ((r = read_at(fd, head, want, off)) != (ssize_t)want) {
+	if ((r = mx_pread_full(fd, head, want, off)) != (ssize_t)want) {
 		if (r >= 0)
 			errno = EIO;
 		goto done;
@@ -328,7 +308,7 @@ milter_edit_apply(const struct medits *e, int fd, off_t off, uint64_t size,
 		size_t n = size - pos < EDIT_COPY_BUF ? (size_t)(size - pos) :
 		    EDIT_COPY_BUF;
 
-		if ((r = read_at(fd, head, n, off + (off_t)pos)) != (ssize_t)n) {
+		if ((r = mx_pread_full(fd, head, n, off + (off_t)pos)) != (ssize_t)n) {
 			if (r >= 0)
 				errno = EIO;
 			rc = -1;

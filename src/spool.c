@@ -1387,26 +1387,6 @@ spool_apply_records(struct spool_entry *e, const char *p, size_t len)
 	return (size_t)(q - p);
 }
 
-/* pread_full - pread until n octets or end of file; octets read or -1 */
-static ssize_t
-pread_full(int fd, char *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		r = pread(fd, buf + got, n - got, off + (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 /* spool_load_fd - parse an open message file: envelope (one read for
  * small files), trailer, state records. *good is where the last complete
  * record ends (a torn line after it is cut at recovery). NULL with errno
@@ -1425,7 +1405,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 		goto fail;
 	cap = st.st_size < SPOOL_READ_CHUNK ? (size_t)st.st_size : SPOOL_READ_CHUNK;
 	buf = xmalloc(cap + 1);
-	if ((r = pread_full(fd, buf, cap, 0)) < 0)
+	if ((r = mx_pread_full(fd, buf, cap, 0)) < 0)
 		goto fail;
 	have = (size_t)r;
 	while ((hl = spool_parse_header(buf, have, e, full)) == 0) {
@@ -1435,7 +1415,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 			goto bad;
 		cap *= 2;
 		buf = xrealloc(buf, cap + 1);
-		if ((r = pread_full(fd, buf + have, cap - have, (off_t)have)) < 0)
+		if ((r = mx_pread_full(fd, buf + have, cap - have, (off_t)have)) < 0)
 			goto fail;
 		have += (size_t)r;
 	}
@@ -1450,7 +1430,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 	else {
 		free(buf);
 		buf = xmalloc(tlen + 1);
-		if ((r = pread_full(fd, buf, tlen, toff)) < 0)
+		if ((r = mx_pread_full(fd, buf, tlen, toff)) < 0)
 			goto fail;
 		tlen = (size_t)r;
 		tail = buf;
@@ -1497,7 +1477,7 @@ spool_read_headers(int fd, off_t body_off, uint64_t body_size, size_t max,
 {
 	size_t n = body_size < max ? (size_t)body_size : max, end = 0;
 	char *buf = xmalloc(n + 1);
-	ssize_t r = pread_full(fd, buf, n, body_off);
+	ssize_t r = mx_pread_full(fd, buf, n, body_off);
 
 	if (r < 0) {
 		free(buf);
