@@ -86,6 +86,23 @@ is($st->{milter_m1_accept}, 1, 'relayctl stats: milter_m1_accept')
     or diag(explain($st));
 $mx->stop_ok;
 
+# the client a front proxy handed over by XCLIENT is the one the milter sees
+$mx = delivery_daemon(delivery => { retry_schedule => [300] }, config => {
+    server => { xclient_hosts => ['127.0.0.1'] },
+    filters => { milters => \('( { name = "m1"; socket = "' . $acc->socket . '"; } )') } });
+$mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '[127.0.0.1]:' . $sink->port);
+$mx->ctl_ok('address', 'add', 'joe@example.test');
+{
+	my $c = $mx->session;
+	like($c->cmd('XCLIENT ADDR=192.0.2.9 PORT=4242 HELO=proxied.example') // '', qr/^220/, 'XCLIENT accepted');
+	like($c->cmd('EHLO proxied.example') // '', qr/^250/, 'EHLO again');
+	like($c->transaction('a@sender.test', ['joe@example.test'], msg('xclient')) // '', qr/^250 /, 'queued');
+	$c->close;
+}
+like($acc->log, qr/^C unknown\|4.*192\.0\.2\.9\|/m, 'SMFIC_CONNECT with the handed-over address');
+like($acc->log, qr/^D C.*\{client_addr\}\|192\.0\.2\.9\|\{client_port\}\|4242\|/m, '{client_addr} and {client_port} after XCLIENT');
+$mx->stop_ok;
+
 # --- reject: filtered only 550; mixed: queued for the nofilter one ----------
 my $rej = MxMilter->new(mode => 'reject');
 $mx = daemon($rej->socket, 10, 'tempfail');
