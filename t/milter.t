@@ -10,6 +10,7 @@ use MxTest;
 use MxPeers;
 use MxMilter;
 use Time::HiRes qw(time sleep);
+use HTTP::Tiny;
 
 need_programs('smtp-sink');
 watchdog(90);
@@ -87,8 +88,9 @@ is($st->{milter_m1_accept}, 1, 'relayctl stats: milter_m1_accept')
 $mx->stop_ok;
 
 # the client a front proxy handed over by XCLIENT is the one the milter sees
+my $mport = free_port();
 $mx = delivery_daemon(delivery => { retry_schedule => [300] }, config => {
-    server => { xclient_hosts => ['127.0.0.1'] },
+    server => { xclient_hosts => ['127.0.0.1'] }, metrics => { listen => "127.0.0.1:$mport" },
     filters => { milters => \('( { name = "m1"; socket = "' . $acc->socket . '"; } )') } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '[127.0.0.1]:' . $sink->port);
 $mx->ctl_ok('address', 'add', 'joe@example.test');
@@ -101,6 +103,10 @@ $mx->ctl_ok('address', 'add', 'joe@example.test');
 }
 like($acc->log, qr/^C unknown\|4.*192\.0\.2\.9\|/m, 'SMFIC_CONNECT with the handed-over address');
 like($acc->log, qr/^D C.*\{client_addr\}\|192\.0\.2\.9\|\{client_port\}\|4242\|/m, '{client_addr} and {client_port} after XCLIENT');
+my $scrape = HTTP::Tiny->new(timeout => 5)->get("http://127.0.0.1:$mport/metrics");
+like($scrape->{content} // '', qr/^mxrelay_milter_verdicts_total\{milter="m1",verdict="accept"\} 1$/m,
+    'GET /metrics: the verdict per milter');
+like($scrape->{content} // '', qr/^mxrelay_milter_seconds_total\{milter="m1"\} [0-9.]+$/m, 'and its time');
 $mx->stop_ok;
 
 # --- reject: filtered only 550; mixed: queued for the nofilter one ----------
