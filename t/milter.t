@@ -145,7 +145,7 @@ my $ed = MxMilter->new(mode => 'edit');
 $mx = daemon($acc->socket, 10, 'tempfail', $ed->socket, 10, 'tempfail');
 $r = send_msg($mx, ['joe@example.test'], msg('to edit'));
 like($r, qr/^250 /, 'edited message: 250');
-ok(wait_until(sub { sink_with(qr/X-Test-Milter/) == 1 }, 15, 0.1), 'edited message delivered');
+ok(wait_until(sub { sink_with(qr/new body line 2\n\z/) == 1 }, 15, 0.1), 'edited message delivered');
 ($m) = sink_with(qr/X-Test-Milter/);
 my $t = $m->{text} // '';
 like($t, qr/\AX-Test-Top: first\nReceived: from client\.test/, 'inserted header on top');

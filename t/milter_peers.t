@@ -96,7 +96,7 @@ $mx2->ctl_ok('address', 'add', 'joe@example.test');
 (my $crlf = $text) =~ s/\n/\r\n/g;
 $r = send_msg($mx2, ['joe@example.test'], dot_stuff($crlf));
 like($r, qr/^250 /, 'the signed message relayed again');
-ok(wait_until(sub { $sink2->count == 1 }, 20, 0.1), 'and delivered');
+is($sink2->wait_count(1, 20), 1, 'and delivered');
 my ($v) = $sink2->messages;
 like($v ? $v->{text} : '', qr/^Authentication-Results: verifier\.test;\s+dkim=pass /m,
     'the verifying OpenDKIM says dkim=pass') or diag($v ? $v->{text} : $verifier->log);

@@ -61,6 +61,20 @@ sub port { $_[0]{port} }
 sub socket { "inet:127.0.0.1:$_[0]{port}" }
 sub log { MxTest::slurp($_[0]{log}) // '' }
 
+# negotiates - does a milter on PORT answer SMFIC_OPTNEG with its own?
+sub negotiates {
+	my ($port) = @_;
+	my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+	    Proto => 'tcp', Timeout => 1) or return 0;
+	syswrite($c, _pkt('O', pack('NNN', 6, 0x1ff, 0x1fffff)));
+	my $rin = '';
+	vec($rin, fileno($c), 1) = 1;
+	return 0 unless select(my $rout = $rin, undef, undef, 2);
+	my $h = _read_n($c, 5);
+	close $c;
+	return defined $h && substr($h, 4, 1) eq 'O';
+}
+
 sub stop {
 	my ($self) = @_;
 	return unless $self->{pid};
@@ -199,11 +213,10 @@ CONF
 	$self->{pid} = MxPeers::_spawn("$d/stderr", 'rspamd', '-f', '-i', '-u', 'root',
 	    '-g', 'root', '-c', "$d/rspamd.conf", '--var', "LOCAL_CONFDIR=$d",
 	    '--var', "DBDIR=$d/db", '--var', "RUNDIR=$d/run", '--var', "LOGDIR=$d");
-	# it listens once its configuration is loaded (rules compiled: seconds)
-	my $ok = MxTest::wait_until(sub {
-		IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
-		    Proto => 'tcp', Timeout => 1) ? 1 : 0 }, 45, 0.2);
-	die "rspamd did not listen:\n" . $self->log unless $ok;
+	# ready once its proxy worker answers an option negotiation (the port
+	# may be bound before the worker has loaded its rules)
+	my $ok = MxTest::wait_until(sub { MxMilter::negotiates($self->{port}) }, 45, 0.2);
+	die "rspamd did not answer:\n" . $self->log unless $ok;
 	return $self;
 }
 
@@ -256,10 +269,8 @@ sub new {
 	MxPeers::_register($self);
 	$self->{pid} = MxPeers::_spawn("$d/stderr", 'opendkim', '-f', '-v', '-x',
 	    "$d/opendkim.conf");
-	my $ok = MxTest::wait_until(sub {
-		IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port},
-		    Proto => 'tcp', Timeout => 1) ? 1 : 0 }, 15, 0.1);
-	die "opendkim did not listen:\n" . $self->log unless $ok;
+	my $ok = MxTest::wait_until(sub { MxMilter::negotiates($self->{port}) }, 15, 0.1);
+	die "opendkim did not answer:\n" . $self->log unless $ok;
 	return $self;
 }
 
