@@ -59,6 +59,9 @@ struct config {
 	char *user;
 	struct cidr xclient_hosts[CONFIG_MAX_LIST];
 	int nxclient_hosts;
+	char *mx_names[CONFIG_MAX_LIST];	/* the fleet's MX names, lower case;
+						 * default [ hostname ] */
+	int nmx_names;
 
 	/* paths */
 	char *spool;
@@ -92,6 +95,7 @@ struct config {
 	/* dns: empty list = /etc/resolv.conf */
 	struct listen_addr nameservers[CONFIG_MAX_LIST];
 	int nnameservers;
+	int authoritative_port;		/* the MX watch asks a domain's NS here */
 
 	/* filters */
 	int spf_enabled;
@@ -109,6 +113,16 @@ struct config {
 	struct milter_conf milters[CONFIG_MAX_MILTERS];	/* in chain order */
 	int nmilters;
 	int quarantine_expiry_drop;	/* held mail expires: 0 bounce, 1 drop */
+
+	/* switch: the migration assistant (SPEC 10) */
+	int require_propagation;	/* switch to hosted waits for the MX change */
+	int mx_watch_interval;		/* seconds between MX looks per domain */
+
+	/* verify: recipient verification at the old server (SPEC 10) */
+	int verify_positive_lifetime;	/* seconds an accepted address is kept */
+	int verify_negative_lifetime;	/* seconds a rejected one is kept */
+	int verify_timeout;		/* seconds the RCPT waits, then 450 */
+	int verify_rate;		/* probes per domain and minute */
 
 	/* srs */
 	char *srs_domain;
