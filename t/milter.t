@@ -165,6 +165,15 @@ ok(wait_until(sub { my %r = map { $_ => 1 } map { @{$_->{rcpts}} } sink_with(qr/
     join(' ', sort keys %r) eq '<joe@example.test> <mary@example.test>' }, 15, 0.1),
     'delivered to joe and the added mary') or diag(explain([map { $_->{rcpts} } $sink->messages]));
 $mx->stop_ok;
+my $del = MxMilter->new(mode => 'delrcpt:mary@example.test');
+$mx = daemon($del->socket, 10, 'tempfail');
+$r = send_msg($mx, ['joe@example.test', 'mary@example.test'], msg('del mary'));
+like($r, qr/^250 /, 'message with a recipient removed: 250');
+like($mx->log, qr/milter rcpt removed id=\S+ to=<mary\@example\.test>/, 'the removal is logged');
+ok(wait_queue_empty($mx, 10), 'delivered');
+is_deeply([map { @{$_->{rcpts}} } sink_with(qr/Subject: del mary/)], ['<joe@example.test>'],
+    'to joe only');
+$mx->stop_ok;
 my $addout = MxMilter->new(mode => 'addrcpt:victim@elsewhere.test');
 $mx = daemon($addout->socket, 10, 'tempfail');
 $r = send_msg($mx, ['joe@example.test'], msg('add theirs'));
