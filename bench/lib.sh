@@ -191,6 +191,7 @@ limits = {
 filters = {
   spf = { enabled = false; };
   dnsbl = { zones = [ ]; };
+  ${MX_FILTERS_EXTRA:-}
 };
 ${MX_EXTRA_CONF:-}
 EOF
