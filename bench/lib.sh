@@ -164,6 +164,8 @@ mx_check_binaries() {
 }
 
 # mx_start - write a config in $BENCH_DIR/mx and start mxrelayd on a free port
+# (limits.max_connections and max_connections_per_client: MX_MAX_CONNECTIONS,
+# default 20000)
 #
 # Filters that would query DNS (SPF, DNSBL) are turned off, as they are in
 # the Postfix instance, so that both servers are timed on the same work.
@@ -184,8 +186,8 @@ paths = {
   control_socket = "$MX_SOCK";
 };
 limits = {
-  max_connections = 20000;
-  max_connections_per_client = 20000;
+  max_connections = ${MX_MAX_CONNECTIONS:-20000};
+  max_connections_per_client = ${MX_MAX_CONNECTIONS:-20000};
 };
 filters = {
   spf = { enabled = false; };
