@@ -4,7 +4,7 @@
 # smtpd processes for comparison.
 #
 # For each mode (idle, trickle) and each count in CONNS_LIST, a fresh
-# mxrelayd (limits.max_connections = count + 1000) is started with a soft
+# mxrelayd (limits.max_connections = count + 200) is started with a soft
 # descriptor limit of 1024, so that it must raise its own limit as far as
 # max_connections needs (the hard limit is raised by this script). Then
 # bench/holdconns.pl opens the sessions over NSRC source addresses
@@ -36,12 +36,16 @@ PF_CONNS=${PF_CONNS:-1000}
 SETTLE=${SETTLE:-3}
 HOLD_SECS=${HOLD_SECS:-240}
 
-max=0
+FILL=200	# sessions beyond CONNS up to max_connections, then one more
+
+max=$PF_CONNS
 for c in $CONNS_LIST; do [ "$c" -gt "$max" ] && max=$c; done
-# this shell, holdconns.pl (one descriptor per session) and the daemon
-NOFILE=$((2 * max + PF_CONNS + 4096))
+# The limit is per process: holdconns.pl needs one descriptor per session,
+# the daemon as many plus its own files. Raising the hard limit takes
+# CAP_SYS_RESOURCE (root in a container may lack it).
+NOFILE=$((max + FILL + 1024))
 ulimit -n "$NOFILE" 2>/dev/null ||
-	die "cannot raise the descriptor limit to $NOFILE (ulimit -Hn is $(ulimit -Hn))"
+	die "cannot raise the descriptor limit to $NOFILE (hard limit $(ulimit -Hn); without CAP_SYS_RESOURCE use CONNS_LIST up to $(($(ulimit -Hn) - FILL - 1024)))"
 [ "$(cat /proc/sys/fs/nr_open)" -ge "$NOFILE" ] || die "fs.nr_open below $NOFILE"
 
 HOLD_PID=""
@@ -105,7 +109,7 @@ for mode in $MODES; do
 	opts="-s $NSRC"
 	[ "$mode" = trickle ] && opts="$opts -t $TRICKLE"
 	for conns in $CONNS_LIST; do
-		MX_MAX_CONNECTIONS=$((conns + 1000))
+		MX_MAX_CONNECTIONS=$((conns + FILL))
 		# the daemon raises its own soft limit (raise_nofile)
 		ulimit -Sn 1024
 		mx_start
@@ -124,7 +128,7 @@ for mode in $MODES; do
 		# fill up to max_connections, then one more must get 421 4.7.0
 		extra=""
 		if [ "$mode" = idle ]; then
-			perl "$BENCH_SRC"/holdconns.pl -s "$NSRC" "$MX_PORT" 1000 "$BENCH_DIR/ready.fill" 60 \
+			perl "$BENCH_SRC"/holdconns.pl -s "$NSRC" "$MX_PORT" "$FILL" "$BENCH_DIR/ready.fill" 60 \
 			    2>/dev/null &
 			fill=$!
 			bench_track "$fill"
