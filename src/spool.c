@@ -111,6 +111,7 @@ static struct {
 	struct dict *by_domain;		/* domain -> int64_t queued recipients (loop thread) */
 	spool_queued_fn queued_fn;	/* the queue manager's hook */
 	void *queued_arg;
+	int64_t open_msgs;		/* spool_msg_open not yet freed (loop) */
 	struct spool_entry **recovered;	/* found by the scan, until taken */
 	size_t nrecovered;
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
@@ -327,6 +328,7 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 
 	h = spool_header(id, e, arrival, &size_pos);
 	m = xcalloc(1, sizeof(*m));
+	spool.open_msgs++;
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = -1;
 	m->nrcpts = e->nrcpts;
@@ -400,9 +402,16 @@ spool_msg_error(const struct spool_msg *m)
 	return m->werr;
 }
 
+int64_t
+spool_msgs_open(void)
+{
+	return spool.open_msgs;
+}
+
 static void
 spool_msg_free(struct spool_msg *m)
 {
+	spool.open_msgs--;
 	if (m->fd >= 0)
 		close(m->fd);
 	for (int i = 0; i < m->nrcpts; i++)
