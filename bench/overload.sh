@@ -101,10 +101,10 @@ drain=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }'
 delivered=$(($(sink_count) - base))
 
 echo "sustainable rate: $RATE msg/s; offered: $OFFER sessions/s for $SECS s (the schedule took $secs s)"
-awk -v secs="$SECS" '
+awk -v secs="$secs" '
 	$1 == "offered" || $1 == "started" || $1 == "skipped" || $1 == "timeout" || $1 == "connect_err" {
 		printf "%-24s %8d\n", $1, $2 }
-	$1 == "acked" { printf "%-24s %8d   %.1f msg/s\n", "acknowledged (250)", $2, $2 / secs }
+	$1 == "acked" { printf "%-24s %8d   %.1f msg/s over the %s s of the schedule\n", "acknowledged (250)", $2, $2 / secs, secs }
 	$1 ~ /^(refused|closed):/ { printf "%-24s %8d\n", $1, $2 }' "$BENCH_DIR/load.out"
 echo "mxrelayd peak RSS: $peak kB"
 echo "after the load: queue drained in $drain s; acknowledged $acked, delivered $delivered" \

@@ -284,72 +284,24 @@ cmd_status(struct ctl_ctx *ctx)
 	control_reply(ctx, CTL_OK);
 }
 
-/* stats: counters since start */
-
-struct stat_row {
-	const char *key;	/* JSON key; the human label is the same */
-	int64_t value;
-};
+/* stats: counters since start, from the table in stats.c */
 
 static void
 cmd_stats(struct ctl_ctx *ctx)
 {
-	const struct stat_row rows[] = {
-		{ "connections_total", (int64_t)mx_stats.connections_total },
-		{ "connections_current", mx_stats.connections_current },
-		{ "connections_refused", (int64_t)mx_stats.connections_refused },
-		{ "tls_sessions", (int64_t)mx_stats.tls_sessions },
-		{ "messages_accepted", (int64_t)mx_stats.messages_accepted },
-		{ "messages_refused", (int64_t)mx_stats.messages_refused },
-		{ "messages_refused_bare_lf", (int64_t)mx_stats.messages_refused_bare_lf },
-		{ "messages_refused_size", (int64_t)mx_stats.messages_refused_size },
-		{ "messages_refused_hops", (int64_t)mx_stats.messages_refused_hops },
-		{ "recipients_accepted", (int64_t)mx_stats.rcpt_accepted },
-		{ "recipients_refused_relay", (int64_t)mx_stats.rcpt_relay_denied },
-		{ "recipients_refused_unknown", (int64_t)mx_stats.rcpt_unknown },
-		{ "queue_messages", mx_stats.queue_messages },
-		{ "queue_recipients", mx_stats.queue_recipients },
-		{ "deliveries_sent", (int64_t)mx_stats.deliveries_sent },
-		{ "deliveries_sent_legacy", (int64_t)mx_stats.deliveries_by_route[ROUTE_LEGACY] },
-		{ "deliveries_sent_hosted", (int64_t)mx_stats.deliveries_by_route[ROUTE_HOSTED] },
-		{ "deliveries_sent_mx", (int64_t)mx_stats.deliveries_by_route[ROUTE_MX] },
-		{ "deliveries_deferred", (int64_t)mx_stats.deliveries_deferred },
-		{ "deliveries_bounced", (int64_t)mx_stats.deliveries_bounced },
-		{ "bounces_sent", (int64_t)mx_stats.bounces_sent },
-		{ "switches", (int64_t)mx_stats.switches },
-		{ "filter_pregreet_refused", (int64_t)mx_stats.filter_pregreet },
-		{ "filter_rate_limited", (int64_t)mx_stats.filter_rate_limited },
-		{ "filter_helo_refused", (int64_t)mx_stats.filter_helo_refused },
-		{ "filter_nofilter_recipients", (int64_t)mx_stats.filter_nofilter },
-		{ "filter_xclient_refused", (int64_t)mx_stats.filter_xclient_refused },
-		{ "spf_none", (int64_t)mx_stats.spf_results[0] },
-		{ "spf_neutral", (int64_t)mx_stats.spf_results[1] },
-		{ "spf_pass", (int64_t)mx_stats.spf_results[2] },
-		{ "spf_fail", (int64_t)mx_stats.spf_results[3] },
-		{ "spf_softfail", (int64_t)mx_stats.spf_results[4] },
-		{ "spf_temperror", (int64_t)mx_stats.spf_results[5] },
-		{ "spf_permerror", (int64_t)mx_stats.spf_results[6] },
-		{ "spf_refused", (int64_t)mx_stats.spf_refused },
-		{ "spf_deferred", (int64_t)mx_stats.spf_deferred },
-		{ "dnsbl_listed", (int64_t)mx_stats.dnsbl_listed },
-		{ "dnsbl_allowed", (int64_t)mx_stats.dnsbl_allowed },
-		{ "dnsbl_clean", (int64_t)mx_stats.dnsbl_clean },
-		{ "dnsbl_tempfail", (int64_t)mx_stats.dnsbl_tempfail },
-		{ "dnsbl_refused", (int64_t)mx_stats.dnsbl_refused },
-	};
 	struct jsonw *w;
 
 	if (ctx->json) {
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
-		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
-			jsonw_kv_int(w, rows[i].key, rows[i].value);
+		for (size_t i = 0; i < stats_nrows; i++)
+			jsonw_kv_int(w, stats_rows[i].key, stats_value(&stats_rows[i]));
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else
-		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
+		for (size_t i = 0; i < stats_nrows; i++)
 			evbuffer_add_printf(ctx->out, "%-28s %" PRId64 "\n",
-			    rows[i].key, rows[i].value);
+			    stats_rows[i].key, stats_value(&stats_rows[i]));
 	control_reply(ctx, CTL_OK);
 }
 
@@ -645,17 +597,13 @@ address_add_done(struct store_result *res, void *arg)
 	static const char *const what[] = { "added", "updated", "unchanged", "removed" };
 	const char *addr = ctx->args.pos[0];
 	const struct addr_info *a;
-	char *at;
 	struct jsonw *w;
 
 	if (res->status) {
 		control_fail(ctx, CTL_REFUSED, "%s", res->msg);
 		return;
 	}
-	at = strrchr(addr, '@');
-	*at = '\0';
-	a = store_address(addr, at + 1, '\0');
-	*at = '@';
+	a = store_address(addr, '\0');
 	if (a == NULL) {		/* removed again meanwhile */
 		control_fail(ctx, CTL_REFUSED, "address %s: not found", addr);
 		return;
@@ -845,10 +793,8 @@ cmd_address_show(struct ctl_ctx *ctx)
 	if (arg_address(ctx, ctx->args.pos[0], addr, sizeof(addr)) == -1)
 		return;
 	at = strrchr(addr, '@');
-	*at = '\0';
-	a = store_address(addr, at + 1, '\0');
+	a = store_address(addr, '\0');
 	d = store_domain(at + 1);
-	*at = '@';
 	if (a == NULL) {
 		control_fail(ctx, CTL_REFUSED, "address %s: not found", addr);
 		return;
@@ -1028,6 +974,8 @@ render_import_json(const struct store_import_report *r,
 			jsonw_kv_int(w, "line", r->lines[i].line);
 			jsonw_kv_string(w, k == STORE_IMP_INVALID ? "reason" :
 			    "address", r->lines[i].text);
+			if (r->lines[i].written)
+				jsonw_kv_string(w, "written", r->lines[i].written);
 			jsonw_object_end(w);
 		}
 		jsonw_array_end(w);
@@ -1064,6 +1012,10 @@ render_import(const struct store_import_report *r, struct store_result *res,
 				    "looks like an address; write "
 				    "ADDRESS|DESTINATIONS|relay for an alias\n",
 				    l->line, l->text);
+			else if (l->written)
+				evbuffer_add_printf(out, "  %s (line %d, written "
+				    "%s: the same address)\n", l->text, l->line,
+				    l->written);
 			else
 				evbuffer_add_printf(out, "  %s (line %d)\n", l->text,
 				    l->line);

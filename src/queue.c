@@ -20,6 +20,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -172,6 +173,33 @@ queue_rcpt_in_domain(const char *addr, const char *domain)
 
 /* Messages in memory */
 
+/* story_add - a line of the message's story (QUEUE_STORY_MAX lines: the
+ * first, how it arrived, and the latest others) */
+static void __attribute__((format(printf, 2, 3)))
+story_add(struct queue_msg *m, const char *fmt, ...)
+{
+	char line[QUEUE_STORY_LINE_MAX];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t n;
+	va_list ap;
+
+	localtime_r(&now, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (m->nstory == QUEUE_STORY_MAX) {
+		free(m->story[1]);
+		memmove(&m->story[1], &m->story[2],
+		    sizeof(*m->story) * (QUEUE_STORY_MAX - 2));
+		m->nstory--;
+	} else	/* most messages have a few lines: grow one at a time */
+		m->story = xrealloc(m->story, sizeof(*m->story) *
+		    (size_t)(m->nstory + 1));
+	m->story[m->nstory++] = xstrdup(line);
+}
+
 /* msg_new - the queue's copy of a spool entry; takes its strings over */
 static struct queue_msg *
 msg_new(struct spool_entry *e)
@@ -201,7 +229,8 @@ msg_new(struct spool_entry *e)
 		struct queue_rcpt *r = &m->rcpts[i];
 
 		r->addr = sr->addr;
-		sr->addr = NULL;
+		r->orig = sr->orig;
+		sr->addr = sr->orig = NULL;
 		r->kind = sr->kind;
 		r->parent = sr->parent;
 		r->reply = sr->reply;
@@ -236,11 +265,15 @@ msg_free(struct queue_msg *m)
 		close(m->fd);
 	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orig);
 		free(m->rcpts[i].reply);
 		free(m->rcpts[i].dest);
 	}
 	free(m->rcpts);
 	free(m->sender);
+	for (int i = 0; i < m->nstory; i++)
+		free(m->story[i]);
+	free(m->story);
 	free(m->rec);
 	free(m->del);
 	for (int k = 0; k < m->bpend.n; k++) {
@@ -365,18 +398,25 @@ queue_msg_sync(struct queue_msg *m)
 
 /* Results of one recipient */
 
-/* log_result - the one line per recipient per attempt (SPEC 6) */
+/* log_result - the one line per recipient per attempt (SPEC 6), also
+ * kept in the message's story */
 static void
-log_result(const struct queue_msg *m, const struct queue_rcpt *r,
+log_result(struct queue_msg *m, const struct queue_rcpt *r,
     const char *relay, const char *dsn, const char *status, const char *reply)
 {
 	double delay = (double)(mx_now_us() - m->arrival_us) / 1e6;
+	const char *rl = relay && *relay ? relay : "none";
+	const char *route = r->route ? r->route : "none";
+	char line[QUEUE_LOG_LINE_MAX];
 
 	if (delay < 0)
 		delay = 0;
-	log_info("%s to=<%s> relay=%s delay=%.1f dsn=%s status=%s (%s)", m->id,
-	    r->addr, relay && *relay ? relay : "none", delay, dsn, status,
-	    reply ? reply : "");
+	snprintf(line, sizeof(line), "to=<%s>%s%s%s relay=%s route=%s delay=%.1f "
+	    "dsn=%s status=%s (%s)", r->addr, r->orig ? " orig_to=<" : "",
+	    r->orig ? r->orig : "", r->orig ? ">" : "", rl, route, delay, dsn,
+	    status, reply ? reply : "");
+	log_info("%s %s", m->id, line);
+	story_add(m, "%s", line);
 }
 
 /* rcpt_final - recipient i reached a final state */
@@ -550,11 +590,14 @@ job_may_start(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 
-	/* SPEC 7: an attempt that starts after a switch uses the new mode */
+	/* SPEC 7: an attempt that starts after a switch uses the new mode;
+	 * the route is the canonical recipient's (a reversed SRS address's) */
 	if (!j->m->route_mx)
-		for (int i = 0; i < mj->nrcpts; i++)
-			if (!route_is_current(&mj->route, mj->rcpts[i].addr))
+		for (int i = 0; i < mj->nrcpts; i++) {
+			const struct queue_rcpt *r = &j->m->rcpts[mj->rcpts[i].index];
+			if (!route_is_current(&mj->route, r->dest ? r->dest : r->addr))
 				return 0;
+		}
 	if (!j->flying) {
 		j->flying = 1;
 		flight_add(mj, 1);
@@ -579,21 +622,27 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		mr->cls = MTA_NOT_TRIED;
 	relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ? j->mj.relay : "";
 
-	if (mr->cls != MTA_NOT_TRIED)
+	if (mr->cls != MTA_NOT_TRIED) {
 		r->not_tried = 0;
+		r->route = route_kind_name(j->mj.route.kind);
+	}
 	switch (mr->cls) {
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
+		stats_observe(&mx_stats.delivery_latency,
+		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;
 	case MTA_TEMP:
+		mx_stats.attempts_deferred_by_route[j->mj.route.kind]++;
 		rcpt_defer(m, mr->index, now, relay, mr->code, mr->status,
 		    mr->reply, bl);
 		break;
 	case MTA_PERM:
+		mx_stats.attempts_bounced_by_route[j->mj.route.kind]++;
 		queue_rcpt_bounce(m, mr->index, relay, mr->status, mr->code,
 		    mr->reply, NULL, bl);
 		break;
@@ -718,6 +767,20 @@ job_new(struct queue_msg *m, const struct route *r, int n, const char *sender)
 	return j;
 }
 
+/* rcpt_wire - the address RCPT TO names on route kind k: the reversed
+ * SRS address; on the legacy route the form the client wrote (the old
+ * server owns its addresses: a front-end is transparent to it); else the
+ * canonical form */
+static const char *
+rcpt_wire(const struct queue_rcpt *r, enum route_kind k)
+{
+	if (r->dest != NULL)
+		return r->dest;
+	if (k == ROUTE_LEGACY && r->orig != NULL)
+		return r->orig;
+	return r->addr;
+}
+
 /* group_of - the attempt group of route rt (fwd: with the SRS sender) */
 static int
 group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
@@ -798,7 +861,8 @@ msg_attempt(struct queue_msg *m, int fd)
 			if (group[i] < 0)
 				continue;
 			mj = &jobs[group[i]]->mj;
-			mj->rcpts[mj->nrcpts].addr = r->dest ? r->dest : r->addr;
+			mj->rcpts[mj->nrcpts].addr = rcpt_wire(r,
+			    groups[group[i]].rt.kind);
 			mj->rcpts[mj->nrcpts].index = i;
 			mj->nrcpts++;
 		}
@@ -987,9 +1051,28 @@ bounce_committed(struct spool_msg *sm, int ok, void *arg)
 		mx_stats.bounces_sent++;
 		log_info("%s bounce=%s to=<%s> recipients=%d", bj->m->id,
 		    spool_msg_id(sm), bj->m->sender, bj->list.n);
+		story_add(bj->m, "bounce=%s to=<%s> recipients=%d",
+		    spool_msg_id(sm), bj->m->sender, bj->list.n);
 	} else
 		log_warnx("%s bounce could not be queued; retried later", bj->m->id);
 	bounce_finish(bj, ok);
+}
+
+/* rcpt_original - the envelope recipient as the client wrote it, for the
+ * DSN's Original-Recipient: of recipient i itself, or of the envelope
+ * recipient an expansion child comes from; NULL when it is i's own
+ * canonical form */
+static const char *
+rcpt_original(const struct queue_msg *m, int i)
+{
+	int root = i, hops = 0;
+
+	while (m->rcpts[root].parent >= 0 && m->rcpts[root].parent < m->nrcpts &&
+	    hops++ < m->nrcpts)
+		root = m->rcpts[root].parent;
+	if (root == i)
+		return m->rcpts[i].orig;
+	return m->rcpts[root].orig ? m->rcpts[root].orig : m->rcpts[root].addr;
 }
 
 /* bounce_enqueue - loop: build the DSN and commit it as a new message */
@@ -1010,6 +1093,7 @@ bounce_enqueue(struct bounce_job *bj)
 	for (int k = 0; k < bj->list.n; k++) {
 		struct queue_bounce_item *it = &bj->list.v[k];
 		br[k].addr = m->rcpts[it->index].addr;
+		br[k].orig = rcpt_original(m, it->index);
 		br[k].status = it->status;
 		br[k].remote_mta = it->remote[0] ? it->remote : NULL;
 		br[k].code = it->code;
@@ -1109,6 +1193,9 @@ queue_add(struct spool_entry *e, void *arg)
 	struct queue_msg *m = msg_new(e);
 
 	(void)arg;
+	story_add(m, "%s from=<%s> size=%" PRIu64 " nrcpt=%d",
+	    q.loading ? "found in the spool at start" : "queued", m->sender,
+	    m->size, m->nrcpts);
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);
@@ -1201,6 +1288,32 @@ snap_fn(const char *key, void *val, void *arg)
 	}
 	s->v[s->n++] = m;
 	return 0;
+}
+
+struct walk {
+	queue_walk_fn fn;
+	void *arg;
+};
+
+static int
+walk_fn(const char *key, void *val, void *arg)
+{
+	const struct queue_msg *m = val;
+	struct walk *w = arg;
+
+	(void)key;
+	if (!m->deleted && m->nlive > 0)
+		w->fn(m, w->arg);
+	return 0;
+}
+
+void
+queue_walk(queue_walk_fn fn, void *arg)
+{
+	struct walk w = { fn, arg };
+
+	if (q.msgs)
+		dict_walk(q.msgs, walk_fn, &w);
 }
 
 static int
