@@ -12,9 +12,10 @@
 #   TOOL=strace     syscalls per message, by name (strace -c -f), and the
 #                   syncs (fsync, fdatasync, syncfs) per message
 #   TOOL=callgrind  top functions by instructions (exclusive and inclusive),
-#                   instructions per message; the callgrind.out file is kept
-#                   in OUT (default ./callgrind.out.mxrelayd)
-#   TOOL=ltrace     malloc/calloc/realloc/strdup calls per message (ltrace -c)
+#                   instructions and allocations (malloc, calloc, realloc
+#                   calls, counted by bench/cgcalls.py) per message; the
+#                   callgrind.out file is kept in OUT (default
+#                   ./callgrind.out.mxrelayd)
 #
 # Environment (defaults): TOOL=strace N=500 CLIENTS=10 SIZE=4096
 #   MXRELAYD=./mxrelayd RELAYCTL=./relayctl TOP=25 RUN_TIMEOUT=600
@@ -34,8 +35,7 @@ OUT=${OUT:-./callgrind.out.mxrelayd}
 case $TOOL in
 strace) command -v strace >/dev/null || die "strace not found (apt-get install strace)" ;;
 callgrind) command -v valgrind >/dev/null || die "valgrind not found (apt-get install valgrind)" ;;
-ltrace) command -v ltrace >/dev/null || die "ltrace not found (apt-get install ltrace)" ;;
-*) die "TOOL must be strace, callgrind or ltrace" ;;
+*) die "TOOL must be strace or callgrind" ;;
 esac
 
 bench_init
@@ -52,7 +52,6 @@ WRAP=$BENCH_DIR/wrap.sh
 case $TOOL in
 strace) echo "exec strace -f -c -o $BENCH_DIR/strace.out $(realpath "$MXRELAYD") \"\$@\"" >"$WRAP" ;;
 callgrind) echo "exec valgrind -q --tool=callgrind --callgrind-out-file=$OUT $(realpath "$MXRELAYD") \"\$@\"" >"$WRAP" ;;
-ltrace) echo "exec ltrace -f -c -o $BENCH_DIR/ltrace.out -e malloc+calloc+realloc+strdup+free $(realpath "$MXRELAYD") \"\$@\"" >"$WRAP" ;;
 esac
 chmod +x "$WRAP"
 REAL_MXRELAYD=$MXRELAYD
@@ -87,8 +86,8 @@ while mx_ctl --json status 2>/dev/null | grep -Eq '"messages": *[1-9]'; do
 done
 sleep 1
 # the wrapper exec'd the tool: valgrind runs the daemon in its own
-# process, strace and ltrace as their child (signal that one: a tracer
-# stopped by a signal might not write its report)
+# process, strace as its child (signal that one: a tracer stopped by a
+# signal might not write its report)
 target=$MX_PID
 [ "$TOOL" = callgrind ] || target=$(pgrep -P "$MX_PID" | head -n 1)
 kill -TERM "$target"
@@ -112,13 +111,11 @@ strace)
 callgrind)
 	total=$(callgrind_annotate "$OUT" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
 	echo "instructions: $total total, $(awk -v t="$total" -v n="$N" 'BEGIN { printf "%.0f", t / n }') per message (start-up included)"
+	python3 "$BENCH_SRC/cgcalls.py" "$OUT" malloc calloc realloc free |
+		awk -v n="$N" '{ printf "%s calls: %d, %.1f per message\n", $1, $2, $2 / n }'
 	echo "--- exclusive"
 	callgrind_annotate "$OUT" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p"
 	echo "--- inclusive"
 	callgrind_annotate --inclusive=yes "$OUT" 2>/dev/null | sed -n '/^Ir/,$p' | sed -n "3,$((TOP + 2))p"
-	;;
-ltrace)
-	echo "allocator calls per message (ltrace -c -f, $N messages; start-up included)"
-	awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { printf "%-10s %10d %8.2f\n", $NF, $4, $4 / n }' "$BENCH_DIR/ltrace.out"
 	;;
 esac
