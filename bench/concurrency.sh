@@ -51,33 +51,6 @@ ulimit -n "$NOFILE" 2>/dev/null || { NOFILE=$(ulimit -Hn); ulimit -n "$NOFILE"; 
 [ $((max + FILL + 2048)) -le "$NOFILE" ] ||
 	die "descriptor limit $NOFILE too low for $max sessions (without CAP_SYS_RESOURCE use CONNS_LIST up to $((NOFILE - FILL - 2048)))"
 
-HOLD_PID=""
-
-# hold PORT COUNT [holdconns options] - open and hold COUNT sessions
-hold() {
-	local port=$1 count=$2 ready=$BENCH_DIR/ready.$1 i=0
-	shift 2
-	rm -f "$ready"
-	perl "$BENCH_SRC"/holdconns.pl "$@" "$port" "$count" "$ready" "$HOLD_SECS" \
-	    2>"$BENCH_DIR/hold.err" &
-	HOLD_PID=$!
-	bench_track "$HOLD_PID"
-	while ! [ -s "$ready" ]; do
-		kill -0 "$HOLD_PID" 2>/dev/null ||
-			{ cat "$BENCH_DIR/hold.err" >&2; die "could not hold $count connections to port $port"; }
-		i=$((i + 1))
-		[ "$i" -ge 3000 ] && die "timed out opening $count connections"
-		sleep 0.1
-	done
-}
-
-unhold() {
-	kill -TERM "$HOLD_PID" 2>/dev/null
-	wait "$HOLD_PID" 2>/dev/null
-	bench_untrack "$HOLD_PID"
-	HOLD_PID=""
-}
-
 # refused PORT - the reply to one more client (expects a 421)
 refused() {
 	perl -MIO::Socket::INET -e '
@@ -87,18 +60,6 @@ refused() {
 		my $l = <$s> // "(closed)";
 		$l =~ s/\r?\n$//;
 		print substr($l, 0, 9), "\n";' "$1"
-}
-
-smtpd_mem() {
-	local master=$1 pid n=0 rss=0 pss=0 v
-	for pid in $(ps --ppid "$master" -o pid=,comm= | awk '$2 == "smtpd" { print $1 }'); do
-		v=$(rss_kb "$pid") || continue
-		rss=$((rss + v))
-		v=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
-		pss=$((pss + ${v:-0}))
-		n=$((n + 1))
-	done
-	echo "$n $rss $pss"
 }
 
 bench_init

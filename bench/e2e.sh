@@ -64,14 +64,6 @@ sink_start() {
 	wait_port "$SINK_PORT" || die "smtp-sink did not come up"
 }
 
-# sink_count - messages the sink has received (its last mesg= counter)
-sink_count() {
-	local n
-	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
-	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
-	echo "${n:-0}"
-}
-
 sink_stop() {
 	[ -n "$SINK_PID" ] || return 0
 	kill -TERM "$SINK_PID" 2>/dev/null || true

@@ -37,13 +37,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge $((MAXOPEN + 1024)) ] || MAXOPEN=$(($(ulimit -n) - 1024))
 MX_MAX_CONNECTIONS=$MAXOPEN
 
-sink_count() {
-	local n
-	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
-	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
-	echo "${n:-0}"
-}
-
 queue_messages() {
 	mx_ctl --json status | grep -o '"messages": *[0-9]*' | head -n 1 | grep -o '[0-9]*$'
 }

@@ -62,13 +62,6 @@ MXRELAYD=$REAL_MXRELAYD
 mx_ctl domain add example.test --legacy "[127.0.0.1]:$SINK_PORT" >/dev/null || die "domain add failed"
 mx_ctl address add joe@example.test >/dev/null || die "address add failed"
 
-sink_count() {
-	local n
-	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
-	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
-	echo "${n:-0}"
-}
-
 note "$TOOL: $N messages of $SIZE octets from $CLIENTS clients"
 base=$(sink_count)
 run_bg "$SMTP_SOURCE" -s "$CLIENTS" -m "$N" -l "$SIZE" -f sender@src.test \
