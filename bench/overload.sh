@@ -17,6 +17,9 @@
 # Printed: offered and accepted rates, refusals by stage and code, sessions
 # that timed out on the client side, peak RSS, acknowledged vs delivered.
 #
+# mxrelayd's limits.max_connections is as high as the descriptor limit
+# allows (2 x max_connections + 2048 <= ulimit -n), at most MAXOPEN.
+#
 # Environment (defaults): FACTOR=2 SECS=60 SIZE=4096 RATE (measured)
 #   CALIB_MSGS=3000 CALIB_CLIENTS=50 MAXOPEN=20000 DRAIN_TIMEOUT=600
 
@@ -35,7 +38,10 @@ DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge $((MAXOPEN + 1024)) ] || MAXOPEN=$(($(ulimit -n) - 1024))
-MX_MAX_CONNECTIONS=$MAXOPEN
+# max_connections as far as the descriptor limit has room for (mxrelayd
+# wants 2 x max_connections + 2048, src/nofile.h): beyond it, 421 4.7.0
+MX_MAX_CONNECTIONS=$(( ($(ulimit -n) - 2048) / 2 ))
+[ "$MX_MAX_CONNECTIONS" -le "$MAXOPEN" ] || MX_MAX_CONNECTIONS=$MAXOPEN
 
 queue_messages() {
 	mx_ctl --json status | grep -o '"messages": *[0-9]*' | head -n 1 | grep -o '[0-9]*$'
@@ -65,7 +71,7 @@ if [ -z "$RATE" ]; then
 	note "sustainable: $RATE msg/s end to end ($CALIB_MSGS messages, $CALIB_CLIENTS clients, smtp-source)"
 fi
 OFFER=$(awk -v r="$RATE" -v f="$FACTOR" 'BEGIN { printf "%d", r * f }')
-note "offering $OFFER sessions/s for $SECS s (loadgen.pl, at most $MAXOPEN open)"
+note "offering $OFFER sessions/s for $SECS s (loadgen.pl, at most $MAXOPEN open; max_connections $MX_MAX_CONNECTIONS)"
 
 base=$(sink_count)
 perl "$BENCH_SRC"/loadgen.pl "$MX_PORT" "$OFFER" "$SECS" "$SIZE" "$MAXOPEN" >"$BENCH_DIR/load.out" \
