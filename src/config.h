@@ -27,6 +27,20 @@ struct listen_addr {
 
 enum tls_outbound { TLS_OUT_NONE, TLS_OUT_OPPORTUNISTIC, TLS_OUT_REQUIRED };
 
+#define CONFIG_MAX_MILTERS	8
+#define CONFIG_MILTER_NAME_MAX	32
+
+/* one milter of filters.milters */
+struct milter_conf {
+	char name[CONFIG_MILTER_NAME_MAX];
+	char *socket;			/* as written, for logs */
+	char host[64];			/* inet: numeric address */
+	int port;
+	char unix_path[108];		/* unix: */
+	int timeout;			/* seconds, per reply */
+	int on_error_accept;		/* 0: tempfail (default), 1: accept */
+};
+
 /* the answers of a DNSBL zone that count as a listing ("zone=127.0.0.2,
  * 127.0.0.3"); none given: any 127.0.0.0/8 answer but 127.255.255.0/24,
  * the "query refused" codes of several lists */
@@ -45,6 +59,9 @@ struct config {
 	char *user;
 	struct cidr xclient_hosts[CONFIG_MAX_LIST];
 	int nxclient_hosts;
+	char *mx_names[CONFIG_MAX_LIST];	/* the fleet's MX names, lower case;
+						 * default [ hostname ] */
+	int nmx_names;
 
 	/* paths */
 	char *spool;
@@ -78,6 +95,7 @@ struct config {
 	/* dns: empty list = /etc/resolv.conf */
 	struct listen_addr nameservers[CONFIG_MAX_LIST];
 	int nnameservers;
+	int authoritative_port;		/* the MX watch asks a domain's NS here */
 
 	/* filters */
 	int spf_enabled;
@@ -92,6 +110,19 @@ struct config {
 	int helo_check;			/* refuse filtered recipients after an invalid HELO */
 	int rate_connections;		/* per client and period; 0: no rate limit */
 	int rate_period;		/* seconds */
+	struct milter_conf milters[CONFIG_MAX_MILTERS];	/* in chain order */
+	int nmilters;
+	int quarantine_expiry_drop;	/* held mail expires: 0 bounce, 1 drop */
+
+	/* switch: the migration assistant (SPEC 10) */
+	int require_propagation;	/* switch to hosted waits for the MX change */
+	int mx_watch_interval;		/* seconds between MX looks per domain */
+
+	/* verify: recipient verification at the old server (SPEC 10) */
+	int verify_positive_lifetime;	/* seconds an accepted address is kept */
+	int verify_negative_lifetime;	/* seconds a rejected one is kept */
+	int verify_timeout;		/* seconds the RCPT waits, then 450 */
+	int verify_rate;		/* probes per domain and minute */
 
 	/* srs */
 	char *srs_domain;

@@ -119,6 +119,7 @@ static struct {
 	const struct config *cfg;
 	struct dict *msgs;		/* id -> struct queue_msg */
 	struct dict *flight;		/* "domain\nroute key" -> long, see flight_add */
+	struct dict *recent;		/* domain -> struct recent_legacy */
 	struct qsched_heap heap;
 	struct event *timer;
 	struct worker *reader;		/* opens files, reads headers */
@@ -129,6 +130,53 @@ static struct {
 
 static void queue_arm(void);
 static void bounce_start(struct queue_msg *, struct queue_bounces *);
+
+/* Deliveries to the legacy servers in the last hour (relayctl check):
+ * per domain, one counter per minute of the last RECENT_MINUTES */
+#define RECENT_MINUTES	60
+
+struct recent_legacy {
+	time_t minute[RECENT_MINUTES];	/* the minute (t / 60) of each slot */
+	unsigned count[RECENT_MINUTES];
+};
+
+static void
+recent_add(const char *addr, time_t now)
+{
+	const char *at = strrchr(addr, '@');
+	char dom[SMTP_DOMAIN_MAX + 1];
+	struct recent_legacy *r;
+	time_t m = now / 60;
+	int i = (int)(m % RECENT_MINUTES);
+
+	if (at == NULL || q.recent == NULL)
+		return;
+	mx_strlcpy(dom, at + 1, sizeof(dom));
+	mx_lower(dom);
+	if ((r = dict_get(q.recent, dom)) == NULL) {
+		r = xcalloc(1, sizeof(*r));
+		dict_put(q.recent, dom, r);
+	}
+	if (r->minute[i] != m) {
+		r->minute[i] = m;
+		r->count[i] = 0;
+	}
+	r->count[i]++;
+}
+
+int
+queue_legacy_recent(const char *domain)
+{
+	const struct recent_legacy *r = q.recent ? dict_get(q.recent, domain) :
+	    NULL;
+	time_t m = time(NULL) / 60;
+	int n = 0;
+
+	for (int i = 0; r && i < RECENT_MINUTES; i++)
+		if (m - r->minute[i] < RECENT_MINUTES)
+			n += (int)r->count[i];
+	return n;
+}
 
 const char *
 queue_rstate_name(enum queue_rstate s)
@@ -222,6 +270,8 @@ msg_new(struct spool_entry *e)
 	m->crc = e->body_crc;
 	m->nrcpts = e->nrcpts;
 	m->rcpts = xcalloc((size_t)e->nrcpts, sizeof(*m->rcpts));
+	m->held = e->held;
+	e->held = NULL;
 	m->fd = -1;
 	qsched_node_init(&m->sched);
 	for (int i = 0; i < e->nrcpts; i++) {
@@ -271,6 +321,7 @@ msg_free(struct queue_msg *m)
 	}
 	free(m->rcpts);
 	free(m->sender);
+	free(m->held);
 	for (int i = 0; i < m->nstory; i++)
 		free(m->story[i]);
 	free(m->story);
@@ -291,6 +342,9 @@ msg_due(const struct queue_msg *m)
 {
 	time_t due = 0;
 
+	/* held: looked at again when it expires (queue_run) */
+	if (m->held)
+		return m->arrival + q.cfg->max_lifetime;
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		time_t t = r->next > 0 ? r->next : 1;
@@ -631,6 +685,8 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
+		if (j->mj.route.kind == ROUTE_LEGACY)
+			recent_add(mr->addr, now);
 		stats_observe(&mx_stats.delivery_latency,
 		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
@@ -949,6 +1005,27 @@ open_done(void *arg)
 		queue_arm();
 }
 
+static void
+held_expired(int ok, int nbounced, void *arg)
+{
+	(void)ok;
+	(void)nbounced;
+	(void)arg;
+}
+
+/* held_expire - a quarantined message outlived max_lifetime: it goes as
+ * other mail does, bounced, or dropped (filters.quarantine_expiry) */
+static void
+held_expire(struct queue_msg *m)
+{
+	int bounce = !q.cfg->quarantine_expiry_drop;
+
+	log_info("%s queue held message expired action=%s reason=\"%s\"", m->id,
+	    bounce ? "bounce" : "drop", m->held);
+	story_add(m, "held message expired: %s", bounce ? "bounced" : "dropped");
+	queue_delete(m->id, bounce, held_expired, NULL);
+}
+
 /* queue_run - timer: take due messages, as many as the in-flight limit
  * allows, and open them on the reader worker */
 static void
@@ -966,6 +1043,10 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 	    nd->due <= now) {
 		qsched_pop(&q.heap);
 		m = (struct queue_msg *)((char *)nd - offsetof(struct queue_msg, sched));
+		if (m->held) {
+			held_expire(m);
+			continue;
+		}
 		if (b == NULL)
 			b = xcalloc(1, sizeof(*b));
 		m->opening = 1;
@@ -1196,6 +1277,8 @@ queue_add(struct spool_entry *e, void *arg)
 	story_add(m, "%s from=<%s> size=%" PRIu64 " nrcpt=%d",
 	    q.loading ? "found in the spool at start" : "queued", m->sender,
 	    m->size, m->nrcpts);
+	if (m->held)
+		story_add(m, "held (quarantine) reason=\"%s\"", m->held);
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);
@@ -1409,6 +1492,49 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 	return 0;
 }
 
+struct release_req {
+	char id[SPOOL_ID_LEN + 1];
+	queue_release_fn cb;
+	void *arg;
+};
+
+/* release_done - the release record is durable: schedule the message */
+static void
+release_done(int ok, void *arg)
+{
+	struct release_req *rr = arg;
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, rr->id) : NULL;
+
+	if (ok && m != NULL && m->held) {
+		log_info("%s queue released", m->id);
+		story_add(m, "released from quarantine");
+		free(m->held);
+		m->held = NULL;
+		queue_msg_sync(m);
+	}
+	rr->cb(ok && m != NULL, rr->arg);
+	free(rr);
+}
+
+int
+queue_release(const char *id, queue_release_fn cb, void *arg)
+{
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, id) : NULL;
+	struct release_req *rr;
+	char rec[64];
+	size_t n;
+
+	if (m == NULL || m->held == NULL || m->deleted)
+		return -1;
+	rr = xcalloc(1, sizeof(*rr));
+	mx_strlcpy(rr->id, id, sizeof(rr->id));
+	rr->cb = cb;
+	rr->arg = arg;
+	n = spool_release_record(rec, sizeof(rec), time(NULL));
+	spool_append_state(m->id, rec, n, release_done, rr);
+	return 0;
+}
+
 /* Start and stop */
 
 int
@@ -1422,6 +1548,7 @@ queue_init(struct event_base *base, const struct config *cfg, char *err,
 	q.cfg = cfg;
 	q.msgs = dict_new();
 	q.flight = dict_new();
+	q.recent = dict_new();
 	qsched_init(&q.heap);
 	if ((q.timer = evtimer_new(base, queue_run, NULL)) == NULL) {
 		snprintf(err, errlen, "queue: evtimer_new failed");
@@ -1470,6 +1597,8 @@ queue_close(void)
 	dict_walk(q.msgs, free_msg_fn, NULL);
 	dict_free(q.msgs, NULL);
 	dict_free(q.flight, free);
+	dict_free(q.recent, free);
+	q.recent = NULL;
 	q.flight = NULL;
 	q.msgs = NULL;
 }

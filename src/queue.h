@@ -87,6 +87,8 @@ struct queue_msg {
 	int nrcpts;
 	int nlive;		/* recipients not final yet */
 	struct queue_rcpt *rcpts;
+	char *held;		/* quarantined by a milter: the reason; no
+				 * attempt until queue_release */
 	/* what happened to it since this daemon has held it, one log line
 	 * each with its time (relayctl queue show); not kept across restarts */
 	char **story;
@@ -121,6 +123,9 @@ void queue_set_config(const struct config *cfg);
  * with route_key has started (MAIL FROM) and has no result yet */
 int queue_inflight(const char *domain, const char *route_key);
 
+/* queue_legacy_recent - deliveries of domain's recipients to its legacy
+ * servers in the last hour (domain lower case) */
+int queue_legacy_recent(const char *domain);
 /* queue_make_due - every deferred recipient (of domain, when not NULL) is
  * due now (queue flush, the switch); returns how many it moved */
 int queue_make_due(const char *domain_or_null);
@@ -151,6 +156,12 @@ typedef void (*queue_show_fn)(const struct queue_msg *m,
 int queue_show(const char *id, queue_show_fn cb, void *arg);
 
 /* ok: the file is gone for good; nbounced: recipients in the DSN */
+/* queue_release - end the quarantine of a held message: its release
+ * record is made durable, then it is scheduled at once; cb(ok, arg).
+ * -1 when id is unknown or not held (cb is not called). */
+typedef void (*queue_release_fn)(int ok, void *arg);
+int queue_release(const char *id, queue_release_fn cb, void *arg);
+
 typedef void (*queue_delete_fn)(int ok, int nbounced, void *arg);
 /* queue_delete - remove a message; bounce: send a DSN to its sender for
  * the waiting recipients first (not for <>). Recipients in an attempt
