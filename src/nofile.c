@@ -18,7 +18,7 @@
 #include "log.h"
 #include "nofile.h"
 
-static int64_t nofile_limit = INT64_MAX;	/* soft limit after raising */
+static int64_t nofile_limit = INT64_MAX / 2;	/* soft limit after raising */
 
 void
 nofile_raise(int max_connections)
@@ -38,8 +38,8 @@ nofile_raise(int max_connections)
 			getrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
-	nofile_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT64_MAX ?
-	    INT64_MAX : (int64_t)rl.rlim_cur;
+	nofile_limit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > INT64_MAX / 2 ?
+	    INT64_MAX / 2 : (int64_t)rl.rlim_cur;
 	if (rl.rlim_cur < want)
 		log_warnx("startup nofile=%lld below 2*max_connections+%d=%llu: "
 		    "sessions capped at %lld", (long long)nofile_limit,
@@ -50,7 +50,12 @@ nofile_raise(int max_connections)
 int64_t
 nofile_sessions_max(void)
 {
-	return nofile_limit > NOFILE_RESERVE ? nofile_limit - NOFILE_RESERVE : 0;
+	/* a small limit (a test, a container) keeps a quarter, so that the
+	 * daemon still takes sessions rather than none */
+	int64_t reserve = nofile_limit / 4 < NOFILE_RESERVE ?
+	    nofile_limit / 4 : NOFILE_RESERVE;
+
+	return nofile_limit - reserve;
 }
 
 int

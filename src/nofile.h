@@ -7,7 +7,8 @@
 
 /* Descriptors kept for all but inbound sessions and their message files:
  * outbound connections (each with its message file and read-ahead copy),
- * the store, the listeners, the control socket, DNS, worker wake-ups. */
+ * the store, the listeners, the control socket, DNS, worker wake-ups.
+ * Under a small limit, a quarter of it instead. */
 #define NOFILE_RESERVE	2048
 
 /* nofile_raise - raise the soft limit as far as max_connections sessions,

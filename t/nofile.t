@@ -1,42 +1,42 @@
 # nofile.t - the descriptor budget (src/nofile.c): under a hard limit too
 # low for max_connections, new sessions get 421 4.7.0 before they eat into
-# the reserve, and DATA gets 451 4.3.0 (before the data is sent) when the
-# message file would; the transaction stays and a later DATA goes through
+# the descriptors kept for the rest of the daemon, and DATA gets 451 4.3.0
+# (before the data is sent) when the message file would; the transaction
+# stays and a later DATA goes through
 use strict;
 use warnings;
 use Test::More;
 use MxTest;
 
-use constant NOFILE_RESERVE => 2048;	# src/nofile.h
-use constant SESSIONS => 4;
+use constant LIMIT => 120;		# a quarter (30) is kept: 90 sessions
 
 watchdog(60);
 my $dir = MxTest::tmpdir();
-my $limit = NOFILE_RESERVE + SESSIONS;
 # a hard limit the daemon cannot raise (ulimit -n sets both)
 my $wrap = MxTest::spew("$dir/mxrelayd-limited",
-    "#!/bin/sh\nulimit -n $limit || exit 125\nexec '$MxTest::MXRELAYD' \"\$@\"\n");
+    "#!/bin/sh\nulimit -n " . LIMIT . " || exit 125\nexec '$MxTest::MXRELAYD' \"\$@\"\n");
 chmod 0755, $wrap or BAIL_OUT("chmod $wrap: $!");
 
-my $mx = MxTest::Daemon->new(config => { limits => { max_connections => 100,
-    max_connections_per_client => 100 } });
+my $mx = MxTest::Daemon->new(config => { limits => { max_connections => 1000,
+    max_connections_per_client => 1000 } });
 {
 	local $MxTest::MXRELAYD = $wrap;
 	$mx->start;
 }
 $mx->setup(domains => ['example.test'], addresses => ['joe@example.test']);
-like($mx->log, qr/startup nofile=$limit below 2\*max_connections\+2048=2248: sessions capped at ${\SESSIONS}/,
+like($mx->log, qr/startup nofile=${\LIMIT} below 2\*max_connections\+2048=4048: sessions capped at 90/,
     'the daemon logs that it cannot raise its limit, and the cap');
+my $cap = 90;
 
-my @c = map { $mx->session } 1 .. SESSIONS;
-is(scalar(@c), SESSIONS, SESSIONS . ' sessions fit');
+my @c = map { $mx->session } 1 .. $cap;
+is(scalar(@c), $cap, "$cap sessions fit");
 my $extra = $mx->smtp;
 is($extra->reply, '421 4.7.0 ' . $mx->hostname . ' Error: too many connections',
     'one more session: 421 4.7.0 before it eats into the reserve');
 ok($extra->closed(3), 'and is closed');
 like($mx->log, qr/smtp refused client=127\.0\.0\.1 reason=nofile/, 'logged reason=nofile');
 
-# SESSIONS - 1 sessions and one message file fill the budget
+# one session less and one message file fill the budget
 like($c[-1]->cmd('QUIT'), qr/^221 /, 'one session leaves');
 $c[-1]->close;
 pop @c;
