@@ -289,7 +289,7 @@ main(int argc, char **argv)
 
 	/* State, spool and control socket are opened as the unprivileged
 	 * user, so every file they create is that user's. */
-	if (store_open(base, cfg->state, err, sizeof(err)) < 0)
+	if (store_open(base, cfg, err, sizeof(err)) < 0)
 		fatalx("store: %s", err);
 	if (dns_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
@@ -315,7 +315,8 @@ main(int argc, char **argv)
 
 	mx_stats.started = time(NULL);
 	smtp_server_start(srv);
-	log_info("startup version=%s hostname=%s", PACKAGE_VERSION, cfg->hostname);
+	log_info("startup version=%s hostname=%s backend=%s database=\"%s\"",
+	    PACKAGE_VERSION, cfg->hostname, store_backend_name(), store_database());
 	sdnotify("READY=1\nSTATUS=accepting mail");
 	watchdog = sdnotify_watchdog_start(base);
 	event_base_dispatch(base);

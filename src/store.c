@@ -1,9 +1,9 @@
 /* store.c - domains, legacy servers, addresses and switch history
  *
- * SQLite (WAL, synchronous=FULL) in paths.state is the durable truth. At
- * start-up everything is loaded into an in-memory index (a dict of domains,
+ * The database (store_sql.c over SQLite or PostgreSQL) is the durable
+ * truth. At start-up everything is loaded into an in-memory index (a dict of domains,
  * each with a dict of its addresses), which answers RCPT lookups on the
- * event loop without touching SQLite. Every write and every scan runs as a
+ * event loop without touching the database. Every write and every scan runs as a
  * job on the store's single worker thread, which owns the connection, so
  * that no disk wait ever blocks the loop. When a job has committed, its
  * completion is queued on the loop thread and applied to the index in
@@ -27,6 +27,7 @@
 #include "log.h"
 #include "smtp_parse.h"
 #include "store.h"
+#include "store_backend.h"
 #include "store_priv.h"
 #include "table_import.h"
 #include "util.h"
@@ -42,117 +43,10 @@ static struct {
 	struct event *apply_ev;
 	struct store_op *head, *tail;	/* completed jobs, to apply in order */
 	int closing;
+	char desc[DB_DESC_MAX];		/* the database, for the start line */
 } st;
 
-const char *
-store_mode_name(enum domain_mode m)
-{
-	return m == MODE_HOSTED ? "hosted" : "legacy";
-}
-
-/* addr_info helpers */
-
-void
-store_addr_free(struct addr_info *a)
-{
-	if (a == NULL)
-		return;
-	for (int i = 0; i < a->ndests; i++)
-		free(a->dests[i]);
-	for (int i = 0; i < a->ncc; i++)
-		free(a->cc[i]);
-	free(a->dests);
-	free(a->cc);
-	free(a->address);
-	free(a);
-}
-
-static void
-addr_free_cb(void *a)
-{
-	store_addr_free(a);
-}
-
-static char **
-list_dup(char *const *l, int n)
-{
-	char **c = xcalloc((size_t)n + 1, sizeof(char *));
-
-	for (int i = 0; i < n; i++)
-		c[i] = xstrdup(l[i]);
-	return c;
-}
-
-struct addr_info *
-store_addr_dup(const struct addr_info *a)
-{
-	struct addr_info *c = xcalloc(1, sizeof(*c));
-
-	c->address = xstrdup(a->address);
-	c->kind = a->kind;
-	c->nofilter = a->nofilter;
-	c->dests = list_dup(a->dests, a->ndests);
-	c->ndests = a->ndests;
-	c->cc = list_dup(a->cc, a->ncc);
-	c->ncc = a->ncc;
-	return c;
-}
-
-static int
-list_equal(char *const *a, int na, char *const *b, int nb)
-{
-	if (na != nb)
-		return 0;
-	for (int i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return 0;
-	return 1;
-}
-
-int
-store_addr_equal(const struct addr_info *a, const struct addr_info *b)
-{
-	return strcmp(a->address, b->address) == 0 && a->kind == b->kind &&
-	    !a->nofilter == !b->nofilter &&
-	    list_equal(a->dests, a->ndests, b->dests, b->ndests) &&
-	    list_equal(a->cc, a->ncc, b->cc, b->ncc);
-}
-
-void
-store_server_format(const struct legacy_server *s, char *buf, size_t len)
-{
-	if (strchr(s->host, ':'))
-		snprintf(buf, len, "[%s]:%d", s->host, s->port);
-	else
-		snprintf(buf, len, "%s:%d", s->host, s->port);
-}
-
 /* Index (loop thread) */
-
-void
-store_entry_free(void *p)
-{
-	struct domain_entry *d = p;
-
-	if (d == NULL)
-		return;
-	dict_free(d->addrs, addr_free_cb);
-	free(d->info.servers);
-	free(d->info.name);
-	free(d);
-}
-
-struct domain_entry *
-store_entry_new(const char *name, enum domain_mode mode, time_t created)
-{
-	struct domain_entry *d = xcalloc(1, sizeof(*d));
-
-	d->info.name = xstrdup(name);
-	d->info.mode = mode;
-	d->created = created;
-	d->addrs = dict_new();
-	return d;
-}
 
 const struct domain_info *
 store_domain(const char *domain)
@@ -266,8 +160,8 @@ store_domain_naddresses(const struct domain_info *d)
 
 /* Applying completed jobs to the index (loop thread) */
 
-void
-store_changes_free(struct store_op *op)
+static void
+changes_free(struct store_op *op)
 {
 	for (size_t i = op->napplied; i < op->nchanges; i++)
 		store_addr_free(op->changes[i]);
@@ -279,7 +173,7 @@ store_changes_free(struct store_op *op)
 static void
 op_free(struct store_op *op)
 {
-	store_changes_free(op);
+	changes_free(op);
 	store_addr_free(op->addr);
 	free(op->servers);
 	free(op->name);
@@ -473,7 +367,7 @@ op_submit(struct store_op *op)
 		op_free(op);
 		return;
 	}
-	worker_submit(st.worker, store_db_job, op_done, op);
+	worker_submit(st.worker, store_sql_job, op_done, op);
 }
 
 static struct legacy_server *
@@ -675,38 +569,48 @@ store_domain_mailboxes(const struct domain_info *d, char ***out)
 }
 
 int
-store_open(struct event_base *base, const char *statedir, char *err,
+store_open(struct event_base *base, const struct config *cfg, char *err,
     size_t errlen)
 {
-	char *path;
 	size_t naddr = 0;
 
-	if (mkdir(statedir, STORE_DIR_MODE) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", statedir, strerror(errno));
+	if (cfg->state_backend == STATE_SQLITE &&
+	    mkdir(cfg->state, STORE_DIR_MODE) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", cfg->state, strerror(errno));
 		return -1;
 	}
-	xasprintf(&path, "%s/%s", statedir, STORE_DB_NAME);
 	memset(&st, 0, sizeof(st));
 	st.base = base;
 	st.domains = dict_new();
-	if (store_db_open(path, err, errlen) == -1 ||
-	    store_db_load(st.domains, &naddr, err, errlen) == -1)
+	if (store_sql_open(cfg, st.desc, sizeof(st.desc), err, errlen) == -1 ||
+	    store_sql_load(st.domains, &naddr, err, errlen) == -1)
 		goto fail;
 	st.apply_ev = evtimer_new(base, apply_event, NULL);
 	if (st.apply_ev == NULL) {
 		snprintf(err, errlen, "store: evtimer_new failed");
 		goto fail;
 	}
-	/* from here on only the worker touches st.db */
+	/* from here on only the worker touches the database */
 	st.worker = worker_new(base, "store");
-	log_info("store opened path=%s domains=%zu addresses=%zu", path,
+	log_info("store opened backend=%s database=\"%s\" domains=%zu "
+	    "addresses=%zu", store_sql_backend(), st.desc,
 	    dict_count(st.domains), naddr);
-	free(path);
 	return 0;
 fail:
-	free(path);
 	store_close();
 	return -1;
+}
+
+const char *
+store_backend_name(void)
+{
+	return store_sql_backend();
+}
+
+const char *
+store_database(void)
+{
+	return st.desc;
 }
 
 void
@@ -722,7 +626,7 @@ store_close(void)
 	if (st.apply_ev)
 		event_free(st.apply_ev);
 	st.apply_ev = NULL;
-	store_db_close();
+	store_sql_close();
 	dict_free(st.domains, store_entry_free);
 	st.domains = NULL;
 	st.closing = 0;

@@ -1,6 +1,7 @@
 /* store.h - domains, legacy servers, modes, addresses and switch history
  *
- * The SQLite database in paths.state is the durable truth; an in-memory
+ * The database (SQLite in paths.state, or PostgreSQL: state.backend) is
+ * the durable truth; an in-memory
  * index, kept in step with it, answers RCPT lookups on the event loop.
  * Every write runs on the store's worker thread; its completion updates the
  * index on the loop thread. Lookups are loop-thread only.
@@ -42,9 +43,15 @@ struct addr_info {
 	int nofilter;		/* 1: "Do Not Filter" */
 };
 
-/* store_open - open (create, migrate) the database under statedir, load the
+struct config;
+/* store_open - open (create, migrate) the configured database, load the
  * index, start the worker thread. Returns 0, or -1 with err set. */
-int store_open(struct event_base *base, const char *statedir, char *err, size_t errlen);
+int store_open(struct event_base *base, const struct config *cfg, char *err,
+    size_t errlen);
+/* store_backend_name - "sqlite" or "postgresql"; store_database - the
+ * file or "dbname on host:port" (for the start line and status) */
+const char *store_backend_name(void);
+const char *store_database(void);
 void store_close(void);
 
 /* store_domain - the hosted domain (either mode) or NULL. Case-insensitive. */
@@ -173,6 +180,7 @@ struct store_switch_rec {
 	uid_t uid;
 	int applied;			/* 0: a refused scheduled switch */
 	const char *note;
+	const char *host;		/* who ran it ("" before schema 3) */
 };
 
 /* store_domain_set_mode - set the domain's mode and append a history row

@@ -1,5 +1,8 @@
-/* store_priv.h - what store.c (index, loop thread) and store_db.c (SQLite,
- * worker thread) share; not for other modules */
+/* store_priv.h - what store.c (index, loop thread), store_sql.c (the
+ * operations, worker thread) and store_types.c share; not for other modules
+ *
+ * Calls go one way: store.c -> store_sql.c -> store_backend.h, and both
+ * use store_types.c. */
 #ifndef MX_STORE_PRIV_H
 #define MX_STORE_PRIV_H
 
@@ -52,19 +55,22 @@ struct store_op {
 	store_history_render_fn history_render;
 };
 
-/* store.c */
+/* store_types.c */
 struct domain_entry *store_entry_new(const char *name, enum domain_mode mode,
     time_t created);
 void store_entry_free(void *entry);
-/* store_changes_free - drop the import changes not applied to the index */
-void store_changes_free(struct store_op *op);
 
-/* store_db.c: store_db_open and store_db_load run on the loop thread before
- * the worker starts; store_db_job only on the worker afterwards */
-int store_db_open(const char *path, char *err, size_t errlen);
-int store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen);
-/* store_db_job - worker thread: run one op (a worker_job_fn) */
-void store_db_job(void *op);
-void store_db_close(void);
+/* store_sql.c: store_sql_open and store_sql_load run on the loop thread
+ * before the worker starts; store_sql_job only on the worker afterwards.
+ * desc: the database as the start line names it. */
+struct config;
+int store_sql_open(const struct config *, char *desc, size_t desclen,
+    char *err, size_t errlen);
+int store_sql_load(struct dict *domains, size_t *naddr, char *err,
+    size_t errlen);
+/* store_sql_job - worker thread: run one op (a worker_job_fn) */
+void store_sql_job(void *op);
+const char *store_sql_backend(void);
+void store_sql_close(void);
 
 #endif

@@ -1,0 +1,378 @@
+/* store_pg.c - the state store's PostgreSQL backend (a fleet of hosts)
+ *
+ * libpq's synchronous calls, made only on the store's worker thread (and
+ * at start-up, before the event loop runs): the loop never waits for the
+ * database. The schema version is the one row of mxrelay_schema; the host
+ * that starts first migrates under an advisory lock while the others wait
+ * for it. A connection that broke is reset before the next statement.
+ */
+#include "autoconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "store_backend.h"
+#include "util.h"
+
+#define PG_LOCK_KEY		"7887486510260547393"	/* "mxrelay\x01" */
+#define PG_CONNECT_TIMEOUT	"5"	/* seconds; the dsn may say otherwise */
+#define PG_PASSWORD_MAX		1024
+#define PG_ERR_MAX		512
+#define PG_INT_MAX		24	/* a long long in decimal */
+#define PG_PARAMS_MAX		16
+
+/* Schema migrations: the same logical schema, with the same numbers, as
+ * store_sqlite.c. Append new steps at the end; never edit one that has
+ * shipped. */
+static const char *const pg_migrations[] = {
+	/* 1: initial schema */
+	"CREATE TABLE domains ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  mode TEXT NOT NULL CHECK (mode IN ('legacy', 'hosted')),"
+	"  created BIGINT NOT NULL);"
+	"CREATE TABLE legacy_servers ("
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  pref INTEGER NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  PRIMARY KEY (domain, position));"
+	"CREATE TABLE addresses ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'alias')),"
+	"  destinations TEXT NOT NULL DEFAULT '',"
+	"  cc TEXT NOT NULL DEFAULT '',"
+	"  nofilter INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX addresses_domain ON addresses (domain, address);"
+	"CREATE TABLE switch_history ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  domain TEXT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  from_mode TEXT NOT NULL,"
+	"  to_mode TEXT NOT NULL,"
+	"  uid BIGINT NOT NULL,"
+	"  note TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
+	/* 2: scheduled switches */
+	"ALTER TABLE switch_history ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;"
+	"CREATE TABLE switch_schedule ("
+	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  at BIGINT NOT NULL,"
+	"  to_mode TEXT NOT NULL CHECK (to_mode IN ('legacy', 'hosted')),"
+	"  uid BIGINT NOT NULL,"
+	"  force INTEGER NOT NULL DEFAULT 0,"
+	"  created BIGINT NOT NULL);",
+	/* 3: the history names the host that ran the command */
+	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';",
+};
+
+struct db_rows {
+	PGresult *res;
+	int row, nrows;
+};
+
+static PGconn *conn;
+static char errbuf[PG_ERR_MAX];
+
+/* set_err - libpq's message on one line */
+static void
+set_err(const char *msg)
+{
+	size_t n;
+
+	mx_strlcpy(errbuf, msg && *msg ? msg : "unknown error", sizeof(errbuf));
+	for (char *p = errbuf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	n = strlen(errbuf);
+	while (n > 0 && errbuf[n - 1] == ' ')
+		errbuf[--n] = '\0';
+}
+
+/* pg_ready - the connection is usable, reset once if it broke */
+static int
+pg_ready(void)
+{
+	if (PQstatus(conn) == CONNECTION_OK)
+		return 0;
+	PQreset(conn);
+	if (PQstatus(conn) == CONNECTION_OK) {
+		log_info("store database reconnected");
+		return 0;
+	}
+	set_err(PQerrorMessage(conn));
+	return -1;
+}
+
+/* pg_run - one statement with text parameters; NULL (errbuf set) unless
+ * the server answered with rows or a command completion */
+static PGresult *
+pg_run(const char *sql, const struct db_param *p, int np)
+{
+	char ints[PG_PARAMS_MAX][PG_INT_MAX];
+	const char *vals[PG_PARAMS_MAX];
+	PGresult *res;
+	ExecStatusType st;
+
+	if (np > PG_PARAMS_MAX) {
+		set_err("too many parameters");
+		return NULL;
+	}
+	if (pg_ready() == -1)
+		return NULL;
+	for (int i = 0; i < np; i++) {
+		if (p[i].type == DBP_INT) {
+			snprintf(ints[i], sizeof(ints[i]), "%lld", p[i].i);
+			vals[i] = ints[i];
+		} else
+			vals[i] = p[i].s;
+	}
+	res = PQexecParams(conn, sql, np, NULL, vals, NULL, NULL, 0);
+	st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	set_err(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	PQclear(res);
+	return NULL;
+}
+
+static struct db_rows *
+pg_query(const char *sql, const struct db_param *p, int np)
+{
+	PGresult *res = pg_run(sql, p, np);
+	struct db_rows *r;
+
+	if (res == NULL)
+		return NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->res = res;
+	r->row = -1;
+	r->nrows = PQntuples(res);
+	return r;
+}
+
+static int
+pg_next(struct db_rows *r)
+{
+	return ++r->row < r->nrows ? 1 : 0;
+}
+
+static const char *
+pg_text(struct db_rows *r, int col)
+{
+	return PQgetvalue(r->res, r->row, col);
+}
+
+static long long
+pg_integer(struct db_rows *r, int col)
+{
+	return strtoll(PQgetvalue(r->res, r->row, col), NULL, 10);
+}
+
+static void
+pg_rows_free(struct db_rows *r)
+{
+	if (r == NULL)
+		return;
+	PQclear(r->res);
+	free(r);
+}
+
+static int
+pg_exec(const char *sql, const struct db_param *p, int np, long long *changes)
+{
+	PGresult *res = pg_run(sql, p, np);
+
+	if (res == NULL)
+		return -1;
+	if (changes)
+		*changes = strtoll(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+/* pg_simple - a statement (or several) without parameters */
+static int
+pg_simple(const char *sql)
+{
+	PGresult *res;
+	int ok;
+
+	if (pg_ready() == -1)
+		return -1;
+	res = PQexec(conn, sql);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+	    PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		set_err(res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static int
+pg_begin(void)
+{
+	return pg_simple("BEGIN");
+}
+
+static int
+pg_commit(void)
+{
+	return pg_simple("COMMIT");
+}
+
+static void
+pg_rollback(void)
+{
+	/* after a broken connection there is nothing to roll back */
+	if (PQstatus(conn) == CONNECTION_OK)
+		pg_simple("ROLLBACK");
+}
+
+static const char *
+pg_errmsg(void)
+{
+	return errbuf;
+}
+
+/* pg_schema_version - the row of mxrelay_schema (made when missing) */
+static int
+pg_schema_version(int *have)
+{
+	PGresult *res;
+
+	if (pg_simple("CREATE TABLE IF NOT EXISTS mxrelay_schema "
+	    "(version INTEGER NOT NULL)") == -1 ||
+	    pg_simple("INSERT INTO mxrelay_schema (version) SELECT 0 "
+	    "WHERE NOT EXISTS (SELECT 1 FROM mxrelay_schema)") == -1)
+		return -1;
+	if ((res = pg_run("SELECT version FROM mxrelay_schema", NULL, 0)) == NULL)
+		return -1;
+	*have = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	PQclear(res);
+	return 0;
+}
+
+/* pg_migrate_locked - with the advisory lock held: one transaction per
+ * step; a schema newer than this build is refused */
+static int
+pg_migrate_locked(char *err, size_t errlen)
+{
+	int have = 0, want = (int)MX_ARRAY_LEN(pg_migrations);
+	char sql[64];
+
+	if (pg_schema_version(&have) == -1) {
+		snprintf(err, errlen, "schema version: %s", errbuf);
+		return -1;
+	}
+	if (have > want) {
+		snprintf(err, errlen, "database schema version %d is newer than "
+		    "this mxrelayd (%d): upgrade mxrelayd", have, want);
+		return -1;
+	}
+	for (int v = have; v < want; v++) {
+		snprintf(sql, sizeof(sql), "UPDATE mxrelay_schema SET version = %d",
+		    v + 1);
+		if (pg_simple("BEGIN") == -1 || pg_simple(pg_migrations[v]) == -1 ||
+		    pg_simple(sql) == -1 || pg_simple("COMMIT") == -1) {
+			snprintf(err, errlen, "schema migration %d: %s", v + 1,
+			    errbuf);
+			pg_rollback();
+			return -1;
+		}
+		log_info("store schema migrated version=%d", v + 1);
+	}
+	return 0;
+}
+
+/* pg_migrate - the first host to start migrates; the others wait on the
+ * lock and then find the schema current */
+static int
+pg_migrate(char *err, size_t errlen)
+{
+	int rc;
+
+	if (pg_simple("SELECT pg_advisory_lock(" PG_LOCK_KEY ")") == -1) {
+		snprintf(err, errlen, "schema lock: %s", errbuf);
+		return -1;
+	}
+	rc = pg_migrate_locked(err, errlen);
+	pg_simple("SELECT pg_advisory_unlock(" PG_LOCK_KEY ")");
+	return rc;
+}
+
+/* read_password - the first line of state.password_file */
+static int
+read_password(const char *path, char *pw, size_t len, char *err,
+    size_t errlen)
+{
+	FILE *fp = fopen(path, "r");
+
+	if (fp == NULL) {
+		snprintf(err, errlen, "state.password_file %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fgets(pw, (int)len, fp) == NULL)
+		pw[0] = '\0';
+	fclose(fp);
+	pw[strcspn(pw, "\r\n")] = '\0';
+	return 0;
+}
+
+static int
+pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
+    size_t errlen)
+{
+	char pw[PG_PASSWORD_MAX] = "";
+	/* later keywords override earlier ones, and the dsn's own values
+	 * override connect_timeout */
+	const char *keys[] = { "connect_timeout", "application_name", "dbname",
+	    cfg->state_password_file ? "password" : NULL, NULL };
+	const char *vals[] = { PG_CONNECT_TIMEOUT, "mxrelayd", cfg->state_dsn,
+	    pw, NULL };
+
+	if (cfg->state_password_file && read_password(cfg->state_password_file,
+	    pw, sizeof(pw), err, errlen) == -1)
+		return -1;
+	conn = PQconnectdbParams(keys, vals, 1);
+	explicit_bzero(pw, sizeof(pw));
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		set_err(conn ? PQerrorMessage(conn) : "out of memory");
+		snprintf(err, errlen, "database %s: %s", cfg->state_dsn, errbuf);
+		return -1;
+	}
+	snprintf(desc, desclen, "%s on %s:%s", PQdb(conn), PQhost(conn),
+	    PQport(conn));
+	return pg_migrate(err, errlen);
+}
+
+static void
+pg_close(void)
+{
+	if (conn)
+		PQfinish(conn);
+	conn = NULL;
+}
+
+const struct store_backend store_backend_pg = {
+	.name = "postgresql",
+	.open = pg_open,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.exec = pg_exec,
+	.query = pg_query,
+	.next = pg_next,
+	.text = pg_text,
+	.integer = pg_integer,
+	.rows_free = pg_rows_free,
+	.errmsg = pg_errmsg,
+	.close = pg_close,
+};

@@ -1,0 +1,889 @@
+/* store_sql.c - the state store's operations, in SQL (worker thread)
+ *
+ * The start-up load into the index and the jobs that store.c submits to
+ * the worker: each write is one transaction, committed before its
+ * completion reaches the loop. The SQL is written once, for both engines,
+ * through the backend interface (store_backend.h): SQLite for one host,
+ * PostgreSQL for a fleet.
+ */
+#include "autoconf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+
+#include "dict.h"
+#include "log.h"
+#include "store.h"
+#include "store_backend.h"
+#include "store_priv.h"
+#include "table_import.h"
+#include "util.h"
+
+static const struct store_backend *be;
+static char *host_name;			/* who runs the commands (history) */
+
+/* list_join - "a,b,c" (the database column form), malloc'd */
+static char *
+list_join(char *const *l, int n)
+{
+	size_t len = 1, off = 0;
+	char *s;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(l[i]) + 1;
+	s = xmalloc(len);
+	s[0] = '\0';
+	for (int i = 0; i < n; i++)
+		off += (size_t)sprintf(s + off, "%s%s", i ? "," : "", l[i]);
+	return s;
+}
+
+/* list_split - the column form back into a list; returns the count */
+static int
+list_split(const char *s, char ***out)
+{
+	int n = 0, cap = 0;
+	char **l = NULL;
+	const char *comma;
+
+	while (s && *s) {
+		comma = strchr(s, ',');
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 4;
+			l = xrealloc(l, (size_t)cap * sizeof(char *));
+		}
+		l[n++] = comma ? xstrndup(s, (size_t)(comma - s)) : xstrdup(s);
+		s = comma ? comma + 1 : NULL;
+	}
+	if (l == NULL)
+		l = xcalloc(1, sizeof(char *));
+	*out = l;
+	return n;
+}
+
+/* addr_from_entry - a parsed import line as an addr_info */
+static struct addr_info *
+addr_from_entry(const struct import_entry *e)
+{
+	struct addr_info *a = xcalloc(1, sizeof(*a));
+
+	a->address = xstrdup(e->address);
+	a->kind = e->kind;
+	a->nofilter = e->nofilter;
+	a->dests = xcalloc((size_t)e->ndests + 1, sizeof(char *));
+	for (int i = 0; i < e->ndests; i++)
+		a->dests[a->ndests++] = xstrdup(e->dests[i]);
+	a->cc = xcalloc((size_t)e->ncc + 1, sizeof(char *));
+	for (int i = 0; i < e->ncc; i++)
+		a->cc[a->ncc++] = xstrdup(e->cc[i]);
+	return a;
+}
+
+/* Database helpers (worker thread, and store_sql_open before it starts) */
+
+/* db_fail - a database error refuses the command; the log has the detail */
+static void
+db_fail(struct store_op *op, const char *what)
+{
+	const char *msg = be->errmsg();
+
+	log_warnx("store error op=%s backend=%s reason=\"%s\"", what, be->name,
+	    msg);
+	op->res.status = 1;
+	snprintf(op->res.msg, sizeof(op->res.msg), "state store error (%s, %s "
+	    "database): %s", what, be->name, msg);
+}
+
+/* db_exists - does sql with $1 = key return a row: 1, 0, or -1 on error */
+static int
+db_exists(const char *sql, const char *key)
+{
+	struct db_param p[] = { DB_TEXT(key) };
+	struct db_rows *r = be->query(sql, p, 1);
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	rc = be->next(r);
+	be->rows_free(r);
+	return rc;
+}
+
+#define SQL_DOMAIN_EXISTS "SELECT 1 FROM domains WHERE name = $1"
+
+static int
+db_domain_exists(const char *name)
+{
+	return db_exists(SQL_DOMAIN_EXISTS, name);
+}
+
+/* db_exec_name - run sql with $1 = name (and $2 = at) */
+static int
+db_exec_name(const char *sql, const char *name, time_t at, long long *changes)
+{
+	struct db_param p[] = { DB_TEXT(name), DB_INT(at) };
+
+	return be->exec(sql, p, 2, changes);
+}
+
+#define SQL_INSERT_SERVER "INSERT INTO legacy_servers " \
+	"(domain, host, port, pref, position) VALUES ($1, $2, $3, $4, $5)"
+
+/* db_insert_servers - the ordered server list of a domain */
+static int
+db_insert_servers(const char *name, const struct legacy_server *sv, int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct db_param p[] = { DB_TEXT(name), DB_TEXT(sv[i].host),
+		    DB_INT(sv[i].port), DB_INT(sv[i].pref), DB_INT(i) };
+
+		if (be->exec(SQL_INSERT_SERVER, p, 5, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* addr_from_row - columns address, kind, destinations, cc, nofilter */
+static struct addr_info *
+addr_from_row(struct db_rows *r)
+{
+	struct addr_info *a = xcalloc(1, sizeof(*a));
+
+	a->address = xstrdup(be->text(r, 0));
+	a->kind = strcmp(be->text(r, 1), "alias") == 0 ? ADDR_ALIAS :
+	    ADDR_MAILBOX;
+	a->ndests = list_split(be->text(r, 2), &a->dests);
+	a->ncc = list_split(be->text(r, 3), &a->cc);
+	a->nofilter = be->integer(r, 4) != 0;
+	return a;
+}
+
+#define SQL_GET_ADDR "SELECT address, kind, destinations, cc, nofilter " \
+	"FROM addresses WHERE address = $1"
+#define SQL_PUT_ADDR "INSERT INTO addresses " \
+	"(address, domain, kind, destinations, cc, nofilter) " \
+	"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (address) DO UPDATE SET " \
+	"domain = excluded.domain, kind = excluded.kind, " \
+	"destinations = excluded.destinations, cc = excluded.cc, " \
+	"nofilter = excluded.nofilter"
+
+/* db_get_addr - the stored definition of address, or NULL (*err on error) */
+static struct addr_info *
+db_get_addr(const char *address, int *err)
+{
+	struct db_param p[] = { DB_TEXT(address) };
+	struct db_rows *r = be->query(SQL_GET_ADDR, p, 1);
+	struct addr_info *a = NULL;
+	int rc;
+
+	if (r == NULL) {
+		*err = 1;
+		return NULL;
+	}
+	if ((rc = be->next(r)) == 1)
+		a = addr_from_row(r);
+	*err = rc == -1;
+	be->rows_free(r);
+	return a;
+}
+
+/* db_put_addr - insert or replace one address */
+static int
+db_put_addr(const struct addr_info *a)
+{
+	char *dests = list_join(a->dests, a->ndests);
+	char *cc = list_join(a->cc, a->ncc);
+	struct db_param p[] = { DB_TEXT(a->address),
+	    DB_TEXT(import_address_domain(a->address)),
+	    DB_TEXT(a->kind == ADDR_ALIAS ? "alias" : "mailbox"),
+	    DB_TEXT(dests), DB_TEXT(cc), DB_INT(a->nofilter ? 1 : 0) };
+	int rc = be->exec(SQL_PUT_ADDR, p, 6, NULL);
+
+	free(dests);
+	free(cc);
+	return rc;
+}
+
+/* tx_end - commit, or roll back after an error (db_fail already called) */
+static void
+tx_end(struct store_op *op, int commit)
+{
+	if (commit && op->res.status == 0) {
+		if (be->commit() == -1) {
+			db_fail(op, "commit");
+			be->rollback();
+		}
+	} else
+		be->rollback();
+}
+
+static int
+tx_begin(struct store_op *op)
+{
+	if (be->begin() == -1) {
+		db_fail(op, "begin");
+		return -1;
+	}
+	return 0;
+}
+
+static void refuse(struct store_op *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* refuse - the command cannot be done; msg says why */
+static void
+refuse(struct store_op *op, const char *fmt, ...)
+{
+	va_list ap;
+
+	op->res.status = 1;
+	va_start(ap, fmt);
+	vsnprintf(op->res.msg, sizeof(op->res.msg), fmt, ap);
+	va_end(ap);
+}
+
+/* Jobs (worker thread) */
+
+static void
+job_domain_add(struct store_op *op)
+{
+	struct db_param p[] = { DB_TEXT(op->name),
+	    DB_TEXT(store_mode_name(op->mode)), DB_INT(op->created) };
+	long long n = 0;
+
+	if (tx_begin(op) == -1)
+		return;
+	if (be->exec("INSERT INTO domains (name, mode, created) "
+	    "VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING", p, 3, &n) == -1)
+		db_fail(op, "domain add");
+	else if (n == 0)
+		refuse(op, "domain %s: already exists", op->name);
+	else if (db_insert_servers(op->name, op->servers, op->nservers) == -1)
+		db_fail(op, "domain add");
+	tx_end(op, 1);
+}
+
+static void
+job_domain_servers(struct store_op *op)
+{
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->name)) == 0)
+		refuse(op, "domain %s: not found", op->name);
+	else if (ex < 0 || db_exec_name("DELETE FROM legacy_servers "
+	    "WHERE domain = $1", op->name, 0, NULL) == -1 ||
+	    db_insert_servers(op->name, op->servers, op->nservers) == -1)
+		db_fail(op, "domain set");
+	tx_end(op, 1);
+}
+
+static void
+job_domain_remove(struct store_op *op)
+{
+	struct db_param p[] = { DB_TEXT(op->name) };
+	struct db_rows *r;
+	long long n = 0;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((r = be->query("SELECT count(*) FROM addresses WHERE domain = $1",
+	    p, 1)) == NULL) {
+		db_fail(op, "domain remove");
+		goto out;
+	}
+	if (be->next(r) == 1)
+		op->res.count = (long)be->integer(r, 0);
+	be->rows_free(r);
+	/* the addresses, servers and schedule go with it: ON DELETE CASCADE */
+	if (db_exec_name("DELETE FROM domains WHERE name = $1", op->name, 0,
+	    &n) == -1)
+		db_fail(op, "domain remove");
+	else if (n == 0)
+		refuse(op, "domain %s: not found", op->name);
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_addr_put(struct store_op *op)
+{
+	const char *domain = import_address_domain(op->addr->address);
+	struct addr_info *old;
+	int ex, err;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(domain)) == 0) {
+		refuse(op, "domain %s: not found", domain);
+		goto out;
+	}
+	if (ex < 0) {
+		db_fail(op, "address add");
+		goto out;
+	}
+	old = db_get_addr(op->addr->address, &err);
+	if (err)
+		db_fail(op, "address add");
+	else if (old && store_addr_equal(old, op->addr))
+		op->res.outcome = STORE_UNCHANGED;
+	else if (db_put_addr(op->addr) == -1)
+		db_fail(op, "address add");
+	else
+		op->res.outcome = old ? STORE_UPDATED : STORE_ADDED;
+	store_addr_free(old);
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_addr_remove(struct store_op *op)
+{
+	long long n = 0;
+
+	if (db_exec_name("DELETE FROM addresses WHERE address = $1", op->name,
+	    0, &n) == -1)
+		db_fail(op, "address remove");
+	else if (n == 0)
+		refuse(op, "address %s: not found", op->name);
+	else
+		op->res.outcome = STORE_REMOVED;
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	const struct addr_info *const *x = a, *const *y = b;
+
+	return strcmp((*x)->address, (*y)->address);
+}
+
+static void
+job_scan(struct store_op *op)
+{
+	struct db_param p[] = { DB_TEXT(op->name) };
+	struct addr_info **rows = NULL;
+	size_t n = 0, cap = 0;
+	struct db_rows *r;
+	int ex, rc;
+
+	if ((ex = db_domain_exists(op->name)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		return;
+	}
+	if (ex < 0 || (r = be->query("SELECT address, kind, destinations, cc, "
+	    "nofilter FROM addresses WHERE domain = $1", p, 1)) == NULL) {
+		db_fail(op, "scan");
+		return;
+	}
+	while ((rc = be->next(r)) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		rows[n++] = addr_from_row(r);
+	}
+	if (rc == -1)
+		db_fail(op, "scan");
+	be->rows_free(r);
+	/* sorted here rather than by SQL: byte order, whatever the collation */
+	if (n > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(rows, n, sizeof(*rows), row_cmp);
+	if (op->res.status == 0)
+		op->scan_render(op->name, rows, n, op->res.body, op->render_arg);
+	for (size_t i = 0; i < n; i++)
+		store_addr_free(rows[i]);
+	free(rows);
+}
+
+/* report_add - one line's fate in the import report */
+static void
+report_add(struct store_import_report *r, size_t *cap, int line,
+    enum store_import_kind kind, const char *text)
+{
+	if (r->nlines == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		r->lines = xrealloc(r->lines, *cap * sizeof(*r->lines));
+	}
+	r->lines[r->nlines].line = line;
+	r->lines[r->nlines].kind = kind;
+	r->lines[r->nlines].text = xstrdup(text);
+	r->nlines++;
+}
+
+static void
+report_clear(struct store_import_report *r)
+{
+	for (size_t i = 0; i < r->nlines; i++)
+		free(r->lines[i].text);
+	free(r->lines);
+	r->lines = NULL;
+	r->nlines = 0;
+}
+
+/* import_one - classify and write one parsed line */
+static int
+import_one(struct store_op *op, struct store_import_report *r, size_t *cap,
+    int lineno, const struct import_entry *e, size_t *chcap)
+{
+	struct addr_info *a = addr_from_entry(e), *old;
+	int err;
+
+	if (op->imp.nofilter)
+		a->nofilter = 1;
+	old = db_get_addr(a->address, &err);
+	if (err)
+		goto fail;
+	if (old && store_addr_equal(old, a)) {
+		report_add(r, cap, lineno, STORE_IMP_UNCHANGED, a->address);
+		r->unchanged++;
+		store_addr_free(a);
+		store_addr_free(old);
+		return 0;
+	}
+	if (db_put_addr(a) == -1)
+		goto fail;
+	report_add(r, cap, lineno, old ? STORE_IMP_UPDATED : STORE_IMP_ADDED,
+	    a->address);
+	if (old)
+		r->updated++;
+	else
+		r->added++;
+	store_addr_free(old);
+	if (op->nchanges == *chcap) {
+		*chcap = *chcap ? *chcap * 2 : 256;
+		op->changes = xrealloc(op->changes, *chcap * sizeof(*op->changes));
+	}
+	op->changes[op->nchanges++] = a;
+	return 0;
+fail:
+	store_addr_free(a);
+	store_addr_free(old);
+	return -1;
+}
+
+/* import_lines - parse every line and apply the valid ones inside the
+ * caller's transaction. Returns 0, or -1 on a database error. */
+static int
+import_lines(struct store_op *op, struct store_import_report *r)
+{
+	struct import_entry *e = xmalloc(sizeof(*e));
+	char *buf = xmalloc(IMPORT_LINE_MAX + 2), why[IMPORT_WHY_MAX];
+	const char *p = op->imp.text, *end = p + op->imp.len, *nl;
+	size_t cap = 0, chcap = 0, n;
+	int lineno = 0, rc = 0;
+
+	for (; p < end && rc == 0; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		lineno++;
+		n = (size_t)(nl - p);
+		if (n > IMPORT_LINE_MAX) {
+			snprintf(why, sizeof(why), "bad syntax: line longer than %d "
+			    "bytes", IMPORT_LINE_MAX);
+			goto invalid;
+		}
+		memcpy(buf, p, n);
+		buf[n] = '\0';
+		if (strlen(buf) != n) {
+			snprintf(why, sizeof(why), "bad syntax: NUL byte");
+			goto invalid;
+		}
+		switch (import_parse_line(buf, op->imp.domain, e, why, sizeof(why))) {
+		case IMPORT_SKIP:
+			continue;
+		case IMPORT_INVALID:
+			goto invalid;
+		case IMPORT_OK:
+			break;
+		}
+		if (e->had_password)
+			r->passwords++;
+		if (e->password_looks_like_address) {
+			report_add(r, &cap, lineno, STORE_IMP_WARNING, e->address);
+			r->warnings++;
+		}
+		rc = import_one(op, r, &cap, lineno, e, &chcap);
+		continue;
+invalid:
+		report_add(r, &cap, lineno, STORE_IMP_INVALID, why);
+		r->invalid++;
+	}
+	free(buf);
+	free(e);
+	return rc;
+}
+
+/* changes_drop - an import that was not applied leaves the index alone */
+static void
+changes_drop(struct store_op *op)
+{
+	for (size_t i = 0; i < op->nchanges; i++)
+		store_addr_free(op->changes[i]);
+	free(op->changes);
+	op->changes = NULL;
+	op->nchanges = 0;
+}
+
+static void
+job_import(struct store_op *op)
+{
+	struct store_import_report r;
+	int ex, commit = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.domain = op->imp.domain;
+	r.file = op->imp.file;
+	r.dry_run = op->imp.dry_run;
+	r.strict = op->imp.strict;
+	r.nofilter = op->imp.nofilter;
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->imp.domain)) == 0) {
+		refuse(op, "domain %s: not found", op->imp.domain);
+		goto out;
+	}
+	if (ex < 0 || import_lines(op, &r) == -1) {
+		db_fail(op, "import");
+		goto out;
+	}
+	if (r.strict && r.invalid > 0) {
+		op->res.status = 1;
+		snprintf(op->res.msg, sizeof(op->res.msg), "import %s: %zu invalid "
+		    "line%s, nothing imported (--strict)", op->imp.domain,
+		    r.invalid, r.invalid == 1 ? "" : "s");
+	} else if (!r.dry_run)
+		commit = 1;
+out:
+	/* a dry run wrote inside the transaction too (so that a repeated
+	 * address is reported as it would be) and now takes it back */
+	tx_end(op, commit);
+	r.applied = commit && op->res.status == 0;
+	if (!r.applied)
+		changes_drop(op);
+	if (op->imp.render && (r.nlines > 0 || op->res.status == 0 || r.strict))
+		op->imp.render(&r, &op->res, op->res.body, op->imp.render_arg);
+	report_clear(&r);
+}
+
+/* The switch (worker thread) */
+
+static enum domain_mode
+mode_of(const char *s)
+{
+	return strcmp(s, "hosted") == 0 ? MODE_HOSTED : MODE_LEGACY;
+}
+
+/* db_domain_mode - the stored mode: 1 found, 0 not found, -1 error */
+static int
+db_domain_mode(const char *name, enum domain_mode *mode)
+{
+	struct db_param p[] = { DB_TEXT(name) };
+	struct db_rows *r = be->query("SELECT mode FROM domains WHERE name = $1",
+	    p, 1);
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	if ((rc = be->next(r)) == 1)
+		*mode = mode_of(be->text(r, 0));
+	be->rows_free(r);
+	return rc;
+}
+
+/* db_history_add - one history row, naming this host */
+static int
+db_history_add(struct store_op *op, enum domain_mode from)
+{
+	struct db_param p[] = { DB_TEXT(op->name), DB_INT(time(NULL)),
+	    DB_TEXT(store_mode_name(from)), DB_TEXT(store_mode_name(op->mode)),
+	    DB_INT(op->uid), DB_TEXT(op->note ? op->note : ""),
+	    DB_INT(op->applied ? 1 : 0), DB_TEXT(host_name) };
+
+	return be->exec("INSERT INTO switch_history (domain, time, from_mode, "
+	    "to_mode, uid, note, applied, host) "
+	    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", p, 8, NULL);
+}
+
+/* job_domain_mode - mode, history row and (for a fired schedule) the
+ * schedule's removal: one transaction, so a crash keeps all or none */
+static void
+job_domain_mode(struct store_op *op)
+{
+	enum domain_mode from = MODE_LEGACY;
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_mode(op->name, &from)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	op->res.from_mode = from;
+	if (ex < 0) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	/* a switch to the current mode is no switch: no history row */
+	if (op->applied && from != op->mode && db_exec_name(op->mode ==
+	    MODE_HOSTED ? "UPDATE domains SET mode = 'hosted' WHERE name = $1" :
+	    "UPDATE domains SET mode = 'legacy' WHERE name = $1", op->name, 0,
+	    NULL) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	if ((!op->applied || from != op->mode) && db_history_add(op, from) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	if (op->sched_fire && db_exec_name("DELETE FROM switch_schedule "
+	    "WHERE domain = $1 AND at = $2", op->name, op->sched.at, NULL) == -1) {
+		db_fail(op, "switch");
+		goto out;
+	}
+	op->res.outcome = op->applied && from != op->mode ? STORE_UPDATED :
+	    STORE_UNCHANGED;
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_sched_set(struct store_op *op)
+{
+	struct db_param p[] = { DB_TEXT(op->name), DB_INT(op->sched.at),
+	    DB_TEXT(store_mode_name(op->sched.mode)), DB_INT(op->sched.uid),
+	    DB_INT(op->sched.force ? 1 : 0), DB_INT(op->sched.created) };
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_domain_exists(op->name)) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	if (ex < 0 || (ex = db_exists("SELECT 1 FROM switch_schedule "
+	    "WHERE domain = $1", op->name)) < 0) {
+		db_fail(op, "switch schedule");
+		goto out;
+	}
+	op->res.outcome = ex ? STORE_UPDATED : STORE_ADDED;
+	if (be->exec("INSERT INTO switch_schedule "
+	    "(domain, at, to_mode, uid, force, created) "
+	    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain) DO UPDATE SET "
+	    "at = excluded.at, to_mode = excluded.to_mode, uid = excluded.uid, "
+	    "force = excluded.force, created = excluded.created", p, 6,
+	    NULL) == -1)
+		db_fail(op, "switch schedule");
+out:
+	tx_end(op, 1);
+}
+
+static void
+job_sched_cancel(struct store_op *op)
+{
+	long long n = 0;
+
+	if (db_exec_name("DELETE FROM switch_schedule WHERE domain = $1",
+	    op->name, 0, &n) == -1)
+		db_fail(op, "switch cancel");
+	else if (n == 0)
+		refuse(op, "domain %s: no scheduled switch", op->name);
+	else
+		op->res.outcome = STORE_REMOVED;
+}
+
+static void
+job_history(struct store_op *op)
+{
+	struct db_param p[] = { DB_TEXT(op->name) };
+	struct store_switch_rec *rows = NULL;
+	size_t n = 0, cap = 0;
+	struct db_rows *r;
+	int ex, rc;
+
+	if ((r = be->query("SELECT id, time, from_mode, to_mode, uid, note, "
+	    "applied, host FROM switch_history WHERE domain = $1 ORDER BY id",
+	    p, 1)) == NULL) {
+		db_fail(op, "history");
+		return;
+	}
+	while ((rc = be->next(r)) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			rows = xrealloc(rows, cap * sizeof(*rows));
+		}
+		rows[n].id = be->integer(r, 0);
+		rows[n].time = (time_t)be->integer(r, 1);
+		rows[n].from = mode_of(be->text(r, 2));
+		rows[n].to = mode_of(be->text(r, 3));
+		rows[n].uid = (uid_t)be->integer(r, 4);
+		rows[n].note = xstrdup(be->text(r, 5));
+		rows[n].applied = be->integer(r, 6) != 0;
+		rows[n].host = xstrdup(be->text(r, 7));
+		n++;
+	}
+	if (rc == -1)
+		db_fail(op, "history");
+	be->rows_free(r);
+	if (op->res.status == 0 && n == 0 &&
+	    (ex = db_domain_exists(op->name)) <= 0) {
+		if (ex == 0)
+			refuse(op, "domain %s: not found", op->name);
+		else
+			db_fail(op, "history");
+	}
+	if (op->res.status == 0)
+		op->history_render(op->name, rows, n, op->res.body, op->render_arg);
+	for (size_t i = 0; i < n; i++) {
+		free((char *)rows[i].note);
+		free((char *)rows[i].host);
+	}
+	free(rows);
+}
+
+/* store_sql_job - worker thread: one job */
+void
+store_sql_job(void *arg)
+{
+	struct store_op *op = arg;
+
+	switch (op->type) {
+	case OP_DOMAIN_ADD: job_domain_add(op); break;
+	case OP_DOMAIN_SERVERS: job_domain_servers(op); break;
+	case OP_DOMAIN_REMOVE: job_domain_remove(op); break;
+	case OP_ADDR_PUT: job_addr_put(op); break;
+	case OP_ADDR_REMOVE: job_addr_remove(op); break;
+	case OP_IMPORT: job_import(op); break;
+	case OP_SCAN: job_scan(op); break;
+	case OP_DOMAIN_MODE: job_domain_mode(op); break;
+	case OP_SCHED_SET: job_sched_set(op); break;
+	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
+	case OP_HISTORY: job_history(op); break;
+	}
+}
+
+/* Loading the index */
+
+/* load_rows - run sql and hand each row to fn; 0, or -1 on error */
+static int
+load_rows(const char *sql, void (*fn)(struct dict *, struct db_rows *,
+    size_t *), struct dict *domains, size_t *count)
+{
+	struct db_rows *r = be->query(sql, NULL, 0);
+	int rc;
+
+	if (r == NULL)
+		return -1;
+	while ((rc = be->next(r)) == 1)
+		fn(domains, r, count);
+	be->rows_free(r);
+	return rc;
+}
+
+static void
+load_domain(struct dict *domains, struct db_rows *r, size_t *count)
+{
+	const char *name = be->text(r, 0);
+	struct domain_entry *d = store_entry_new(name, mode_of(be->text(r, 1)),
+	    (time_t)be->integer(r, 2));
+
+	store_entry_free(dict_put(domains, name, d));
+}
+
+static void
+load_server(struct dict *domains, struct db_rows *r, size_t *count)
+{
+	struct domain_entry *d = dict_get(domains, be->text(r, 0));
+	struct legacy_server *ls;
+
+	if (d == NULL || d->info.nservers >= STORE_MAX_SERVERS)
+		return;
+	d->info.servers = xrealloc(d->info.servers,
+	    (size_t)(d->info.nservers + 1) * sizeof(*ls));
+	ls = &d->info.servers[d->info.nservers++];
+	memset(ls, 0, sizeof(*ls));
+	mx_strlcpy(ls->host, be->text(r, 1), sizeof(ls->host));
+	ls->port = (int)be->integer(r, 2);
+	ls->pref = (int)be->integer(r, 3);
+}
+
+static void
+load_address(struct dict *domains, struct db_rows *r, size_t *count)
+{
+	struct domain_entry *d = dict_get(domains, be->text(r, 5));
+	struct addr_info *a;
+
+	if (d == NULL)
+		return;
+	a = addr_from_row(r);
+	store_addr_free(dict_put(d->addrs, a->address, a));
+	(*count)++;
+}
+
+/* load_schedule - a pending scheduled switch into its domain */
+static void
+load_schedule(struct dict *domains, struct db_rows *r, size_t *count)
+{
+	struct domain_entry *d = dict_get(domains, be->text(r, 0));
+
+	if (d == NULL)
+		return;
+	d->has_sched = 1;
+	d->sched.at = (time_t)be->integer(r, 1);
+	d->sched.mode = mode_of(be->text(r, 2));
+	d->sched.uid = (uid_t)be->integer(r, 3);
+	d->sched.force = be->integer(r, 4) != 0;
+	d->sched.created = (time_t)be->integer(r, 5);
+}
+
+/* store_sql_load - the whole state into domains (before the worker runs) */
+int
+store_sql_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
+{
+	if (load_rows("SELECT name, mode, created FROM domains", load_domain,
+	    domains, naddr) == -1 ||
+	    load_rows("SELECT domain, host, port, pref FROM legacy_servers "
+	    "ORDER BY domain, position", load_server, domains, naddr) == -1 ||
+	    load_rows("SELECT address, kind, destinations, cc, nofilter, domain "
+	    "FROM addresses", load_address, domains, naddr) == -1 ||
+	    load_rows("SELECT domain, at, to_mode, uid, force, created "
+	    "FROM switch_schedule", load_schedule, domains, naddr) == -1) {
+		snprintf(err, errlen, "loading the state store: %s", be->errmsg());
+		return -1;
+	}
+	return 0;
+}
+
+/* store_sql_open - the configured backend, connected and migrated */
+int
+store_sql_open(const struct config *cfg, char *desc, size_t desclen,
+    char *err, size_t errlen)
+{
+	be = cfg->state_backend == STATE_POSTGRESQL ? &store_backend_pg :
+	    &store_backend_sqlite;
+	free(host_name);
+	host_name = xstrdup(cfg->hostname);
+	return be->open(cfg, desc, desclen, err, errlen);
+}
+
+/* store_sql_backend - "sqlite" or "postgresql" */
+const char *
+store_sql_backend(void)
+{
+	return be ? be->name : "none";
+}
+
+void
+store_sql_close(void)
+{
+	if (be)
+		be->close();
+	free(host_name);
+	host_name = NULL;
+}

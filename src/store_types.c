@@ -1,0 +1,121 @@
+/* store_types.c - the store's values: address entries, domain entries,
+ * mode names, server formatting (no state, no database) */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dict.h"
+#include "store.h"
+#include "store_priv.h"
+#include "util.h"
+
+const char *
+store_mode_name(enum domain_mode m)
+{
+	return m == MODE_HOSTED ? "hosted" : "legacy";
+}
+
+/* addr_info helpers */
+
+void
+store_addr_free(struct addr_info *a)
+{
+	if (a == NULL)
+		return;
+	for (int i = 0; i < a->ndests; i++)
+		free(a->dests[i]);
+	for (int i = 0; i < a->ncc; i++)
+		free(a->cc[i]);
+	free(a->dests);
+	free(a->cc);
+	free(a->address);
+	free(a);
+}
+
+static void
+addr_free_cb(void *a)
+{
+	store_addr_free(a);
+}
+
+static char **
+list_dup(char *const *l, int n)
+{
+	char **c = xcalloc((size_t)n + 1, sizeof(char *));
+
+	for (int i = 0; i < n; i++)
+		c[i] = xstrdup(l[i]);
+	return c;
+}
+
+struct addr_info *
+store_addr_dup(const struct addr_info *a)
+{
+	struct addr_info *c = xcalloc(1, sizeof(*c));
+
+	c->address = xstrdup(a->address);
+	c->kind = a->kind;
+	c->nofilter = a->nofilter;
+	c->dests = list_dup(a->dests, a->ndests);
+	c->ndests = a->ndests;
+	c->cc = list_dup(a->cc, a->ncc);
+	c->ncc = a->ncc;
+	return c;
+}
+
+static int
+list_equal(char *const *a, int na, char *const *b, int nb)
+{
+	if (na != nb)
+		return 0;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
+int
+store_addr_equal(const struct addr_info *a, const struct addr_info *b)
+{
+	return strcmp(a->address, b->address) == 0 && a->kind == b->kind &&
+	    !a->nofilter == !b->nofilter &&
+	    list_equal(a->dests, a->ndests, b->dests, b->ndests) &&
+	    list_equal(a->cc, a->ncc, b->cc, b->ncc);
+}
+
+void
+store_server_format(const struct legacy_server *s, char *buf, size_t len)
+{
+	if (strchr(s->host, ':'))
+		snprintf(buf, len, "[%s]:%d", s->host, s->port);
+	else
+		snprintf(buf, len, "%s:%d", s->host, s->port);
+}
+
+void
+store_entry_free(void *p)
+{
+	struct domain_entry *d = p;
+
+	if (d == NULL)
+		return;
+	dict_free(d->addrs, addr_free_cb);
+	free(d->info.servers);
+	free(d->info.name);
+	free(d);
+}
+
+struct domain_entry *
+store_entry_new(const char *name, enum domain_mode mode, time_t created)
+{
+	struct domain_entry *d = xcalloc(1, sizeof(*d));
+
+	d->info.name = xstrdup(name);
+	d->info.mode = mode;
+	d->created = created;
+	d->addrs = dict_new();
+	return d;
+}
+
