@@ -4,10 +4,11 @@
 set -e
 export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config
-       libevent-dev libssl-dev libspf2-dev libconfig-dev libsqlite3-dev"
+       libevent-dev libssl-dev libspf2-dev libconfig-dev libsqlite3-dev
+       libpq-dev"
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
-      libyaml-libyaml-perl libnet-dns-perl systemd"
+      libyaml-libyaml-perl libnet-dns-perl systemd postgresql"
 # Postfix's postinst must not try to start a system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq

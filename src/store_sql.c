@@ -122,13 +122,14 @@ db_domain_exists(const char *name)
 	return db_exists(SQL_DOMAIN_EXISTS, name);
 }
 
-/* db_exec_name - run sql with $1 = name (and $2 = at) */
+/* db_exec_name - run sql with $1 = name (and $2 = at when sql has it:
+ * PostgreSQL refuses a parameter the statement does not use) */
 static int
 db_exec_name(const char *sql, const char *name, time_t at, long long *changes)
 {
 	struct db_param p[] = { DB_TEXT(name), DB_INT(at) };
 
-	return be->exec(sql, p, 2, changes);
+	return be->exec(sql, p, strstr(sql, "$2") ? 2 : 1, changes);
 }
 
 #define SQL_INSERT_SERVER "INSERT INTO legacy_servers " \

@@ -1,0 +1,148 @@
+# MxPg.pm - a private PostgreSQL 15 cluster for the tests
+#
+# Never the system cluster: initdb and pg_ctl on a temporary directory,
+# listening on 127.0.0.1 at a free port and on a unix socket in that
+# directory, trust authentication for the superuser "postgres". When the
+# test runs as root, the server runs as the unprivileged user postgres
+# (runuser). The cluster is stopped (immediate) and removed at exit.
+#
+#   my $pg = MxPg->start;            # or MxPg->shared: one per test process
+#   my $dsn = $pg->new_database;     # a fresh, empty database: its DSN
+#   $pg->psql($db, 'SELECT 1');      # run SQL, returns the output
+#   $pg->stop('immediate'); $pg->restart;
+#
+# A missing PostgreSQL bails out (TESTING.md: prerequisites fail, never skip).
+package MxPg;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use POSIX ();
+use File::Temp qw(tempdir);
+use File::Path qw(remove_tree);
+use Time::HiRes qw(time sleep);
+use Test::More ();
+
+our $BINDIR = $ENV{MX_PG_BINDIR} || '/usr/lib/postgresql/15/bin';
+my $OWNER_PID = $$;
+my @CLUSTERS;
+my $SHARED;
+my $DBSEQ = 0;
+
+sub _as_owner {
+	my (@cmd) = @_;
+	return $< == 0 ? ('runuser', '-u', 'postgres', '--', @cmd) : @cmd;
+}
+
+# _run - run a command (as the cluster's owner); dies with its output
+sub _run {
+	my ($self, @cmd) = @_;
+	my $out = '';
+	my $pid = open(my $fh, '-|') // croak "fork: $!";
+	if ($pid == 0) {
+		open(STDERR, '>&', \*STDOUT);
+		chdir $self->{dir};
+		exec(_as_owner(@cmd)) or POSIX::_exit(127);
+	}
+	local $/;
+	$out = <$fh> // '';
+	close $fh;
+	croak "@cmd: exit " . ($? >> 8) . ":\n$out" if $?;
+	return $out;
+}
+
+# start - initdb and start a new cluster
+sub start {
+	my ($class) = @_;
+	-x "$BINDIR/initdb" && -x "$BINDIR/pg_ctl"
+	    or Test::More::BAIL_OUT("PostgreSQL 15 server not found in $BINDIR "
+	    . "(apt-get install postgresql)");
+	my $self = bless {}, $class;
+	$self->{dir} = tempdir('mxpg-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	chmod 0755, $self->{dir};
+	if ($< == 0) {
+		my ($uid, $gid) = (getpwnam('postgres'))[2, 3];
+		defined $uid or Test::More::BAIL_OUT("no user postgres to run "
+		    . "the test cluster (apt-get install postgresql)");
+		chown $uid, $gid, $self->{dir};
+	}
+	$self->{data} = "$self->{dir}/data";
+	push @CLUSTERS, $self;
+	$self->_run("$BINDIR/initdb", '-D', $self->{data}, '-U', 'postgres',
+	    '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C');
+	$self->{port} = MxTest::free_port();
+	$self->_start;
+	return $self;
+}
+
+# shared - the test process's one cluster, started on first use
+sub shared {
+	my ($class) = @_;
+	$SHARED //= $class->start;
+	return $SHARED;
+}
+
+sub _start {
+	my ($self) = @_;
+	# fsync off: the tests crash processes, not the machine
+	my $opts = "-p $self->{port} -k $self->{dir} -c listen_addresses=127.0.0.1 "
+	    . "-c fsync=off -c max_connections=200 -c shared_buffers=16MB";
+	$self->_run("$BINDIR/pg_ctl", '-D', $self->{data}, '-l',
+	    "$self->{dir}/server.log", '-o', $opts, '-w', '-t', '30', 'start');
+	$self->{running} = 1;
+}
+
+sub port { $_[0]{port} }
+sub dir { $_[0]{dir} }
+
+# stop - pg_ctl stop; mode fast (default) or immediate (a crash)
+sub stop {
+	my ($self, $mode) = @_;
+	return unless $self->{running};
+	$self->_run("$BINDIR/pg_ctl", '-D', $self->{data}, '-m', $mode // 'fast',
+	    '-w', 'stop');
+	$self->{running} = 0;
+}
+
+sub restart {
+	my ($self) = @_;
+	$self->_start;
+}
+
+# dsn - the libpq connection string of database db
+sub dsn {
+	my ($self, $db) = @_;
+	return "host=127.0.0.1 port=$self->{port} dbname=$db user=postgres";
+}
+
+# psql - run sql in db; returns the unaligned, tuples-only output
+sub psql {
+	my ($self, $db, $sql) = @_;
+	return $self->_run("$BINDIR/psql", '-X', '-q', '-A', '-t', '-v',
+	    'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', $self->{port}, '-U',
+	    'postgres', '-d', $db, '-c', $sql);
+}
+
+# new_database - a fresh empty database; returns its name
+sub new_database {
+	my ($self) = @_;
+	my $db = sprintf('mx%d_%d', $$, ++$DBSEQ);
+	$self->psql('postgres', "CREATE DATABASE $db");
+	return $db;
+}
+
+sub _cleanup {
+	return unless $$ == $OWNER_PID;
+	for my $c (@CLUSTERS) {
+		eval { $c->stop('immediate') };
+		remove_tree($c->{dir}) unless $ENV{MX_KEEP};
+	}
+}
+
+END {
+	my $st = $?;
+	_cleanup();
+	$? = $st;
+}
+
+1;
