@@ -47,6 +47,7 @@
 #define RATE_PERIOD_MAX		86400
 #define RATE_PERIOD_DEFAULT	60
 #define PORT_MAX		65535
+#define LEASE_MAX		3600
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
 
@@ -110,6 +111,8 @@ static const struct key_rule key_rules[] = {
 	    0, 0, NULL, NULL },
 	STR("state.dsn", state_dsn, check_dsn),
 	STR("state.password_file", state_password_file, check_abspath),
+	INT("state.lease_time", state_lease_time, 2, LEASE_MAX),
+	INT("state.lease_renew", state_lease_renew, 1, LEASE_MAX),
 
 	GROUP("limits"),
 	INT("limits.max_connections", max_connections, 1, MAX_CONNECTIONS_MAX),
@@ -788,17 +791,25 @@ apply_backend(struct loader *ld, const config_setting_t *s, const char *key,
 	return 0;
 }
 
-/* load_state - state.dsn and state.password_file go with postgresql */
+/* load_state - state.dsn and state.password_file go with postgresql; a
+ * lease outlives two renewals */
 static int
 load_state(struct loader *ld, const config_t *lc)
 {
 	const config_setting_t *b = config_lookup(lc, "state.backend");
 	const config_setting_t *d = config_lookup(lc, "state.dsn");
 	const config_setting_t *p = config_lookup(lc, "state.password_file");
+	const config_setting_t *lt = config_lookup(lc, "state.lease_time");
 
 	if (ld->cfg->state_backend == STATE_POSTGRESQL && d == NULL)
 		return load_error(ld, b, "state.dsn", "required when "
 		    "state.backend is postgresql");
+	if (ld->cfg->state_lease_renew * 2 > ld->cfg->state_lease_time)
+		return load_error(ld, lt ? lt : config_lookup(lc,
+		    "state.lease_renew"), lt ? "state.lease_time" :
+		    "state.lease_renew", "the lease must last at least two "
+		    "renewals (lease_time %d s, lease_renew %d s)",
+		    ld->cfg->state_lease_time, ld->cfg->state_lease_renew);
 	if (ld->cfg->state_backend != STATE_POSTGRESQL && (d || p))
 		return load_error(ld, d ? d : p, d ? "state.dsn" :
 		    "state.password_file", "only with state.backend "
@@ -1008,6 +1019,8 @@ config_new(void)
 	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
 	cfg->recipient_delimiter = '+';
+	cfg->state_lease_time = 5;
+	cfg->state_lease_renew = 1;
 	return cfg;
 }
 

@@ -57,6 +57,8 @@ struct config {
 	enum state_backend state_backend;
 	char *state_dsn;		/* postgresql: libpq connection string */
 	char *state_password_file;	/* postgresql: NULL, or the password's file */
+	int state_lease_time;		/* postgresql: seconds a lease is valid */
+	int state_lease_renew;		/* postgresql: seconds between renewals */
 
 	/* limits */
 	int max_connections;

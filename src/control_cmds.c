@@ -21,6 +21,7 @@
 #include "control_queue.h"
 #include "control_switch.h"
 #include "expand.h"
+#include "fleet.h"
 #include "jsonw.h"
 #include "log.h"
 #include "route.h"
@@ -266,6 +267,12 @@ cmd_status(struct ctl_ctx *ctx)
 		jsonw_kv_int(w, "legacy", legacy);
 		jsonw_kv_int(w, "hosted", hosted);
 		jsonw_object_end(w);
+		jsonw_key(w, "state");
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "backend", store_backend_name());
+		jsonw_kv_string(w, "database", store_database());
+		jsonw_object_end(w);
+		fleet_status_json(w);
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else {
@@ -280,6 +287,9 @@ cmd_status(struct ctl_ctx *ctx)
 		    mx_stats.connections_current, mx_stats.connections_total,
 		    mx_stats.queue_messages, mx_stats.queue_recipients,
 		    legacy + hosted, legacy, hosted);
+		evbuffer_add_printf(ctx->out, "state:        %s, %s\n",
+		    store_backend_name(), store_database());
+		fleet_status_text(ctx->out);
 	}
 	control_reply(ctx, CTL_OK);
 }
@@ -317,6 +327,9 @@ cmd_stats(struct ctl_ctx *ctx)
 		{ "deliveries_bounced", (int64_t)mx_stats.deliveries_bounced },
 		{ "bounces_sent", (int64_t)mx_stats.bounces_sent },
 		{ "switches", (int64_t)mx_stats.switches },
+		{ "fleet_notifications", (int64_t)mx_stats.fleet_notifications },
+		{ "fleet_catchups", (int64_t)mx_stats.fleet_catchups },
+		{ "fleet_lease_lapses", (int64_t)mx_stats.fleet_lease_lapses },
 		{ "filter_pregreet_refused", (int64_t)mx_stats.filter_pregreet },
 		{ "filter_rate_limited", (int64_t)mx_stats.filter_rate_limited },
 		{ "filter_helo_refused", (int64_t)mx_stats.filter_helo_refused },

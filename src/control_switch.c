@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "control_switch.h"
+#include "fleet.h"
 #include "jsonw.h"
 #include "log.h"
 #include "smtp_parse.h"
@@ -37,6 +38,8 @@ struct switch_req {
 	int waited;
 	struct store_sched sched, prev;	/* --at, and the one it replaces */
 	int had_prev;
+	struct fleet_answer hosts[FLEET_HOSTS_MAX];	/* the other hosts */
+	size_t nhosts;
 };
 
 /* arg_switch_domain - a valid domain name that exists; NULL after
@@ -83,6 +86,19 @@ render_done(struct switch_req *r)
 		    "not needed");
 		jsonw_kv_int(w, "inflight", r->inflight);
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
+		if (fleet_enabled()) {
+			jsonw_key(w, "hosts");
+			jsonw_array_begin(w);
+			for (size_t i = 0; i < r->nhosts; i++) {
+				jsonw_object_begin(w);
+				jsonw_kv_string(w, "host", r->hosts[i].name);
+				jsonw_kv_string(w, "answer", r->hosts[i].applied ?
+				    "applied" : "lease expired");
+				jsonw_kv_int(w, "ms", (int64_t)r->hosts[i].ms);
+				jsonw_object_end(w);
+			}
+			jsonw_array_end(w);
+		}
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
 			jsonw_kv_int(w, "inflight_left", r->left);
@@ -175,6 +191,9 @@ run_done(const struct switch_outcome *oc, void *arg)
 	r->preflight = oc->preflight;
 	r->inflight = oc->inflight;
 	r->elapsed_us = oc->elapsed_us;
+	r->nhosts = oc->nhosts < FLEET_HOSTS_MAX ? oc->nhosts : FLEET_HOSTS_MAX;
+	if (r->nhosts > 0)
+		memcpy(r->hosts, oc->hosts, r->nhosts * sizeof(r->hosts[0]));
 	if (!r->ctx->json) {
 		if (!r->changed)
 			evbuffer_add_printf(r->ctx->out, "%s: already %s, nothing "
@@ -184,6 +203,15 @@ run_done(const struct switch_outcome *oc, void *arg)
 			    "deliver%s in flight to the old route)\n", r->domain,
 			    store_mode_name(r->from), store_mode_name(r->to),
 			    r->inflight, r->inflight == 1 ? "y" : "ies");
+		/* a fleet: how every other live host answered */
+		for (size_t i = 0; i < r->nhosts; i++)
+			if (r->hosts[i].applied)
+				evbuffer_add_printf(r->ctx->out, "  %s applied "
+				    "%.0f ms\n", r->hosts[i].name, r->hosts[i].ms);
+			else
+				evbuffer_add_printf(r->ctx->out, "  %s lease "
+				    "expired, will catch up before delivering\n",
+				    r->hosts[i].name);
 	}
 	if (r->wait && r->changed && r->inflight > 0 &&
 	    switch_wait_start(oc->old, wait_done, r) != NULL)

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "control.h"
 #include "dns.h"
+#include "fleet.h"
 #include "log.h"
 #include "mta.h"
 #include "queue.h"
@@ -303,6 +304,8 @@ main(int argc, char **argv)
 		fatalx("queue: %s", err);
 	if (switch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("switch: %s", err);
+	if (fleet_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -324,6 +327,7 @@ main(int argc, char **argv)
 		event_free(watchdog);
 
 	worker_free(reload_worker);	/* a reload under way completes first */
+	fleet_close();		/* waiting switches answer before control closes */
 	smtp_server_free(srv);
 	control_close();
 	switch_close();

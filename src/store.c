@@ -44,6 +44,7 @@ static struct {
 	struct store_op *head, *tail;	/* completed jobs, to apply in order */
 	int closing;
 	char desc[DB_DESC_MAX];		/* the database, for the start line */
+	long long head_id;		/* change_log head at the load */
 } st;
 
 /* Index (loop thread) */
@@ -215,7 +216,8 @@ apply_mode(struct store_op *op)
 
 	if (d == NULL)
 		return;
-	if (op->applied)
+	/* count -1: another host of the fleet fired this schedule first */
+	if (op->applied && op->res.count != -1)
 		d->info.mode = op->mode;
 	/* only the schedule that fired: a newer one stays */
 	if (op->sched_fire && d->has_sched && d->sched.at == op->sched.at)
@@ -378,6 +380,84 @@ servers_dup(const struct legacy_server *s, int n)
 	if (n > 0)
 		memcpy(c, s, (size_t)n * sizeof(*c));
 	return c;
+}
+
+/* Changes of other hosts (fleet.c, loop thread) */
+
+void
+store_change_clear(struct store_change *c)
+{
+	free(c->key);
+	free(c->servers);
+	store_addr_free(c->addr);
+	memset(c, 0, sizeof(*c));
+}
+
+/* change_domain - the domain as the database has it now */
+static int
+change_domain(struct store_change *c)
+{
+	struct domain_entry *d = dict_get(st.domains, c->key);
+	int flags = 0;
+
+	if (!c->present) {
+		if (d != NULL)
+			flags = STORE_APPLIED_MODE | STORE_APPLIED_SCHED;
+		store_entry_free(dict_del(st.domains, c->key));
+		return flags;
+	}
+	/* removed and added again: its old addresses went with it */
+	if (d != NULL && d->created != c->created) {
+		store_entry_free(dict_del(st.domains, c->key));
+		d = NULL;
+	}
+	if (d == NULL) {
+		d = store_entry_new(c->key, c->mode, c->created);
+		dict_put(st.domains, c->key, d);
+		flags |= STORE_APPLIED_MODE;
+	}
+	if (d->info.mode != c->mode)
+		flags |= STORE_APPLIED_MODE;
+	d->info.mode = c->mode;
+	free(d->info.servers);
+	d->info.servers = c->servers;
+	d->info.nservers = c->nservers;
+	c->servers = NULL;
+	if (d->has_sched != c->has_sched || (c->has_sched &&
+	    memcmp(&d->sched, &c->sched, sizeof(d->sched)) != 0))
+		flags |= STORE_APPLIED_SCHED;
+	d->has_sched = c->has_sched;
+	d->sched = c->sched;
+	return flags;
+}
+
+int
+store_apply_change(struct store_change *c)
+{
+	struct domain_entry *d;
+
+	if (c->kind == STORE_CH_DOMAIN)
+		return change_domain(c);
+	if ((d = dict_get(st.domains, import_address_domain(c->key))) == NULL)
+		return 0;	/* its domain is gone too (a later change) */
+	if (c->present && c->addr != NULL) {
+		store_addr_free(dict_put(d->addrs, c->addr->address, c->addr));
+		c->addr = NULL;
+	} else
+		store_addr_free(dict_del(d->addrs, c->key));
+	return 0;
+}
+
+long long
+store_loaded_head(void)
+{
+	return st.head_id;
+}
+
+const char *
+store_origin(void)
+{
+	return store_sql_origin();
 }
 
 /* Public writes */
@@ -582,8 +662,12 @@ store_open(struct event_base *base, const struct config *cfg, char *err,
 	memset(&st, 0, sizeof(st));
 	st.base = base;
 	st.domains = dict_new();
-	if (store_sql_open(cfg, st.desc, sizeof(st.desc), err, errlen) == -1 ||
-	    store_sql_load(st.domains, &naddr, err, errlen) == -1)
+	if (store_sql_open(cfg, st.desc, sizeof(st.desc), err, errlen) == -1)
+		goto fail;
+	/* the log's head before the load: a host of a fleet replays what
+	 * was committed meanwhile (the changes are idempotent) */
+	st.head_id = store_sql_head();
+	if (store_sql_load(st.domains, &naddr, err, errlen) == -1)
 		goto fail;
 	st.apply_ev = evtimer_new(base, apply_event, NULL);
 	if (st.apply_ev == NULL) {

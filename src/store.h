@@ -76,6 +76,7 @@ const char *store_mode_name(enum domain_mode);
 
 #define STORE_MAX_SERVERS	16	/* legacy servers of one domain */
 #define STORE_MSG_MAX		512
+#define STORE_ORIGIN_MAX	320	/* "hostname:pid:stamp" */
 #define STORE_APPLY_SLICE	2000	/* index entries applied per loop turn */
 #define STORE_IMPORT_LINES_MAX	2000000	/* lines of one import */
 
@@ -88,6 +89,8 @@ struct store_result {
 	long count;			/* domain remove: addresses removed with it */
 	struct evbuffer *body;		/* import and scans: what the renderer wrote */
 	enum domain_mode from_mode;	/* domain mode writes: the mode before */
+	long long version;		/* shared database: the change_log id
+					 * of the write (0: none) */
 };
 /* done - on the loop thread; the result is only valid during the call
  * (take res->body with evbuffer_add_buffer if it is wanted) */
@@ -216,6 +219,38 @@ typedef void (*store_history_render_fn)(const char *domain,
  * when the domain is unknown and has no history */
 void store_history_scan(const char *domain, store_history_render_fn render,
     void *render_arg, store_done_fn, void *);
+
+/*
+ * A shared database (PostgreSQL): what other hosts changed, as fleet.c
+ * reads it from change_log and the tables, applied on the loop thread.
+ */
+enum store_change_kind { STORE_CH_DOMAIN, STORE_CH_ADDRESS };
+
+struct store_change {
+	enum store_change_kind kind;
+	char *key;			/* domain name or address */
+	int present;			/* 0: it is gone */
+	/* STORE_CH_DOMAIN */
+	enum domain_mode mode;
+	time_t created;
+	struct legacy_server *servers;
+	int nservers;
+	int has_sched;
+	struct store_sched sched;
+	/* STORE_CH_ADDRESS */
+	struct addr_info *addr;
+};
+#define STORE_APPLIED_MODE	0x1	/* the domain's mode changed */
+#define STORE_APPLIED_SCHED	0x2	/* its scheduled switch changed */
+
+/* store_apply_change - make the index show c (its servers and addr are
+ * taken over); returns STORE_APPLIED_* flags */
+int store_apply_change(struct store_change *c);
+void store_change_clear(struct store_change *c);
+/* store_loaded_head - the change_log id the index was loaded at */
+long long store_loaded_head(void);
+/* store_origin - this process's name in change_log */
+const char *store_origin(void);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

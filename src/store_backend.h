@@ -33,6 +33,10 @@ struct db_rows;				/* a result, the backend's own */
 
 struct store_backend {
 	const char *name;		/* "sqlite", "postgresql" */
+	/* shared - other hosts use the same database: every change goes to
+	 * change_log for them (fleet.c), and begin serialises the fleet's
+	 * writes so that change_log ids are in commit order */
+	int shared;
 	/* open - connect and bring the schema to this build's version (or
 	 * refuse a newer schema); desc gets what the start line names.
 	 * Returns 0, or -1 with err set. */
@@ -58,6 +62,10 @@ struct store_backend {
 	const char *(*errmsg)(void);
 	void (*close)(void);
 };
+
+/* store_pg_connect - a libpq connection per state.dsn and
+ * state.password_file (store_pg.c; fleet.c opens its own with it) */
+void *store_pg_connect(const struct config *, char *err, size_t errlen);
 
 extern const struct store_backend store_backend_sqlite;
 extern const struct store_backend store_backend_pg;

@@ -12,19 +12,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "fleet.h"
 #include "store_backend.h"
 #include "util.h"
 
 #define PG_LOCK_KEY		"7887486510260547393"	/* "mxrelay\x01" */
+#define PG_WRITE_LOCK_KEY	"7887486510260547394"	/* "mxrelay\x02" */
 #define PG_CONNECT_TIMEOUT	"5"	/* seconds; the dsn may say otherwise */
 #define PG_PASSWORD_MAX		1024
 #define PG_ERR_MAX		512
 #define PG_INT_MAX		24	/* a long long in decimal */
 #define PG_PARAMS_MAX		16
+#define PG_OPEN_RETRY_MIN_MS	250	/* start-up: the database is down */
+#define PG_OPEN_RETRY_MAX_MS	10000
 
 /* Schema migrations: the same logical schema, with the same numbers, as
  * store_sqlite.c. Append new steps at the end; never edit one that has
@@ -68,8 +73,24 @@ static const char *const pg_migrations[] = {
 	"  uid BIGINT NOT NULL,"
 	"  force INTEGER NOT NULL DEFAULT 0,"
 	"  created BIGINT NOT NULL);",
-	/* 3: the history names the host that ran the command */
-	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';",
+	/* 3: the history names the host that ran the command; a fleet on
+	 * one database (PostgreSQL) logs every change for the other hosts
+	 * (change_log) and keeps its hosts' leases (hosts). SQLite has them
+	 * too, so that the logical schema is the same, but leaves them empty. */
+	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE change_log ("
+	"  id BIGSERIAL PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('domain', 'address')),"
+	"  key TEXT NOT NULL,"
+	"  origin TEXT NOT NULL);"
+	"CREATE TABLE hosts ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  pid INTEGER NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  started BIGINT NOT NULL,"
+	"  lease_until BIGINT NOT NULL,"
+	"  applied BIGINT NOT NULL DEFAULT 0,"
+	"  queue BIGINT NOT NULL DEFAULT 0);",
 };
 
 struct db_rows {
@@ -215,16 +236,22 @@ pg_simple(const char *sql)
 	return ok ? 0 : -1;
 }
 
+/* pg_begin - one writer at a time in the whole fleet (an advisory lock
+ * held to the end of the transaction): change_log ids are then handed out
+ * in commit order, so a host reading the log up to id N never misses a
+ * smaller id committed later; and a check-then-write job (address put,
+ * switch) sees no other host's write in between */
 static int
 pg_begin(void)
 {
-	return pg_simple("BEGIN");
+	return pg_simple("BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_KEY ")");
 }
 
+/* pg_commit - the other hosts hear of it when it is committed */
 static int
 pg_commit(void)
 {
-	return pg_simple("COMMIT");
+	return pg_simple("NOTIFY " FLEET_CHANNEL "; COMMIT");
 }
 
 static void
@@ -326,9 +353,9 @@ read_password(const char *path, char *pw, size_t len, char *err,
 	return 0;
 }
 
-static int
-pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
-    size_t errlen)
+/* store_pg_connect - connect as state.dsn and state.password_file say */
+void *
+store_pg_connect(const struct config *cfg, char *err, size_t errlen)
 {
 	char pw[PG_PASSWORD_MAX] = "";
 	/* later keywords override earlier ones, and the dsn's own values
@@ -337,16 +364,43 @@ pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
 	    cfg->state_password_file ? "password" : NULL, NULL };
 	const char *vals[] = { PG_CONNECT_TIMEOUT, "mxrelayd", cfg->state_dsn,
 	    pw, NULL };
+	PGconn *c;
 
 	if (cfg->state_password_file && read_password(cfg->state_password_file,
 	    pw, sizeof(pw), err, errlen) == -1)
-		return -1;
-	conn = PQconnectdbParams(keys, vals, 1);
+		return NULL;
+	c = PQconnectdbParams(keys, vals, 1);
 	explicit_bzero(pw, sizeof(pw));
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-		set_err(conn ? PQerrorMessage(conn) : "out of memory");
-		snprintf(err, errlen, "database %s: %s", cfg->state_dsn, errbuf);
-		return -1;
+	if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+		char msg[PG_ERR_MAX];
+
+		mx_strlcpy(msg, c ? PQerrorMessage(c) : "out of memory",
+		    sizeof(msg));
+		msg[strcspn(msg, "\n")] = '\0';
+		snprintf(err, errlen, "database \"%s\": %s", cfg->state_dsn, msg);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* pg_open - connect (waiting for the database: a host of the fleet has no
+ * state of its own to start from, see mxrelayd(8)) and migrate */
+static int
+pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
+    size_t errlen)
+{
+	unsigned wait_ms = PG_OPEN_RETRY_MIN_MS;
+
+	while ((conn = store_pg_connect(cfg, err, errlen)) == NULL) {
+		if (cfg->state_password_file && access(cfg->state_password_file,
+		    R_OK) == -1)
+			return -1;
+		log_warnx("store waiting for the database: %s; next try in %u ms",
+		    err, wait_ms);
+		usleep(wait_ms * 1000);
+		if ((wait_ms *= 2) > PG_OPEN_RETRY_MAX_MS)
+			wait_ms = PG_OPEN_RETRY_MAX_MS;
 	}
 	snprintf(desc, desclen, "%s on %s:%s", PQdb(conn), PQhost(conn),
 	    PQport(conn));
@@ -363,6 +417,7 @@ pg_close(void)
 
 const struct store_backend store_backend_pg = {
 	.name = "postgresql",
+	.shared = 1,
 	.open = pg_open,
 	.begin = pg_begin,
 	.commit = pg_commit,

@@ -71,6 +71,8 @@ int store_sql_load(struct dict *domains, size_t *naddr, char *err,
 /* store_sql_job - worker thread: run one op (a worker_job_fn) */
 void store_sql_job(void *op);
 const char *store_sql_backend(void);
+const char *store_sql_origin(void);
+long long store_sql_head(void);
 void store_sql_close(void);
 
 #endif

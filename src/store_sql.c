@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -26,6 +27,7 @@
 
 static const struct store_backend *be;
 static char *host_name;			/* who runs the commands (history) */
+static char origin[STORE_ORIGIN_MAX];	/* this process, in change_log */
 
 /* list_join - "a,b,c" (the database column form), malloc'd */
 static char *
@@ -248,6 +250,27 @@ refuse(struct store_op *op, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* log_change - tell the other hosts of a shared database that key
+ * changed (inside the job's transaction); *id gets the log row's id.
+ * Nothing to do for a database of one host. 0, or -1 on error. */
+static int
+log_change(struct store_op *op, const char *kind, const char *key)
+{
+	struct db_param p[] = { DB_TEXT(kind), DB_TEXT(key), DB_TEXT(origin) };
+	struct db_rows *r;
+	int rc;
+
+	if (!be->shared)
+		return 0;
+	if ((r = be->query("INSERT INTO change_log (kind, key, origin) "
+	    "VALUES ($1, $2, $3) RETURNING id", p, 3)) == NULL)
+		return -1;
+	if ((rc = be->next(r)) == 1)
+		op->res.version = be->integer(r, 0);
+	be->rows_free(r);
+	return rc == 1 ? 0 : -1;
+}
+
 /* Jobs (worker thread) */
 
 static void
@@ -264,7 +287,8 @@ job_domain_add(struct store_op *op)
 		db_fail(op, "domain add");
 	else if (n == 0)
 		refuse(op, "domain %s: already exists", op->name);
-	else if (db_insert_servers(op->name, op->servers, op->nservers) == -1)
+	else if (db_insert_servers(op->name, op->servers, op->nservers) == -1 ||
+	    log_change(op, "domain", op->name) == -1)
 		db_fail(op, "domain add");
 	tx_end(op, 1);
 }
@@ -280,7 +304,8 @@ job_domain_servers(struct store_op *op)
 		refuse(op, "domain %s: not found", op->name);
 	else if (ex < 0 || db_exec_name("DELETE FROM legacy_servers "
 	    "WHERE domain = $1", op->name, 0, NULL) == -1 ||
-	    db_insert_servers(op->name, op->servers, op->nservers) == -1)
+	    db_insert_servers(op->name, op->servers, op->nservers) == -1 ||
+	    log_change(op, "domain", op->name) == -1)
 		db_fail(op, "domain set");
 	tx_end(op, 1);
 }
@@ -308,6 +333,8 @@ job_domain_remove(struct store_op *op)
 		db_fail(op, "domain remove");
 	else if (n == 0)
 		refuse(op, "domain %s: not found", op->name);
+	else if (log_change(op, "domain", op->name) == -1)
+		db_fail(op, "domain remove");
 out:
 	tx_end(op, 1);
 }
@@ -334,7 +361,8 @@ job_addr_put(struct store_op *op)
 		db_fail(op, "address add");
 	else if (old && store_addr_equal(old, op->addr))
 		op->res.outcome = STORE_UNCHANGED;
-	else if (db_put_addr(op->addr) == -1)
+	else if (db_put_addr(op->addr) == -1 ||
+	    log_change(op, "address", op->addr->address) == -1)
 		db_fail(op, "address add");
 	else
 		op->res.outcome = old ? STORE_UPDATED : STORE_ADDED;
@@ -348,13 +376,18 @@ job_addr_remove(struct store_op *op)
 {
 	long long n = 0;
 
+	if (tx_begin(op) == -1)
+		return;
 	if (db_exec_name("DELETE FROM addresses WHERE address = $1", op->name,
 	    0, &n) == -1)
 		db_fail(op, "address remove");
 	else if (n == 0)
 		refuse(op, "address %s: not found", op->name);
+	else if (log_change(op, "address", op->name) == -1)
+		db_fail(op, "address remove");
 	else
 		op->res.outcome = STORE_REMOVED;
+	tx_end(op, 1);
 }
 
 static int
@@ -448,7 +481,7 @@ import_one(struct store_op *op, struct store_import_report *r, size_t *cap,
 		store_addr_free(old);
 		return 0;
 	}
-	if (db_put_addr(a) == -1)
+	if (db_put_addr(a) == -1 || log_change(op, "address", a->address) == -1)
 		goto fail;
 	report_add(r, cap, lineno, old ? STORE_IMP_UPDATED : STORE_IMP_ADDED,
 	    a->address);
@@ -631,6 +664,23 @@ job_domain_mode(struct store_op *op)
 		db_fail(op, "switch");
 		goto out;
 	}
+	/* a scheduled switch fires once: the host that drops the schedule
+	 * row runs it; on another host of the fleet (or a second time) it is
+	 * gone, and nothing is written */
+	if (op->sched_fire) {
+		long long n = 0;
+
+		if (db_exec_name("DELETE FROM switch_schedule WHERE domain = $1 "
+		    "AND at = $2", op->name, op->sched.at, &n) == -1) {
+			db_fail(op, "switch");
+			goto out;
+		}
+		if (n == 0) {
+			op->res.outcome = STORE_UNCHANGED;
+			op->res.count = -1;
+			goto out;
+		}
+	}
 	/* a switch to the current mode is no switch: no history row */
 	if (op->applied && from != op->mode && db_exec_name(op->mode ==
 	    MODE_HOSTED ? "UPDATE domains SET mode = 'hosted' WHERE name = $1" :
@@ -643,8 +693,7 @@ job_domain_mode(struct store_op *op)
 		db_fail(op, "switch");
 		goto out;
 	}
-	if (op->sched_fire && db_exec_name("DELETE FROM switch_schedule "
-	    "WHERE domain = $1 AND at = $2", op->name, op->sched.at, NULL) == -1) {
+	if (log_change(op, "domain", op->name) == -1) {
 		db_fail(op, "switch");
 		goto out;
 	}
@@ -679,7 +728,7 @@ job_sched_set(struct store_op *op)
 	    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain) DO UPDATE SET "
 	    "at = excluded.at, to_mode = excluded.to_mode, uid = excluded.uid, "
 	    "force = excluded.force, created = excluded.created", p, 6,
-	    NULL) == -1)
+	    NULL) == -1 || log_change(op, "domain", op->name) == -1)
 		db_fail(op, "switch schedule");
 out:
 	tx_end(op, 1);
@@ -690,13 +739,18 @@ job_sched_cancel(struct store_op *op)
 {
 	long long n = 0;
 
+	if (tx_begin(op) == -1)
+		return;
 	if (db_exec_name("DELETE FROM switch_schedule WHERE domain = $1",
 	    op->name, 0, &n) == -1)
 		db_fail(op, "switch cancel");
 	else if (n == 0)
 		refuse(op, "domain %s: no scheduled switch", op->name);
+	else if (log_change(op, "domain", op->name) == -1)
+		db_fail(op, "switch cancel");
 	else
 		op->res.outcome = STORE_REMOVED;
+	tx_end(op, 1);
 }
 
 static void
@@ -870,7 +924,35 @@ store_sql_open(const struct config *cfg, char *desc, size_t desclen,
 	    &store_backend_sqlite;
 	free(host_name);
 	host_name = xstrdup(cfg->hostname);
+	/* the host name alone is not enough: two daemons of one host name
+	 * (a restart overlapping the old process) must tell their rows apart */
+	snprintf(origin, sizeof(origin), "%s:%ld:%lld", cfg->hostname,
+	    (long)getpid(), (long long)mx_mono_us());
 	return be->open(cfg, desc, desclen, err, errlen);
+}
+
+/* store_sql_origin - this process's name in change_log */
+const char *
+store_sql_origin(void)
+{
+	return origin;
+}
+
+/* store_sql_head - the newest change_log id now (0: none); worker thread
+ * or before it starts */
+long long
+store_sql_head(void)
+{
+	struct db_rows *r;
+	long long id = 0;
+
+	if (!be->shared || (r = be->query("SELECT coalesce(max(id), 0) FROM "
+	    "change_log", NULL, 0)) == NULL)
+		return 0;
+	if (be->next(r) == 1)
+		id = be->integer(r, 0);
+	be->rows_free(r);
+	return id;
 }
 
 /* store_sql_backend - "sqlite" or "postgresql" */

@@ -68,8 +68,24 @@ static const char *const sqlite_migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  force INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL);",
-	/* 3: the history names the host that ran the command */
-	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';",
+	/* 3: the history names the host that ran the command; a fleet on
+	 * one database (PostgreSQL) logs every change for the other hosts
+	 * (change_log) and keeps its hosts' leases (hosts). SQLite has them
+	 * too, so that the logical schema is the same, but leaves them empty. */
+	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE change_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('domain', 'address')),"
+	"  key TEXT NOT NULL,"
+	"  origin TEXT NOT NULL);"
+	"CREATE TABLE hosts ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  pid INTEGER NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  started INTEGER NOT NULL,"
+	"  lease_until INTEGER NOT NULL,"
+	"  applied INTEGER NOT NULL DEFAULT 0,"
+	"  queue INTEGER NOT NULL DEFAULT 0);",
 };
 
 struct db_rows {
@@ -308,6 +324,7 @@ sq_close(void)
 
 const struct store_backend store_backend_sqlite = {
 	.name = "sqlite",
+	.shared = 0,
 	.open = sq_open,
 	.begin = sq_begin,
 	.commit = sq_commit,

@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "fleet.h"
 #include "log.h"
 #include "probe.h"
 #include "queue.h"
@@ -50,6 +51,7 @@ struct switch_op {
 	int preflight;
 	uint64_t t0;
 	struct switch_route old;
+	struct switch_outcome oc;	/* committed, waiting for the fleet */
 	switch_done_fn done;
 	void *arg;
 };
@@ -332,6 +334,24 @@ resched_later(const char *domain)
 	evtimer_add(r->ev, &now);
 }
 
+/* fleet_done - every other host of the fleet has applied the switch, or
+ * its lease expired: now the answer may go out */
+static void
+fleet_done(const struct fleet_answer *a, size_t n, void *arg)
+{
+	struct switch_op *op = arg;
+
+	for (size_t i = 0; i < n; i++)
+		log_info("switch fleet domain=%s host=%s answer=%s ms=%.1f",
+		    op->domain, a[i].name, a[i].applied ? "applied" :
+		    "lease-expired", a[i].ms);
+	op->oc.hosts = a;
+	op->oc.nhosts = n;
+	op->oc.elapsed_us = mx_mono_us() - op->t0;
+	op->done(&op->oc, op->arg);
+	op_free(op);
+}
+
 /* commit_done - the switch is durable and in the index */
 static void
 commit_done(struct store_result *res, void *arg)
@@ -346,6 +366,9 @@ commit_done(struct store_result *res, void *arg)
 	} else {
 		oc.from = res->from_mode;
 		oc.changed = res->outcome == STORE_UPDATED;
+		if (op->fire && res->count == -1)
+			log_info("switch scheduled domain=%s at=%lld: already fired "
+			    "by another host", op->domain, (long long)op->fire_at);
 		if (oc.changed)
 			mx_stats.switches++;
 		/* Another switch between our look and this commit would make
@@ -363,6 +386,11 @@ commit_done(struct store_result *res, void *arg)
 		    (unsigned)op->uid, oc.changed, oc.inflight,
 		    op->preflight ? "passed" : op->force ? "forced" : "none",
 		    op->fire, (double)oc.elapsed_us / 1000.0);
+	if (oc.status == 0 && oc.changed && fleet_enabled() && !sw.closing) {
+		op->oc = oc;
+		fleet_await(res->version, fleet_done, op);
+		return;
+	}
 	op->done(&oc, op->arg);
 	op_free(op);
 }
@@ -740,6 +768,24 @@ switch_init(struct event_base *base, const struct config *cfg, char *err,
 	}
 	switch_arm();
 	return 0;
+}
+
+/* switch_changed_elsewhere - another host of the fleet switched the
+ * domain or (re)scheduled its switch; the index shows it already */
+void
+switch_changed_elsewhere(const char *domain, int mode, int sched)
+{
+	const struct domain_info *d;
+
+	if (sw.closing)
+		return;
+	if (mode && (d = store_domain(domain)) != NULL) {
+		log_info("switch applied from the fleet domain=%s mode=%s",
+		    domain, store_mode_name(d->mode));
+		resched_later(domain);
+	}
+	if (sched)
+		switch_arm();
 }
 
 void
