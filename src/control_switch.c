@@ -419,6 +419,7 @@ history_json(struct history_req *h, const char *domain,
 		jsonw_kv_int(w, "uid", (int64_t)rows[i].uid);
 		jsonw_kv_bool(w, "applied", rows[i].applied);
 		jsonw_kv_string(w, "note", rows[i].note);
+		jsonw_kv_string(w, "host", rows[i].host);
 		jsonw_object_end(w);
 	}
 	jsonw_array_end(w);

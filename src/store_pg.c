@@ -28,6 +28,7 @@
 #define PG_ERR_MAX		512
 #define PG_INT_MAX		24	/* a long long in decimal */
 #define PG_PARAMS_MAX		16
+#define PG_APPNAME_MAX		64	/* NAMEDATALEN */
 #define PG_OPEN_RETRY_MIN_MS	250	/* start-up: the database is down */
 #define PG_OPEN_RETRY_MAX_MS	10000
 
@@ -362,10 +363,13 @@ store_pg_connect(const struct config *cfg, char *err, size_t errlen)
 	 * override connect_timeout */
 	const char *keys[] = { "connect_timeout", "application_name", "dbname",
 	    cfg->state_password_file ? "password" : NULL, NULL };
-	const char *vals[] = { PG_CONNECT_TIMEOUT, "mxrelayd", cfg->state_dsn,
-	    pw, NULL };
+	char app[PG_APPNAME_MAX];
+	const char *vals[] = { PG_CONNECT_TIMEOUT, app, cfg->state_dsn, pw,
+	    NULL };
 	PGconn *c;
 
+	/* pg_stat_activity tells the fleet's hosts apart */
+	snprintf(app, sizeof(app), "mxrelayd %s", cfg->hostname);
 	if (cfg->state_password_file && read_password(cfg->state_password_file,
 	    pw, sizeof(pw), err, errlen) == -1)
 		return NULL;

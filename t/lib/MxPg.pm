@@ -10,6 +10,9 @@
 #   my $dsn = $pg->new_database;     # a fresh, empty database: its DSN
 #   $pg->psql($db, 'SELECT 1');      # run SQL, returns the output
 #   $pg->stop('immediate'); $pg->restart;
+#   my %st = $pg->state_config($db, port => $proxy->port);  # a state group
+#   my $proxy = MxPg::Proxy->new($pg->port);   # a TCP proxy the test cuts
+#   $proxy->cut; $proxy->restore;
 #
 # A missing PostgreSQL bails out (TESTING.md: prerequisites fail, never skip).
 package MxPg;
@@ -26,6 +29,7 @@ use Test::More ();
 our $BINDIR = $ENV{MX_PG_BINDIR} || '/usr/lib/postgresql/15/bin';
 my $OWNER_PID = $$;
 my @CLUSTERS;
+our @PROXIES;
 my $SHARED;
 my $DBSEQ = 0;
 
@@ -123,6 +127,16 @@ sub psql {
 	    'postgres', '-d', $db, '-c', $sql);
 }
 
+# state_config - the state group of a fleet host on database db (through
+# another port, a proxy's, when given); short leases keep the tests short
+sub state_config {
+	my ($self, $db, %o) = @_;
+	my $port = $o{port} // $self->{port};
+	return { backend => 'postgresql',
+	    dsn => "host=127.0.0.1 port=$port dbname=$db user=postgres",
+	    lease_time => $o{lease_time} // 3, lease_renew => 1 };
+}
+
 # new_database - a fresh empty database; returns its name
 sub new_database {
 	my ($self) = @_;
@@ -131,8 +145,109 @@ sub new_database {
 	return $db;
 }
 
+########################################################################
+# MxPg::Proxy - a TCP proxy on 127.0.0.1 between some hosts and the
+# cluster, in a child process: cut closes every connection and refuses
+# new ones (the host is cut off from the database), restore lets them in
+# again.
+package MxPg::Proxy;
+
+use strict;
+use warnings;
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
+
+
+sub new {
+	my ($class, $to_port) = @_;
+	my $self = bless { to => $to_port, port => MxTest::free_port() }, $class;
+	my $pid = fork // die "fork: $!";
+	if ($pid == 0) {
+		_serve($self->{port}, $to_port);
+		POSIX::_exit(0);
+	}
+	$self->{pid} = $pid;
+	push @MxPg::PROXIES, $self;
+	MxTest::wait_until(sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+	    PeerPort => $self->{port}) }, 5, 0.05) or die "proxy did not start";
+	return $self;
+}
+
+sub port { $_[0]{port} }
+sub cut { kill 'USR1', $_[0]{pid}; Time::HiRes::sleep(0.1); }
+sub restore { kill 'USR2', $_[0]{pid}; Time::HiRes::sleep(0.1); }
+
+sub _listen {
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+	    Listen => 64, ReuseAddr => 1);
+	die "proxy listen $port: $!" unless $s;
+	return $s;
+}
+
+# _serve - the child: relay bytes both ways until killed
+sub _serve {
+	my ($port, $to) = @_;
+	my ($cut, $cut_now, $restore_now) = (0, 0, 0);
+	local $SIG{USR1} = sub { $cut_now = 1 };
+	local $SIG{USR2} = sub { $restore_now = 1 };
+	local $SIG{TERM} = sub { POSIX::_exit(0) };
+	my $ls = _listen($port);
+	my $sel = IO::Select->new($ls);
+	my %peer;
+	for (;;) {
+		if ($cut_now) {
+			$cut_now = 0;
+			$cut = 1;
+			for my $h ($sel->handles) { $sel->remove($h); close $h; }
+			%peer = ();
+			$ls = undef;
+		}
+		if ($restore_now) {
+			$restore_now = 0;
+			$cut = 0;
+			$ls = _listen($port);
+			$sel->add($ls);
+		}
+		my @ready = $sel->can_read(0.05);
+		for my $h (@ready) {
+			if ($ls && $h == $ls) {
+				my $c = $ls->accept or next;
+				my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+				    PeerPort => $to) or do { close $c; next };
+				$peer{$c} = $u;
+				$peer{$u} = $c;
+				$sel->add($c, $u);
+				next;
+			}
+			my $o = $peer{$h} or next;
+			my $n = sysread($h, my $buf, 65536);
+			if (!$n) {
+				$sel->remove($h, $o);
+				delete @peer{$h, $o};
+				close $h;
+				close $o;
+				next;
+			}
+			my $off = 0;
+			while ($off < $n) {
+				my $w = syswrite($o, $buf, $n - $off, $off);
+				last unless defined $w;
+				$off += $w;
+			}
+		}
+	}
+}
+
+package MxPg;
+
 sub _cleanup {
 	return unless $$ == $OWNER_PID;
+	for my $p (@PROXIES) {
+		kill 'TERM', $p->{pid};
+		waitpid($p->{pid}, 0);
+	}
 	for my $c (@CLUSTERS) {
 		eval { $c->stop('immediate') };
 		remove_tree($c->{dir}) unless $ENV{MX_KEEP};
