@@ -31,6 +31,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
+#include "store_copy.h"
 #include "switch.h"
 #include "tls.h"
 #include "util.h"
@@ -41,9 +42,11 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mxrelayd [-dstV] [-c FILE]\n"
+	fprintf(stderr, "usage: mxrelayd [-dstV] [-c FILE] [-M STATEDIR]\n"
 	    "  -c FILE  configuration (default %s)\n"
 	    "  -t       check the configuration and exit\n"
+	    "  -M DIR   copy the SQLite state in DIR into the configured\n"
+	    "           (empty) PostgreSQL database and exit\n"
 	    "  -s       log to syslog instead of stderr\n"
 	    "  -d       debug logging\n"
 	    "  -V       print the version and exit\n", CONFIG_DEFAULT_PATH);
@@ -225,7 +228,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 int
 main(int argc, char **argv)
 {
-	const char *path = CONFIG_DEFAULT_PATH;
+	const char *path = CONFIG_DEFAULT_PATH, *copy_from = NULL;
 	char err[MXRELAYD_ERR_MAX];
 	int ch, check = 0, use_syslog = 0, debug = 0;
 	struct config *cfg;
@@ -235,9 +238,10 @@ main(int argc, char **argv)
 	struct passwd *pw = NULL;
 	SSL_CTX *tls = NULL;
 
-	while ((ch = getopt(argc, argv, "c:dstV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dM:stV")) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
+		case 'M': copy_from = optarg; break;
 		case 'd': debug = 1; break;
 		case 's': use_syslog = 1; break;
 		case 't': check = 1; break;
@@ -261,6 +265,13 @@ main(int argc, char **argv)
 		printf("mxrelayd: %s: configuration ok\n", path);
 		config_free(cfg);
 		return 0;
+	}
+	if (copy_from) {
+		ch = store_copy(cfg, copy_from, stdout, err, sizeof(err));
+		if (ch == -1)
+			fprintf(stderr, "mxrelayd: copy: %s\n", err);
+		config_free(cfg);
+		return ch == -1 ? 1 : 0;
 	}
 
 	signal(SIGPIPE, SIG_IGN);

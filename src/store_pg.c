@@ -354,6 +354,14 @@ read_password(const char *path, char *pw, size_t len, char *err,
 	return 0;
 }
 
+/* notice - the server's notices ("relation exists, skipping") are for
+ * the debug log, not stderr */
+static void
+notice(void *arg, const char *msg)
+{
+	log_debug("store database notice: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 /* store_pg_connect - connect as state.dsn and state.password_file say */
 void *
 store_pg_connect(const struct config *cfg, char *err, size_t errlen)
@@ -385,6 +393,7 @@ store_pg_connect(const struct config *cfg, char *err, size_t errlen)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, notice, NULL);
 	return c;
 }
 
