@@ -1174,6 +1174,12 @@ config_carry_static(struct config *nw, const struct config *old, char *warn, siz
 		nw->state_backend = old->state_backend;
 		snprintf(warn + strlen(warn), len - strlen(warn), "%sstate.backend", *warn ? ", " : "");
 	}
+	if (nw->state_lease_time != old->state_lease_time ||
+	    nw->state_lease_renew != old->state_lease_renew) {
+		nw->state_lease_time = old->state_lease_time;
+		nw->state_lease_renew = old->state_lease_renew;
+		snprintf(warn + strlen(warn), len - strlen(warn), "%sstate.lease_*", *warn ? ", " : "");
+	}
 	carry_string(&nw->state_dsn, old->state_dsn, "state.dsn", warn, len);
 	carry_string(&nw->state_password_file, old->state_password_file,
 	    "state.password_file", warn, len);

@@ -188,24 +188,6 @@ servers_parse(const char *s, struct legacy_server **out)
 	return n;
 }
 
-static int
-list_split(const char *s, char ***out)
-{
-	int n = 0;
-	char **l = xcalloc(strlen(s) / 2 + 2, sizeof(char *));
-	const char *c;
-
-	while (*s) {
-		c = strchr(s, ',');
-		l[n++] = c ? xstrndup(s, (size_t)(c - s)) : xstrdup(s);
-		if (c == NULL)
-			break;
-		s = c + 1;
-	}
-	*out = l;
-	return n;
-}
-
 /* change_from_row - one change_log row with the current state of its key */
 static void
 change_from_row(PGresult *res, int i, struct store_change *c)
@@ -237,13 +219,9 @@ change_from_row(PGresult *res, int i, struct store_change *c)
 	c->present = !PQgetisnull(res, i, 11);
 	if (!c->present)
 		return;
-	c->addr = xcalloc(1, sizeof(*c->addr));
-	c->addr->address = xstrdup(PQgetvalue(res, i, 11));
-	c->addr->kind = strcmp(PQgetvalue(res, i, 12), "alias") == 0 ?
-	    ADDR_ALIAS : ADDR_MAILBOX;
-	c->addr->ndests = list_split(PQgetvalue(res, i, 13), &c->addr->dests);
-	c->addr->ncc = list_split(PQgetvalue(res, i, 14), &c->addr->cc);
-	c->addr->nofilter = atoi(PQgetvalue(res, i, 15)) != 0;
+	c->addr = store_addr_from_columns(PQgetvalue(res, i, 11),
+	    PQgetvalue(res, i, 12), PQgetvalue(res, i, 13),
+	    PQgetvalue(res, i, 14), atoi(PQgetvalue(res, i, 15)));
 }
 
 /* th_read_changes - post every change_log row after read_id, with the

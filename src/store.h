@@ -257,6 +257,10 @@ const char *store_origin(void);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);
+/* store_addr_from_columns - from the table's columns: kind "mailbox" or
+ * "alias", destinations and cc as "a,b,c" */
+struct addr_info *store_addr_from_columns(const char *address,
+    const char *kind, const char *dests, const char *cc, int nofilter);
 void store_addr_free(struct addr_info *);
 int store_addr_equal(const struct addr_info *, const struct addr_info *);
 /* store_server_format - "host:port" ("[v6]:port") into buf */

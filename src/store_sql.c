@@ -45,29 +45,6 @@ list_join(char *const *l, int n)
 	return s;
 }
 
-/* list_split - the column form back into a list; returns the count */
-static int
-list_split(const char *s, char ***out)
-{
-	int n = 0, cap = 0;
-	char **l = NULL;
-	const char *comma;
-
-	while (s && *s) {
-		comma = strchr(s, ',');
-		if (n + 1 >= cap) {
-			cap = cap ? cap * 2 : 4;
-			l = xrealloc(l, (size_t)cap * sizeof(char *));
-		}
-		l[n++] = comma ? xstrndup(s, (size_t)(comma - s)) : xstrdup(s);
-		s = comma ? comma + 1 : NULL;
-	}
-	if (l == NULL)
-		l = xcalloc(1, sizeof(char *));
-	*out = l;
-	return n;
-}
-
 /* addr_from_entry - a parsed import line as an addr_info */
 static struct addr_info *
 addr_from_entry(const struct import_entry *e)
@@ -155,15 +132,8 @@ db_insert_servers(const char *name, const struct legacy_server *sv, int n)
 static struct addr_info *
 addr_from_row(struct db_rows *r)
 {
-	struct addr_info *a = xcalloc(1, sizeof(*a));
-
-	a->address = xstrdup(be->text(r, 0));
-	a->kind = strcmp(be->text(r, 1), "alias") == 0 ? ADDR_ALIAS :
-	    ADDR_MAILBOX;
-	a->ndests = list_split(be->text(r, 2), &a->dests);
-	a->ncc = list_split(be->text(r, 3), &a->cc);
-	a->nofilter = be->integer(r, 4) != 0;
-	return a;
+	return store_addr_from_columns(be->text(r, 0), be->text(r, 1),
+	    be->text(r, 2), be->text(r, 3), be->integer(r, 4) != 0);
 }
 
 #define SQL_GET_ADDR "SELECT address, kind, destinations, cc, nofilter " \

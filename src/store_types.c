@@ -119,3 +119,40 @@ store_entry_new(const char *name, enum domain_mode mode, time_t created)
 	return d;
 }
 
+/* list_split - the column form back into a list; returns the count */
+static int
+list_split(const char *s, char ***out)
+{
+	int n = 0, cap = 0;
+	char **l = NULL;
+	const char *comma;
+
+	while (s && *s) {
+		comma = strchr(s, ',');
+		if (n + 1 >= cap) {
+			cap = cap ? cap * 2 : 4;
+			l = xrealloc(l, (size_t)cap * sizeof(char *));
+		}
+		l[n++] = comma ? xstrndup(s, (size_t)(comma - s)) : xstrdup(s);
+		s = comma ? comma + 1 : NULL;
+	}
+	if (l == NULL)
+		l = xcalloc(1, sizeof(char *));
+	*out = l;
+	return n;
+}
+
+/* store_addr_from_columns - an address as the database stores it */
+struct addr_info *
+store_addr_from_columns(const char *address, const char *kind,
+    const char *dests, const char *cc, int nofilter)
+{
+	struct addr_info *a = xcalloc(1, sizeof(*a));
+
+	a->address = xstrdup(address);
+	a->kind = strcmp(kind, "alias") == 0 ? ADDR_ALIAS : ADDR_MAILBOX;
+	a->ndests = list_split(dests, &a->dests);
+	a->ncc = list_split(cc, &a->cc);
+	a->nofilter = nofilter != 0;
+	return a;
+}
