@@ -7,8 +7,8 @@
  * and hands rows back. Every call but open runs on the store's worker
  * thread, which owns the connection; none runs on the event loop.
  *
- * To add a column or table: append a migration to BOTH backends' lists
- * (the same version number on each) and use it in store_sql.c.
+ * To add a column or table: append a step to the schema in store_sql.c
+ * (one list for both engines) and use it there.
  */
 #ifndef MX_STORE_BACKEND_H
 #define MX_STORE_BACKEND_H
@@ -37,11 +37,12 @@ struct store_backend {
 	 * change_log for them (fleet.c), and begin serialises the fleet's
 	 * writes so that change_log ids are in commit order */
 	int shared;
-	/* open - connect and bring the schema to this build's version (or
-	 * refuse a newer schema); desc gets what the start line names.
-	 * Returns 0, or -1 with err set. */
-	int (*open)(const struct config *, char *desc, size_t desclen,
-	    char *err, size_t errlen);
+	const char *id_column;		/* an auto-numbered key, in the schema */
+	/* open - connect and bring the schema to this build's version: the
+	 * first nsteps steps applied (or refuse a database with more); desc
+	 * gets what the start line names. Returns 0, or -1 with err set. */
+	int (*open)(const struct config *, const char *const *steps,
+	    int nsteps, char *desc, size_t desclen, char *err, size_t errlen);
 	/* begin - a write transaction; commit or rollback ends it */
 	int (*begin)(void);
 	int (*commit)(void);
@@ -66,6 +67,11 @@ struct store_backend {
 /* store_pg_connect - a libpq connection per state.dsn and
  * state.password_file (store_pg.c; fleet.c opens its own with it) */
 void *store_pg_connect(const struct config *, char *err, size_t errlen);
+
+/* store_backend_open - b->open with the schema of this build in b's
+ * dialect (store_sql.c) */
+int store_backend_open(const struct store_backend *b, const struct config *,
+    char *desc, size_t desclen, char *err, size_t errlen);
 
 extern const struct store_backend store_backend_sqlite;
 extern const struct store_backend store_backend_pg;

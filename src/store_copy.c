@@ -143,9 +143,9 @@ store_copy(const struct config *cfg, const char *statedir, FILE *out,
 	}
 	scfg.state = (char *)statedir;
 	scfg.state_backend = STATE_SQLITE;
-	if (src->open(&scfg, sdesc, sizeof(sdesc), err, errlen) == -1)
-		goto out;
-	if (dst->open(cfg, ddesc, sizeof(ddesc), err, errlen) == -1)
+	if (store_backend_open(src, &scfg, sdesc, sizeof(sdesc), err,
+	    errlen) == -1 || store_backend_open(dst, cfg, ddesc, sizeof(ddesc),
+	    err, errlen) == -1)
 		goto out;
 	if (dst_empty(dst, err, errlen) != 1)
 		goto out;

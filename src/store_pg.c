@@ -32,68 +32,6 @@
 #define PG_OPEN_RETRY_MIN_MS	250	/* start-up: the database is down */
 #define PG_OPEN_RETRY_MAX_MS	10000
 
-/* Schema migrations: the same logical schema, with the same numbers, as
- * store_sqlite.c. Append new steps at the end; never edit one that has
- * shipped. */
-static const char *const pg_migrations[] = {
-	/* 1: initial schema */
-	"CREATE TABLE domains ("
-	"  name TEXT PRIMARY KEY NOT NULL,"
-	"  mode TEXT NOT NULL CHECK (mode IN ('legacy', 'hosted')),"
-	"  created BIGINT NOT NULL);"
-	"CREATE TABLE legacy_servers ("
-	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  host TEXT NOT NULL,"
-	"  port INTEGER NOT NULL,"
-	"  pref INTEGER NOT NULL,"
-	"  position INTEGER NOT NULL,"
-	"  PRIMARY KEY (domain, position));"
-	"CREATE TABLE addresses ("
-	"  address TEXT PRIMARY KEY NOT NULL,"
-	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'alias')),"
-	"  destinations TEXT NOT NULL DEFAULT '',"
-	"  cc TEXT NOT NULL DEFAULT '',"
-	"  nofilter INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX addresses_domain ON addresses (domain, address);"
-	"CREATE TABLE switch_history ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  domain TEXT NOT NULL,"
-	"  time BIGINT NOT NULL,"
-	"  from_mode TEXT NOT NULL,"
-	"  to_mode TEXT NOT NULL,"
-	"  uid BIGINT NOT NULL,"
-	"  note TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
-	/* 2: scheduled switches */
-	"ALTER TABLE switch_history ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;"
-	"CREATE TABLE switch_schedule ("
-	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  at BIGINT NOT NULL,"
-	"  to_mode TEXT NOT NULL CHECK (to_mode IN ('legacy', 'hosted')),"
-	"  uid BIGINT NOT NULL,"
-	"  force INTEGER NOT NULL DEFAULT 0,"
-	"  created BIGINT NOT NULL);",
-	/* 3: the history names the host that ran the command; a fleet on
-	 * one database (PostgreSQL) logs every change for the other hosts
-	 * (change_log) and keeps its hosts' leases (hosts). SQLite has them
-	 * too, so that the logical schema is the same, but leaves them empty. */
-	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';"
-	"CREATE TABLE change_log ("
-	"  id BIGSERIAL PRIMARY KEY,"
-	"  kind TEXT NOT NULL CHECK (kind IN ('domain', 'address')),"
-	"  key TEXT NOT NULL,"
-	"  origin TEXT NOT NULL);"
-	"CREATE TABLE hosts ("
-	"  name TEXT PRIMARY KEY NOT NULL,"
-	"  pid INTEGER NOT NULL,"
-	"  version TEXT NOT NULL,"
-	"  started BIGINT NOT NULL,"
-	"  lease_until BIGINT NOT NULL,"
-	"  applied BIGINT NOT NULL DEFAULT 0,"
-	"  queue BIGINT NOT NULL DEFAULT 0);",
-};
-
 struct db_rows {
 	PGresult *res;
 	int row, nrows;
@@ -290,9 +228,10 @@ pg_schema_version(int *have)
 /* pg_migrate_locked - with the advisory lock held: one transaction per
  * step; a schema newer than this build is refused */
 static int
-pg_migrate_locked(char *err, size_t errlen)
+pg_migrate_locked(const char *const *steps, int want, char *err,
+    size_t errlen)
 {
-	int have = 0, want = (int)MX_ARRAY_LEN(pg_migrations);
+	int have = 0;
 	char sql[64];
 
 	if (pg_schema_version(&have) == -1) {
@@ -307,7 +246,7 @@ pg_migrate_locked(char *err, size_t errlen)
 	for (int v = have; v < want; v++) {
 		snprintf(sql, sizeof(sql), "UPDATE mxrelay_schema SET version = %d",
 		    v + 1);
-		if (pg_simple("BEGIN") == -1 || pg_simple(pg_migrations[v]) == -1 ||
+		if (pg_simple("BEGIN") == -1 || pg_simple(steps[v]) == -1 ||
 		    pg_simple(sql) == -1 || pg_simple("COMMIT") == -1) {
 			snprintf(err, errlen, "schema migration %d: %s", v + 1,
 			    errbuf);
@@ -322,7 +261,7 @@ pg_migrate_locked(char *err, size_t errlen)
 /* pg_migrate - the first host to start migrates; the others wait on the
  * lock and then find the schema current */
 static int
-pg_migrate(char *err, size_t errlen)
+pg_migrate(const char *const *steps, int nsteps, char *err, size_t errlen)
 {
 	int rc;
 
@@ -330,7 +269,7 @@ pg_migrate(char *err, size_t errlen)
 		snprintf(err, errlen, "schema lock: %s", errbuf);
 		return -1;
 	}
-	rc = pg_migrate_locked(err, errlen);
+	rc = pg_migrate_locked(steps, nsteps, err, errlen);
 	pg_simple("SELECT pg_advisory_unlock(" PG_LOCK_KEY ")");
 	return rc;
 }
@@ -400,8 +339,8 @@ store_pg_connect(const struct config *cfg, char *err, size_t errlen)
 /* pg_open - connect (waiting for the database: a host of the fleet has no
  * state of its own to start from, see mxrelayd(8)) and migrate */
 static int
-pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
-    size_t errlen)
+pg_open(const struct config *cfg, const char *const *steps, int nsteps,
+    char *desc, size_t desclen, char *err, size_t errlen)
 {
 	unsigned wait_ms = PG_OPEN_RETRY_MIN_MS;
 
@@ -417,7 +356,7 @@ pg_open(const struct config *cfg, char *desc, size_t desclen, char *err,
 	}
 	snprintf(desc, desclen, "%s on %s:%s", PQdb(conn), PQhost(conn),
 	    PQport(conn));
-	return pg_migrate(err, errlen);
+	return pg_migrate(steps, nsteps, err, errlen);
 }
 
 static void
@@ -430,6 +369,7 @@ pg_close(void)
 
 const struct store_backend store_backend_pg = {
 	.name = "postgresql",
+	.id_column = "BIGSERIAL PRIMARY KEY",
 	.shared = 1,
 	.open = pg_open,
 	.begin = pg_begin,

@@ -29,6 +29,120 @@ static const struct store_backend *be;
 static char *host_name;			/* who runs the commands (history) */
 static char origin[STORE_ORIGIN_MAX];	/* this process, in change_log */
 
+/* The schema, one list for both engines: each step is applied once, in
+ * order, in its own transaction, and the database records how many it has
+ * (SQLite: PRAGMA user_version; PostgreSQL: mxrelay_schema). @ID@ is the
+ * engine's auto-numbered key (store_backend.id_column); BIGINT is a 64-bit
+ * integer on both. Append new steps at the end; never edit one that has
+ * shipped. */
+static const char *const schema[] = {
+	/* 1: initial schema */
+	"CREATE TABLE domains ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  mode TEXT NOT NULL CHECK (mode IN ('legacy', 'hosted')),"
+	"  created BIGINT NOT NULL);"
+	"CREATE TABLE legacy_servers ("
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  pref INTEGER NOT NULL,"
+	"  position INTEGER NOT NULL,"
+	"  PRIMARY KEY (domain, position));"
+	"CREATE TABLE addresses ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'alias')),"
+	"  destinations TEXT NOT NULL DEFAULT '',"
+	"  cc TEXT NOT NULL DEFAULT '',"
+	"  nofilter INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX addresses_domain ON addresses (domain, address);"
+	/* kept when a domain is removed: it is an audit trail */
+	"CREATE TABLE switch_history ("
+	"  id @ID@,"
+	"  domain TEXT NOT NULL,"
+	"  time BIGINT NOT NULL,"
+	"  from_mode TEXT NOT NULL,"
+	"  to_mode TEXT NOT NULL,"
+	"  uid BIGINT NOT NULL,"
+	"  note TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
+	/* 2: scheduled switches (relayctl switch --at); refused scheduled
+	 * switches stay in the history with applied = 0 */
+	"ALTER TABLE switch_history ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;"
+	"CREATE TABLE switch_schedule ("
+	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  at BIGINT NOT NULL,"
+	"  to_mode TEXT NOT NULL CHECK (to_mode IN ('legacy', 'hosted')),"
+	"  uid BIGINT NOT NULL,"
+	"  force INTEGER NOT NULL DEFAULT 0,"
+	"  created BIGINT NOT NULL);",
+	/* 3: the history names the host that ran the command; a fleet on
+	 * one database (PostgreSQL) logs every change for the other hosts
+	 * (change_log) and keeps its hosts' leases (hosts). SQLite has them
+	 * too, so that the logical schema is the same, but leaves them empty. */
+	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE change_log ("
+	"  id @ID@,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('domain', 'address')),"
+	"  key TEXT NOT NULL,"
+	"  origin TEXT NOT NULL);"
+	"CREATE TABLE hosts ("
+	"  name TEXT PRIMARY KEY NOT NULL,"
+	"  pid INTEGER NOT NULL,"
+	"  version TEXT NOT NULL,"
+	"  started BIGINT NOT NULL,"
+	"  lease_until BIGINT NOT NULL,"
+	"  applied BIGINT NOT NULL DEFAULT 0,"
+	"  queue BIGINT NOT NULL DEFAULT 0);",
+};
+
+/* schema_steps - the steps in b's dialect (free with schema_free);
+ * returns their number */
+static int
+schema_steps(const struct store_backend *b, char ***out)
+{
+	int n = (int)MX_ARRAY_LEN(schema);
+	char **v = xcalloc((size_t)n + 1, sizeof(char *));
+
+	for (int i = 0; i < n; i++) {
+		const char *p = schema[i], *m;
+		size_t len = 0;
+
+		v[i] = xcalloc(strlen(p) + 4 * strlen(b->id_column) + 1, 1);
+		while ((m = strstr(p, "@ID@")) != NULL) {
+			memcpy(v[i] + len, p, (size_t)(m - p));
+			len += (size_t)(m - p);
+			len += (size_t)sprintf(v[i] + len, "%s", b->id_column);
+			p = m + 4;
+		}
+		strcpy(v[i] + len, p);
+	}
+	*out = v;
+	return n;
+}
+
+static void
+schema_free(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* store_backend_open - open b with the schema of this build */
+int
+store_backend_open(const struct store_backend *b, const struct config *cfg,
+    char *desc, size_t desclen, char *err, size_t errlen)
+{
+	char **steps;
+	int n = schema_steps(b, &steps);
+	int rc = b->open(cfg, (const char *const *)steps, n, desc, desclen,
+	    err, errlen);
+
+	schema_free(steps, n);
+	return rc;
+}
+
 /* list_join - "a,b,c" (the database column form), malloc'd */
 static char *
 list_join(char *const *l, int n)
@@ -341,23 +455,32 @@ out:
 	tx_end(op, 1);
 }
 
+/* delete_one - delete the row named op->name, refused when there is none;
+ * the change goes to the log under kind */
 static void
-job_addr_remove(struct store_op *op)
+delete_one(struct store_op *op, const char *sql, const char *kind,
+    const char *what, const char *missing)
 {
 	long long n = 0;
 
 	if (tx_begin(op) == -1)
 		return;
-	if (db_exec_name("DELETE FROM addresses WHERE address = $1", op->name,
-	    0, &n) == -1)
-		db_fail(op, "address remove");
+	if (db_exec_name(sql, op->name, 0, &n) == -1)
+		db_fail(op, what);
 	else if (n == 0)
-		refuse(op, "address %s: not found", op->name);
-	else if (log_change(op, "address", op->name) == -1)
-		db_fail(op, "address remove");
+		refuse(op, "%s %s: %s", kind, op->name, missing);
+	else if (log_change(op, kind, op->name) == -1)
+		db_fail(op, what);
 	else
 		op->res.outcome = STORE_REMOVED;
 	tx_end(op, 1);
+}
+
+static void
+job_addr_remove(struct store_op *op)
+{
+	delete_one(op, "DELETE FROM addresses WHERE address = $1", "address",
+	    "address remove", "not found");
 }
 
 static int
@@ -712,20 +835,8 @@ out:
 static void
 job_sched_cancel(struct store_op *op)
 {
-	long long n = 0;
-
-	if (tx_begin(op) == -1)
-		return;
-	if (db_exec_name("DELETE FROM switch_schedule WHERE domain = $1",
-	    op->name, 0, &n) == -1)
-		db_fail(op, "switch cancel");
-	else if (n == 0)
-		refuse(op, "domain %s: no scheduled switch", op->name);
-	else if (log_change(op, "domain", op->name) == -1)
-		db_fail(op, "switch cancel");
-	else
-		op->res.outcome = STORE_REMOVED;
-	tx_end(op, 1);
+	delete_one(op, "DELETE FROM switch_schedule WHERE domain = $1",
+	    "domain", "switch cancel", "no scheduled switch");
 }
 
 static void
@@ -895,15 +1006,18 @@ int
 store_sql_open(const struct config *cfg, char *desc, size_t desclen,
     char *err, size_t errlen)
 {
+	int rc;
+
 	be = cfg->state_backend == STATE_POSTGRESQL ? &store_backend_pg :
 	    &store_backend_sqlite;
 	free(host_name);
 	host_name = xstrdup(cfg->hostname);
+	rc = store_backend_open(be, cfg, desc, desclen, err, errlen);
 	/* the host name alone is not enough: two daemons of one host name
 	 * (a restart overlapping the old process) must tell their rows apart */
 	snprintf(origin, sizeof(origin), "%s:%ld:%lld", cfg->hostname,
 	    (long)getpid(), (long long)mx_mono_us());
-	return be->open(cfg, desc, desclen, err, errlen);
+	return rc;
 }
 
 /* store_sql_origin - this process's name in change_log */

@@ -23,71 +23,6 @@
 #define SQLITE_STMT_CACHE	48	/* distinct statements of store_sql.c */
 #define SQLITE_PARAM_NAME_MAX	16
 
-/* Schema migrations, applied in order, each in its own transaction; the
- * database's PRAGMA user_version counts those already applied. Append new
- * steps at the end, with the same number as in store_pg.c; never edit one
- * that has shipped. */
-static const char *const sqlite_migrations[] = {
-	/* 1: initial schema */
-	"CREATE TABLE domains ("
-	"  name TEXT PRIMARY KEY NOT NULL,"
-	"  mode TEXT NOT NULL CHECK (mode IN ('legacy', 'hosted')),"
-	"  created INTEGER NOT NULL);"
-	"CREATE TABLE legacy_servers ("
-	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  host TEXT NOT NULL,"
-	"  port INTEGER NOT NULL,"
-	"  pref INTEGER NOT NULL,"
-	"  position INTEGER NOT NULL,"
-	"  PRIMARY KEY (domain, position));"
-	"CREATE TABLE addresses ("
-	"  address TEXT PRIMARY KEY NOT NULL,"
-	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  kind TEXT NOT NULL CHECK (kind IN ('mailbox', 'alias')),"
-	"  destinations TEXT NOT NULL DEFAULT '',"
-	"  cc TEXT NOT NULL DEFAULT '',"
-	"  nofilter INTEGER NOT NULL DEFAULT 0);"
-	"CREATE INDEX addresses_domain ON addresses (domain, address);"
-	/* kept when a domain is removed: it is an audit trail */
-	"CREATE TABLE switch_history ("
-	"  id INTEGER PRIMARY KEY,"
-	"  domain TEXT NOT NULL,"
-	"  time INTEGER NOT NULL,"
-	"  from_mode TEXT NOT NULL,"
-	"  to_mode TEXT NOT NULL,"
-	"  uid INTEGER NOT NULL,"
-	"  note TEXT NOT NULL DEFAULT '');"
-	"CREATE INDEX switch_history_domain ON switch_history (domain, time);",
-	/* 2: scheduled switches (relayctl switch --at); refused scheduled
-	 * switches stay in the history with applied = 0 */
-	"ALTER TABLE switch_history ADD COLUMN applied INTEGER NOT NULL DEFAULT 1;"
-	"CREATE TABLE switch_schedule ("
-	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
-	"  at INTEGER NOT NULL,"
-	"  to_mode TEXT NOT NULL CHECK (to_mode IN ('legacy', 'hosted')),"
-	"  uid INTEGER NOT NULL,"
-	"  force INTEGER NOT NULL DEFAULT 0,"
-	"  created INTEGER NOT NULL);",
-	/* 3: the history names the host that ran the command; a fleet on
-	 * one database (PostgreSQL) logs every change for the other hosts
-	 * (change_log) and keeps its hosts' leases (hosts). SQLite has them
-	 * too, so that the logical schema is the same, but leaves them empty. */
-	"ALTER TABLE switch_history ADD COLUMN host TEXT NOT NULL DEFAULT '';"
-	"CREATE TABLE change_log ("
-	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL CHECK (kind IN ('domain', 'address')),"
-	"  key TEXT NOT NULL,"
-	"  origin TEXT NOT NULL);"
-	"CREATE TABLE hosts ("
-	"  name TEXT PRIMARY KEY NOT NULL,"
-	"  pid INTEGER NOT NULL,"
-	"  version TEXT NOT NULL,"
-	"  started INTEGER NOT NULL,"
-	"  lease_until INTEGER NOT NULL,"
-	"  applied INTEGER NOT NULL DEFAULT 0,"
-	"  queue INTEGER NOT NULL DEFAULT 0);",
-};
-
 struct db_rows {
 	sqlite3_stmt *s;
 };
@@ -247,10 +182,10 @@ sq_errmsg(void)
 
 /* sq_migrate - bring the schema up to date, one transaction per step */
 static int
-sq_migrate(char *err, size_t errlen)
+sq_migrate(const char *const *steps, int want, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
-	int have = 0, want = (int)MX_ARRAY_LEN(sqlite_migrations);
+	int have = 0;
 	char sql[64];
 
 	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) ==
@@ -265,7 +200,7 @@ sq_migrate(char *err, size_t errlen)
 	for (int v = have; v < want; v++) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
 		if (raw_exec("BEGIN IMMEDIATE") == -1 ||
-		    raw_exec(sqlite_migrations[v]) == -1 || raw_exec(sql) == -1 ||
+		    raw_exec(steps[v]) == -1 || raw_exec(sql) == -1 ||
 		    raw_exec("COMMIT") == -1) {
 			snprintf(err, errlen, "schema migration %d: %s", v + 1,
 			    sqlite3_errmsg(db));
@@ -279,8 +214,8 @@ sq_migrate(char *err, size_t errlen)
 
 /* sq_open - the file under paths.state, the pragmas durability needs */
 static int
-sq_open(const struct config *cfg, char *desc, size_t desclen, char *err,
-    size_t errlen)
+sq_open(const struct config *cfg, const char *const *steps, int nsteps,
+    char *desc, size_t desclen, char *err, size_t errlen)
 {
 	char *path;
 	int rc = -1;
@@ -302,7 +237,7 @@ sq_open(const struct config *cfg, char *desc, size_t desclen, char *err,
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(db));
 		goto out;
 	}
-	rc = sq_migrate(err, errlen);
+	rc = sq_migrate(steps, nsteps, err, errlen);
 out:
 	free(path);
 	return rc;
@@ -324,6 +259,7 @@ sq_close(void)
 
 const struct store_backend store_backend_sqlite = {
 	.name = "sqlite",
+	.id_column = "INTEGER PRIMARY KEY",
 	.shared = 0,
 	.open = sq_open,
 	.begin = sq_begin,
