@@ -9,7 +9,7 @@ use Test::More;
 use MxTest;
 use MxPeers;
 use MxPg;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 need_programs('smtp-sink');
@@ -29,21 +29,8 @@ $mx->ctl_ok('address', 'add', 'joe@example.test');
 
 my $acklog = $mx->dir . '/acked';
 my $t_start = time;
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open(my $fh, '>', $acklog) or POSIX::_exit(1);
-	$fh->autoflush(1);
-	for my $i (1 .. $RATE * $SECS) {
-		my $due = $t_start + ($i - 1) / $RATE;
-		my $now = time;
-		sleep($due - $now) if $due > $now;
-		my $mid = "down.$i.$$\@src.test";
-		my $id = eval { submit($mx, 'a@src.test', ['joe@example.test'],
-		    "From: a\@src.test\r\nMessage-ID: <$mid>\r\n\r\nmessage $i\r\n") };
-		print $fh "$mid\n" if $id;
-	}
-	POSIX::_exit(0);
-}
+my $pid = stream_start(mx => $mx, rate => $RATE, secs => $SECS, t0 => $t_start,
+    file => $acklog, tag => 'down', rcpt => 'joe@example.test');
 
 sleep($t_start + 2 - time);
 $pg->stop('immediate');
@@ -59,19 +46,15 @@ is($hosting->count, $held, 'the lease lapsed: no delivery starts') or diag($mx->
 $pg->restart;
 
 waitpid($pid, 0);
-my @acked = split /\n/, (slurp($acklog) // '');
+my @acked = stream_acked($acklog);
 cmp_ok(scalar @acked, '>=', $RATE * $SECS * 0.9, 'the stream was acknowledged throughout')
     or diag(scalar @acked . ' acknowledged');
 ok(wait_queue_empty($mx, 30), 'the queue drains after the database is back')
     or diag($mx->log_tail(3000));
 sleep 0.3;
-my %seen;
-for my $m ($hosting->messages) {
-	my ($mid) = $m->{text} =~ /^Message-ID: <([^>]+)>/mi;
-	$seen{$mid}++ if $mid;
-}
-is(scalar(grep { !$seen{$_} } @acked), 0, 'no acknowledged message is lost');
-is(scalar(grep { ($seen{$_} // 0) > 1 } @acked), 0, 'none delivered twice');
+my ($seen) = copies_by_message_id(hosting => $hosting);
+is(scalar(grep { !$seen->{$_} } @acked), 0, 'no acknowledged message is lost');
+is(scalar(grep { @{$seen->{$_} || []} > 1 } @acked), 0, 'none delivered twice');
 ok(wait_until(sub { ($mx->ctl('address', 'add', 'new@example.test'))[0] == 0 }, 15, 0.5),
     'the database is back: relayctl changes work again');
 my (undef, $j) = $mx->ctl_json('stats');

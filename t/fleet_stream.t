@@ -11,7 +11,7 @@ use Test::More;
 use MxTest;
 use MxPeers;
 use MxPg;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 need_programs('smtp-sink', 'stat');
@@ -41,25 +41,9 @@ BAIL_OUT('no file birth times on this file system: the switch timing check canno
 
 # the streams, one child per host: one line per acknowledged message
 my $t_start = time;
-my @kids;
-for my $k (0, 1) {
-	my $pid = fork // die "fork: $!";
-	if ($pid == 0) {
-		open(my $fh, '>', $mx[$k]->dir . '/acked') or POSIX::_exit(1);
-		$fh->autoflush(1);
-		for my $i (1 .. $RATE * $SECS) {
-			my $due = $t_start + ($i - 1) / $RATE;
-			my $now = time;
-			sleep($due - $now) if $due > $now;
-			my $mid = "s$k.$i.$$\@src.test";
-			my $id = eval { submit($mx[$k], 'a@src.test', ['joe@example.test'],
-			    "From: a\@src.test\r\nMessage-ID: <$mid>\r\n\r\nmessage $i\r\n") };
-			print $fh "$mid\n" if $id;
-		}
-		POSIX::_exit(0);
-	}
-	push @kids, $pid;
-}
+my @kids = map { stream_start(mx => $mx[$_], rate => $RATE, secs => $SECS,
+    t0 => $t_start, file => $mx[$_]->dir . '/acked', tag => "s$_",
+    rcpt => 'joe@example.test') } 0, 1;
 
 sleep($t_start + $SWITCH_AT - time);
 my ($rc, $out, $err) = $mx[0]->ctl('switch', 'example.test', 'hosted');
@@ -69,28 +53,17 @@ like($out, qr/^  mx2\.test applied \d+ ms$/m, 'mx2 applied it before the command
     or diag($out);
 
 waitpid($_, 0) for @kids;
-my @acked = map { split /\n/, (slurp($_->dir . '/acked') // '') } @mx;
+my @acked = map { stream_acked($_->dir . '/acked') } @mx;
 cmp_ok(scalar @acked, '>=', 2 * $RATE * $SECS * 0.9, 'the streams were acknowledged')
     or diag(scalar @acked . ' acknowledged');
 ok(wait_queue_empty($mx[$_], 30), 'queue drains on mx' . ($_ + 1)) for 0, 1;
 sleep 0.3;
 
-my (%seen, @late);
-for my $srv ([old => $old], [hosting => $hosting]) {
-	my ($name, $sink) = @$srv;
-	for my $m ($sink->messages) {
-		my ($mid) = $m->{text} =~ /^Message-ID: <([^>]+)>/mi;
-		next unless $mid;
-		push @{$seen{$mid}}, $name;
-		next unless $name eq 'old';
-		my (undef, $b) = run_cmd('stat', '-c', '%.9W', $m->{file});
-		push @late, sprintf("%s MAIL FROM %.3f s after the command returned",
-		    $mid, $b - $t_ret) if $b > $t_ret;
-	}
-}
+my ($seen, $msgs) = copies_by_message_id(old => $old, hosting => $hosting);
+my @late = attempts_after($msgs->{old} || [], $t_ret);
 my ($missing, $dups, %to) = (0, 0);
 for my $mid (@acked) {
-	my $where = $seen{$mid} || [];
+	my $where = $seen->{$mid} || [];
 	$missing++ if @$where == 0;
 	$dups++ if @$where > 1;
 	my ($k) = $mid =~ /^s(\d)\./;
