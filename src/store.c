@@ -291,6 +291,8 @@ apply_op(struct store_op *op, size_t budget, int *more)
 		if ((d = apply_domain(op->name)) != NULL)
 			d->has_sched = 0;
 		return 1;
+	case OP_SCHED_CLAIM:
+		return 1;
 	}
 	return 1;
 }
@@ -591,6 +593,17 @@ store_schedule_cancel(const char *domain, store_done_fn done, void *arg)
 	struct store_op *op = op_new(OP_SCHED_CANCEL, done, arg);
 
 	op->name = mx_lower(xstrdup(domain));
+	op_submit(op);
+}
+
+void
+store_schedule_claim(const char *domain, time_t at, store_done_fn done,
+    void *arg)
+{
+	struct store_op *op = op_new(OP_SCHED_CLAIM, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->sched.at = at;
 	op_submit(op);
 }
 

@@ -205,6 +205,13 @@ void store_schedule_fire(const char *domain, time_t at, enum domain_mode mode,
  * one: res->outcome STORE_UPDATED, else STORE_ADDED) */
 void store_schedule_set(const char *domain, const struct store_sched *,
     store_done_fn, void *);
+/* store_schedule_claim - may this host run the switch scheduled at at?
+ * res->outcome STORE_UPDATED: yes, for STORE_CLAIM_SECS (a fleet: no
+ * other host runs it meanwhile); STORE_UNCHANGED: another host runs it,
+ * or it is gone */
+#define STORE_CLAIM_SECS	120
+void store_schedule_claim(const char *domain, time_t at, store_done_fn done,
+    void *arg);
 /* store_schedule_cancel - drop the pending one; refused when none */
 void store_schedule_cancel(const char *domain, store_done_fn, void *);
 /* store_domain_sched - the pending scheduled switch of d, or NULL */

@@ -94,6 +94,10 @@ static const char *const schema[] = {
 	"  lease_until BIGINT NOT NULL,"
 	"  applied BIGINT NOT NULL DEFAULT 0,"
 	"  queue BIGINT NOT NULL DEFAULT 0);",
+	/* 4: a scheduled switch is claimed by the host that runs it (its
+	 * preflight included), for STORE_CLAIM_SECS */
+	"ALTER TABLE switch_schedule ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE switch_schedule ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;",
 };
 
 /* schema_steps - the steps in b's dialect (free with schema_free);
@@ -839,6 +843,27 @@ job_sched_cancel(struct store_op *op)
 	    "domain", "switch cancel", "no scheduled switch");
 }
 
+/* job_sched_claim - this host runs the scheduled switch due at sched.at
+ * unless another host claimed it and its claim has not run out (the same
+ * host name may claim again: a restart); outcome STORE_UPDATED when
+ * claimed, STORE_UNCHANGED when not (another host runs it, or it is gone) */
+static void
+job_sched_claim(struct store_op *op)
+{
+	time_t now = time(NULL);
+	struct db_param p[] = { DB_TEXT(op->name), DB_INT(op->sched.at),
+	    DB_TEXT(host_name), DB_INT(now + STORE_CLAIM_SECS), DB_INT(now) };
+	long long n = 0;
+
+	if (be->exec("UPDATE switch_schedule SET claimed_by = $3, "
+	    "claimed_until = $4 WHERE domain = $1 AND at = $2 AND "
+	    "(claimed_by = '' OR claimed_by = $3 OR claimed_until < $5)", p, 5,
+	    &n) == -1)
+		db_fail(op, "switch claim");
+	else
+		op->res.outcome = n > 0 ? STORE_UPDATED : STORE_UNCHANGED;
+}
+
 static void
 job_history(struct store_op *op)
 {
@@ -905,6 +930,7 @@ store_sql_job(void *arg)
 	case OP_DOMAIN_MODE: job_domain_mode(op); break;
 	case OP_SCHED_SET: job_sched_set(op); break;
 	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
+	case OP_SCHED_CLAIM: job_sched_claim(op); break;
 	case OP_HISTORY: job_history(op); break;
 	}
 }

@@ -37,6 +37,7 @@
 
 #define SWITCH_NOTE_LIST_MAX	10	/* refused addresses named in a note */
 #define SWITCH_HOLD_SECS	60	/* after a scheduled switch failed to commit */
+#define SWITCH_CLAIMED_SECS	2	/* another host of the fleet runs it */
 
 struct switch_op {
 	struct switch_op *prev, *next;	/* ops with a probe running */
@@ -664,6 +665,35 @@ fire_done(const struct switch_outcome *oc, void *arg)
 	switch_arm();
 }
 
+/* claim_done - this host runs the scheduled switch, or another does (its
+ * commit will reach our index through the change log: look again a little
+ * later) */
+static void
+claim_done(struct store_result *res, void *arg)
+{
+	struct switch_op *op = arg;
+	char when[SWITCH_TIME_MAX];
+	struct switch_outcome oc;
+
+	switch_format_time(op->fire_at, when, sizeof(when));
+	if (res->status == 0 && res->outcome == STORE_UPDATED && !sw.closing) {
+		log_info("switch scheduled firing domain=%s to=%s at=%s uid=%u",
+		    op->domain, store_mode_name(op->to), when, (unsigned)op->uid);
+		op_start(op);
+		return;
+	}
+	if (res->status == 0 && !sw.closing) {
+		log_info("switch scheduled domain=%s at=%s: run by another host",
+		    op->domain, when);
+		sw.hold_until = time(NULL) + SWITCH_CLAIMED_SECS;
+	}
+	outcome_init(&oc, op);
+	oc.status = res->status;
+	mx_strlcpy(oc.msg, res->msg, sizeof(oc.msg));
+	op->done(&oc, op->arg);
+	op_free(op);
+}
+
 /* fire - start the scheduled switch of d */
 static void
 fire(const struct domain_info *d, const struct store_sched *sc)
@@ -679,9 +709,8 @@ fire(const struct domain_info *d, const struct store_sched *sc)
 	    switch_format_time(sc->at, when, sizeof(when)),
 	    sc->force ? " (--force)" : "");
 	op->note = xstrdup(note);
-	log_info("switch scheduled firing domain=%s to=%s at=%s uid=%u",
-	    d->name, store_mode_name(sc->mode), when, (unsigned)sc->uid);
-	op_start(op);
+	/* a fleet: one host runs it, preflight included */
+	store_schedule_claim(d->name, sc->at, claim_done, op);
 }
 
 static void

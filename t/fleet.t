@@ -138,5 +138,20 @@ my @manual = grep { ($_->{note} // '') !~ /^scheduled/ } @{$j->{history} || []};
 is_deeply([map { $_->{host} } @manual], ['mx1.test', 'mx1.test'],
     'the two switches by hand name mx1, where they ran') or diag(explain \@manual);
 
+# a scheduled switch that its preflight refuses: refused, and logged, once
+$A->ctl_ok('domain', 'add', 'bare.test', '--mode', 'hosted');
+$at = int(time) + 2;
+$B->ctl_ok('switch', 'bare.test', 'legacy', '--at',
+    strftime('%Y-%m-%dT%H:%M:%SZ', gmtime $at));
+ok(wait_until(sub { my (undef, $h) = $A->ctl_json('history', 'bare.test');
+    @{$h->{history} || []} == 1 }, 10, 0.1), 'the refused scheduled switch is in the history');
+sleep 2.5;	# the other hosts' timers have fired too
+(undef, $j) = $C->ctl_json('history', 'bare.test');
+is(scalar @{$j->{history}}, 1, 'once');
+ok(!$j->{history}[0]{applied}, '... not applied');
+my @refused = grep { /switch scheduled refused domain=bare\.test/ } map { $_->log } $A, $B, $C;
+is(scalar @refused, 1, 'one host ran the preflight and logged the refusal');
+is(mode_on($_, 'bare.test'), 'hosted', 'bare.test still hosted') for $A, $B, $C;
+
 $_->stop_ok for $A, $B, $C;
 done_testing;
