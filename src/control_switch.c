@@ -40,6 +40,10 @@ struct switch_req {
 	int had_prev;
 	struct fleet_answer hosts[FLEET_HOSTS_MAX];	/* the other hosts */
 	size_t nhosts;
+	long long version;		/* the switch's change_log id */
+	struct fleet_answer drained[FLEET_HOSTS_MAX];	/* --wait, a fleet */
+	size_t ndrained;
+	uint64_t t_fleet;
 };
 
 /* arg_switch_domain - a valid domain name that exists; NULL after
@@ -104,6 +108,19 @@ render_done(struct switch_req *r)
 			jsonw_kv_int(w, "inflight_left", r->left);
 			jsonw_kv_int(w, "waited_us", (int64_t)r->waited_us);
 		}
+		if (r->wait && fleet_enabled()) {
+			jsonw_key(w, "drained");
+			jsonw_array_begin(w);
+			for (size_t i = 0; i < r->ndrained; i++) {
+				jsonw_object_begin(w);
+				jsonw_kv_string(w, "host", r->drained[i].name);
+				jsonw_kv_string(w, "answer", r->drained[i].applied ?
+				    "drained" : "lease expired");
+				jsonw_kv_int(w, "ms", (int64_t)r->drained[i].ms);
+				jsonw_object_end(w);
+			}
+			jsonw_array_end(w);
+		}
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else if (r->wait && r->changed) {
@@ -115,9 +132,41 @@ render_done(struct switch_req *r)
 			evbuffer_add_printf(ctx->out, "%s: the daemon is stopping; "
 			    "%d deliveries still in flight to the old route\n",
 			    r->domain, r->left);
+		for (size_t i = 0; i < r->ndrained; i++)
+			evbuffer_add_printf(ctx->out, "  %s %s\n",
+			    r->drained[i].name, r->drained[i].applied ?
+			    "none left in flight" : "lease expired, delivers "
+			    "nothing until it caught up");
 	}
 	control_reply(ctx, CTL_OK);
 	req_free(r);
+}
+
+/* fleet_drained - every other live host's deliveries to the old route
+ * are over too (or its lease expired) */
+static void
+fleet_drained(const struct fleet_answer *a, size_t n, void *arg)
+{
+	struct switch_req *r = arg;
+
+	r->ndrained = n < FLEET_HOSTS_MAX ? n : FLEET_HOSTS_MAX;
+	if (r->ndrained > 0)
+		memcpy(r->drained, a, r->ndrained * sizeof(r->drained[0]));
+	r->waited_us += mx_mono_us() - r->t_fleet;
+	render_done(r);
+}
+
+/* wait_fleet - --wait in a fleet: this host has drained, now the others */
+static void
+wait_fleet(struct switch_req *r)
+{
+	if (r->wait && r->changed && r->left == 0 && fleet_enabled() &&
+	    r->version > 0) {
+		r->t_fleet = mx_mono_us();
+		fleet_await(r->version, 1, fleet_drained, r);
+		return;
+	}
+	render_done(r);
 }
 
 static void
@@ -128,7 +177,7 @@ wait_done(int left, uint64_t waited_us, void *arg)
 	r->waited = 1;
 	r->left = left;
 	r->waited_us = waited_us;
-	render_done(r);
+	wait_fleet(r);
 }
 
 /* render_refused - the refusal and, from the preflight, every address
@@ -191,6 +240,7 @@ run_done(const struct switch_outcome *oc, void *arg)
 	r->preflight = oc->preflight;
 	r->inflight = oc->inflight;
 	r->elapsed_us = oc->elapsed_us;
+	r->version = oc->version;
 	r->nhosts = oc->nhosts < FLEET_HOSTS_MAX ? oc->nhosts : FLEET_HOSTS_MAX;
 	if (r->nhosts > 0)
 		memcpy(r->hosts, oc->hosts, r->nhosts * sizeof(r->hosts[0]));
@@ -220,7 +270,7 @@ run_done(const struct switch_outcome *oc, void *arg)
 		r->waited = 1;
 		r->left = 0;
 	}
-	render_done(r);
+	wait_fleet(r);
 }
 
 /* Scheduling */

@@ -56,6 +56,7 @@ struct fleet_host {
 	char name[FLEET_NAME_MAX];
 	long long lease_left_ms;	/* < 0: expired that long ago */
 	long long applied;
+	long long drained;
 	long long queue;
 	int pid;
 };
@@ -63,6 +64,7 @@ struct fleet_host {
 struct await {
 	struct await *next;
 	long long version;
+	int drained;			/* wait for drained, not applied */
 	uint64_t t0;			/* mono us, when it was asked */
 	int started;			/* hosts captured */
 	struct fleet_answer ans[FLEET_HOSTS_MAX];
@@ -102,6 +104,7 @@ static struct {
 	struct post *posts, *posts_tail;
 	struct await *awaits_new;	/* asked, not yet seen by the thread */
 	long long applied;		/* id the loop has applied */
+	long long drained;		/* ... and whose old routes are idle */
 	long long queue;		/* messages queued here */
 	int stop;
 
@@ -109,6 +112,8 @@ static struct {
 	uint64_t lease_until;		/* mono us */
 	long long head_needed;		/* applied must reach it to deliver */
 	int delivering;			/* last answer of may_deliver */
+	long long *drains;		/* versions with deliveries to drain */
+	size_t ndrains;
 	struct fleet_host *hosts;	/* last snapshot of the hosts table */
 	size_t nhosts;
 	uint64_t hosts_at;
@@ -117,6 +122,7 @@ static struct {
 	PGconn *conn;
 	long long read_id;		/* change_log read up to */
 	long long acked;		/* applied as written in hosts */
+	long long acked_drained;
 	struct await *awaits;
 	int connected_once;
 } fl;
@@ -194,6 +200,7 @@ change_from_row(PGresult *res, int i, struct store_change *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->key = xstrdup(PQgetvalue(res, i, 1));
+	c->version = strtoll(PQgetvalue(res, i, 16), NULL, 10);
 	if (strcmp(PQgetvalue(res, i, 0), "domain") == 0) {
 		c->kind = STORE_CH_DOMAIN;
 		c->present = !PQgetisnull(res, i, 3);
@@ -278,8 +285,8 @@ th_hosts(struct fleet_host **out, size_t *n)
 	PGresult *res;
 	struct fleet_host *v;
 
-	if (th_exec("SELECT name, lease_until - " NOW_MS ", applied, queue, pid "
-	    "FROM hosts ORDER BY name", 0, NULL, &res) == -1)
+	if (th_exec("SELECT name, lease_until - " NOW_MS ", applied, queue, pid, "
+	    "drained FROM hosts ORDER BY name", 0, NULL, &res) == -1)
 		return -1;
 	*n = (size_t)PQntuples(res);
 	v = xcalloc(*n + 1, sizeof(*v));
@@ -289,6 +296,7 @@ th_hosts(struct fleet_host **out, size_t *n)
 		v[i].applied = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
 		v[i].queue = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
 		v[i].pid = atoi(PQgetvalue(res, (int)i, 4));
+		v[i].drained = strtoll(PQgetvalue(res, (int)i, 5), NULL, 10);
 	}
 	PQclear(res);
 	*out = v;
@@ -353,20 +361,23 @@ th_renew(void)
 static int
 th_ack(void)
 {
-	char applied[FLEET_INT_MAX];
-	const char *vals[] = { fl.name, applied };
-	long long a;
+	char applied[FLEET_INT_MAX], drained[FLEET_INT_MAX];
+	const char *vals[] = { fl.name, applied, drained };
+	long long a, d;
 
 	pthread_mutex_lock(&fl.mu);
 	a = fl.applied;
+	d = fl.drained;
 	pthread_mutex_unlock(&fl.mu);
-	if (a == fl.acked)
+	if (a == fl.acked && d == fl.acked_drained)
 		return 0;
 	snprintf(applied, sizeof(applied), "%lld", a);
-	if (th_exec("UPDATE hosts SET applied = $2 WHERE name = $1", 2, vals,
-	    NULL) == -1)
+	snprintf(drained, sizeof(drained), "%lld", d);
+	if (th_exec("UPDATE hosts SET applied = $2, drained = $3 WHERE name = $1",
+	    3, vals, NULL) == -1)
 		return -1;
 	fl.acked = a;
+	fl.acked_drained = d;
 	return 0;
 }
 
@@ -393,7 +404,8 @@ await_check(struct await *aw, const struct fleet_host *h, size_t nh)
 		for (size_t i = 0; i < nh; i++)
 			if (strcmp(h[i].name, aw->ans[k].name) == 0)
 				x = &h[i];
-		if (x != NULL && x->applied >= aw->version) {
+		if (x != NULL && (aw->drained ? x->drained : x->applied) >=
+		    aw->version) {
 			aw->ans[k].applied = 1;
 		} else if (x == NULL || x->lease_left_ms <= 0) {
 			aw->ans[k].applied = 0;
@@ -459,7 +471,7 @@ th_connect(void)
 		__atomic_add_fetch(&mx_stats.fleet_catchups, 1, __ATOMIC_RELAXED);
 	}
 	fl.connected_once = 1;
-	fl.acked = -1;
+	fl.acked = fl.acked_drained = -1;
 	return th_renew();
 }
 
@@ -593,24 +605,70 @@ deliver_check(void)
 	}
 }
 
+/* drained_update - this host is drained below the oldest switch whose
+ * old route still has deliveries in flight here */
+static void
+drained_update(void)
+{
+	long long d;
+
+	pthread_mutex_lock(&fl.mu);
+	d = fl.applied;
+	for (size_t i = 0; i < fl.ndrains; i++)
+		if (fl.drains[i] - 1 < d)
+			d = fl.drains[i] - 1;
+	fl.drained = d;
+	pthread_mutex_unlock(&fl.mu);
+}
+
+void
+fleet_drain_begin(long long version)
+{
+	if (!fl.enabled)
+		return;
+	fl.drains = xrealloc(fl.drains, (fl.ndrains + 1) * sizeof(*fl.drains));
+	fl.drains[fl.ndrains++] = version;
+	drained_update();
+}
+
+void
+fleet_drain_end(long long version)
+{
+	if (!fl.enabled)
+		return;
+	for (size_t i = 0; i < fl.ndrains; i++)
+		if (fl.drains[i] == version) {
+			fl.drains[i] = fl.drains[--fl.ndrains];
+			break;
+		}
+	drained_update();
+	wake_thread();
+}
+
 static void
 apply_batch(struct post *p)
 {
 	int flags;
 
 	for (size_t i = 0; i < p->nch; i++) {
-		flags = store_apply_change(&p->ch[i]);
-		if (flags && p->ch[i].kind == STORE_CH_DOMAIN)
-			switch_changed_elsewhere(p->ch[i].key,
+		struct store_change *c = &p->ch[i];
+		struct switch_route old;
+		int had = c->kind == STORE_CH_DOMAIN &&
+		    switch_route_now(c->key, &old);
+
+		flags = store_apply_change(c);
+		if (flags && c->kind == STORE_CH_DOMAIN)
+			switch_changed_elsewhere(c->key, c->version,
 			    (flags & STORE_APPLIED_MODE) != 0,
-			    (flags & STORE_APPLIED_SCHED) != 0);
-		store_change_clear(&p->ch[i]);
+			    (flags & STORE_APPLIED_SCHED) != 0, had ? &old : NULL);
+		store_change_clear(c);
 	}
 	free(p->ch);
 	pthread_mutex_lock(&fl.mu);
 	fl.applied = p->upto;
 	fl.queue = mx_stats.queue_messages;
 	pthread_mutex_unlock(&fl.mu);
+	drained_update();
 	if (p->nch > 0)
 		log_debug("fleet applied changes=%zu upto=%lld", p->nch, p->upto);
 	wake_thread();
@@ -683,7 +741,7 @@ fleet_enabled(void)
 }
 
 void
-fleet_await(long long version, fleet_await_fn fn, void *arg)
+fleet_await(long long version, int drained, fleet_await_fn fn, void *arg)
 {
 	struct await *aw;
 
@@ -693,6 +751,7 @@ fleet_await(long long version, fleet_await_fn fn, void *arg)
 	}
 	aw = xcalloc(1, sizeof(*aw));
 	aw->version = version;
+	aw->drained = drained;
 	aw->t0 = mx_mono_us();
 	aw->fn = fn;
 	aw->arg = arg;
@@ -775,7 +834,7 @@ fleet_init(struct event_base *base, const struct config *cfg, char *err,
 	fl.lease_ms = cfg->state_lease_time * 1000;
 	fl.renew_ms = cfg->state_lease_renew * 1000;
 	fl.read_id = store_loaded_head();
-	fl.applied = fl.read_id;
+	fl.applied = fl.drained = fl.read_id;
 	pthread_mutex_init(&fl.mu, NULL);
 	if (pipe2(fl.wake, O_NONBLOCK | O_CLOEXEC) == -1) {
 		snprintf(err, errlen, "fleet: pipe: %s", strerror(errno));
@@ -850,6 +909,7 @@ fleet_close(void)
 	close(fl.wake[0]);
 	close(fl.wake[1]);
 	free(fl.hosts);
+	free(fl.drains);
 	free(fl.name);
 	free(fl.origin);
 	pthread_mutex_destroy(&fl.mu);

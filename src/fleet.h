@@ -52,9 +52,17 @@ int fleet_enabled(void);
 int fleet_may_deliver(void);
 
 /* fleet_await - call fn once every other host with a live lease has
- * applied the change log up to version, or its lease expired; at once
- * (n = 0) when there is no fleet or version is 0 */
-void fleet_await(long long version, fleet_await_fn fn, void *arg);
+ * applied the change log up to version (drained: and its deliveries to
+ * the routes that change replaced have ended), or its lease expired; at
+ * once (n = 0) when there is no fleet or version is 0 */
+void fleet_await(long long version, int drained, fleet_await_fn fn,
+    void *arg);
+
+/* fleet_drain_begin, fleet_drain_end - deliveries to the route that the
+ * change version (another host's switch) replaced are in flight here, or
+ * are over; until then this host reports itself drained only below it */
+void fleet_drain_begin(long long version);
+void fleet_drain_end(long long version);
 
 /* fleet_status - the hosts for relayctl status (text, or JSON members
  * "fleet": [...] written by the caller's jsonw) */

@@ -238,6 +238,7 @@ enum store_change_kind { STORE_CH_DOMAIN, STORE_CH_ADDRESS };
 
 struct store_change {
 	enum store_change_kind kind;
+	long long version;		/* its change_log id */
 	char *key;			/* domain name or address */
 	int present;			/* 0: it is gone */
 	/* STORE_CH_DOMAIN */

@@ -95,9 +95,12 @@ static const char *const schema[] = {
 	"  applied BIGINT NOT NULL DEFAULT 0,"
 	"  queue BIGINT NOT NULL DEFAULT 0);",
 	/* 4: a scheduled switch is claimed by the host that runs it (its
-	 * preflight included), for STORE_CLAIM_SECS */
+	 * preflight included), for STORE_CLAIM_SECS; a host reports up to
+	 * which change its deliveries to the old routes have ended (switch
+	 * --wait in a fleet) */
 	"ALTER TABLE switch_schedule ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
-	"ALTER TABLE switch_schedule ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;",
+	"ALTER TABLE switch_schedule ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;"
+	"ALTER TABLE hosts ADD COLUMN drained BIGINT NOT NULL DEFAULT 0;",
 };
 
 /* schema_steps - the steps in b's dialect (free with schema_free);

@@ -389,7 +389,8 @@ commit_done(struct store_result *res, void *arg)
 		    op->fire, (double)oc.elapsed_us / 1000.0);
 	if (oc.status == 0 && oc.changed && fleet_enabled() && !sw.closing) {
 		op->oc = oc;
-		fleet_await(res->version, fleet_done, op);
+		op->oc.version = res->version;
+		fleet_await(res->version, 0, fleet_done, op);
 		return;
 	}
 	op->done(&oc, op->arg);
@@ -799,19 +800,50 @@ switch_init(struct event_base *base, const struct config *cfg, char *err,
 	return 0;
 }
 
+int
+switch_route_now(const char *domain, struct switch_route *o)
+{
+	const struct domain_info *d = store_domain(domain);
+
+	if (d == NULL)
+		return 0;
+	old_route(d, o);
+	return 1;
+}
+
+static void
+drained(int left, uint64_t waited_us, void *arg)
+{
+	long long *version = arg;
+
+	fleet_drain_end(*version);
+	free(version);
+}
+
 /* switch_changed_elsewhere - another host of the fleet switched the
  * domain or (re)scheduled its switch; the index shows it already */
 void
-switch_changed_elsewhere(const char *domain, int mode, int sched)
+switch_changed_elsewhere(const char *domain, long long version, int mode,
+    int sched, const struct switch_route *old)
 {
 	const struct domain_info *d;
+	long long *v;
 
 	if (sw.closing)
 		return;
 	if (mode && (d = store_domain(domain)) != NULL) {
-		log_info("switch applied from the fleet domain=%s mode=%s",
-		    domain, store_mode_name(d->mode));
+		log_info("switch applied from the fleet domain=%s mode=%s "
+		    "change=%lld inflight=%d", domain, store_mode_name(d->mode),
+		    version, old ? switch_inflight(old) : 0);
 		resched_later(domain);
+	}
+	/* the other host's --wait waits for these too */
+	if (mode && old != NULL && switch_inflight(old) > 0) {
+		v = xmalloc(sizeof(*v));
+		*v = version;
+		fleet_drain_begin(version);
+		/* NULL: stopping, and drained ran already */
+		(void)switch_wait_start(old, drained, v);
 	}
 	if (sched)
 		switch_arm();

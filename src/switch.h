@@ -53,6 +53,7 @@ struct switch_outcome {
 	/* a fleet (fleet.h): how each other host answered */
 	const struct fleet_answer *hosts;
 	size_t nhosts;
+	long long version;		/* the switch's change_log id */
 };
 /* done - on the loop; the outcome is valid during the call only. It may
  * run before switch_run returns (a refusal found at once). */
@@ -72,9 +73,15 @@ void switch_close(void);
 void switch_run(const char *domain, enum domain_mode mode, uid_t uid,
     int force, switch_done_fn done, void *arg);
 
+/* switch_route_now - the route of domain now, before a change from the
+ * fleet is applied; 0 when the domain is not in the index */
+int switch_route_now(const char *domain, struct switch_route *o);
 /* switch_changed_elsewhere - another host of the fleet changed domain's
- * mode (its deferred mail is due at once) or scheduled switch (re-arm) */
-void switch_changed_elsewhere(const char *domain, int mode, int sched);
+ * mode at change version (its deferred mail is due at once, and the
+ * deliveries in flight to old are drained for fleet_drain_*) or its
+ * scheduled switch (re-arm) */
+void switch_changed_elsewhere(const char *domain, long long version,
+    int mode, int sched, const struct switch_route *old);
 
 /* switch_inflight - deliveries in flight to the old route now */
 int switch_inflight(const struct switch_route *old);
