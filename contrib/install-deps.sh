@@ -8,9 +8,11 @@ BUILD="build-essential autoconf automake libtool pkg-config
        libpq-dev"
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
-      libyaml-libyaml-perl libnet-dns-perl systemd postgresql"
+      libyaml-libyaml-perl libnet-dns-perl systemd prometheus postgresql"
+# the Debian package build and its checks (.ci/test-package)
+PACKAGE="devscripts debhelper lintian fakeroot adduser"
 # Postfix's postinst must not try to start a system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $BUILD $TEST >/dev/null
+apt-get install -y -qq --no-install-recommends $BUILD $TEST $PACKAGE >/dev/null
