@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -99,6 +100,7 @@ static struct {
 	char *name;
 	char *origin;
 	int lease_ms, renew_ms;
+	time_t started;
 
 	/* under mu */
 	struct post *posts, *posts_tail;
@@ -326,7 +328,7 @@ th_renew(void)
 	snprintf(queue, sizeof(queue), "%lld", fl.queue);
 	pthread_mutex_unlock(&fl.mu);
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-	snprintf(started, sizeof(started), "%lld", (long long)mx_stats.started);
+	snprintf(started, sizeof(started), "%lld", (long long)fl.started);
 	snprintf(lease, sizeof(lease), "%d", fl.lease_ms);
 	if (th_exec("INSERT INTO hosts (name, pid, version, started, lease_until, "
 	    "applied, queue) VALUES ($1, $2, $3, $4, " NOW_MS " + $5, $6, $7) "
@@ -508,11 +510,14 @@ th_round(uint64_t *next_renew)
 {
 	struct pollfd pfd[2];
 	uint64_t now = mx_mono_us();
-	int timeout, got;
+	int timeout, got, waiting;
 	char buf[64];
 
 	timeout = now >= *next_renew ? 0 : (int)((*next_renew - now) / 1000) + 1;
-	if (fl.awaits != NULL || fl.awaits_new != NULL)
+	pthread_mutex_lock(&fl.mu);
+	waiting = fl.awaits != NULL || fl.awaits_new != NULL;
+	pthread_mutex_unlock(&fl.mu);
+	if (waiting)
 		timeout = timeout < FLEET_AWAIT_POLL_MS ? timeout :
 		    FLEET_AWAIT_POLL_MS;
 	pfd[0].fd = PQsocket(fl.conn);
@@ -831,6 +836,7 @@ fleet_init(struct event_base *base, const struct config *cfg, char *err,
 	fl.cfg = cfg;
 	fl.name = xstrdup(cfg->hostname);
 	fl.origin = xstrdup(store_origin());
+	fl.started = time(NULL);
 	fl.lease_ms = cfg->state_lease_time * 1000;
 	fl.renew_ms = cfg->state_lease_renew * 1000;
 	fl.read_id = store_loaded_head();

@@ -24,6 +24,7 @@
 #define PG_LOCK_KEY		"7887486510260547393"	/* "mxrelay\x01" */
 #define PG_WRITE_LOCK_KEY	"7887486510260547394"	/* "mxrelay\x02" */
 #define PG_CONNECT_TIMEOUT	"5"	/* seconds; the dsn may say otherwise */
+#define PG_TCP_USER_TIMEOUT_MS	"10000"	/* unacknowledged data: give up */
 #define PG_PASSWORD_MAX		1024
 #define PG_ERR_MAX		512
 #define PG_INT_MAX		24	/* a long long in decimal */
@@ -308,11 +309,15 @@ store_pg_connect(const struct config *cfg, char *err, size_t errlen)
 	char pw[PG_PASSWORD_MAX] = "";
 	/* later keywords override earlier ones, and the dsn's own values
 	 * override connect_timeout */
-	const char *keys[] = { "connect_timeout", "application_name", "dbname",
+	/* a database that vanished without a word (a partition) is noticed
+	 * within seconds, not at the kernel's TCP timeout */
+	const char *keys[] = { "connect_timeout", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	    "application_name", "dbname",
 	    cfg->state_password_file ? "password" : NULL, NULL };
 	char app[PG_APPNAME_MAX];
-	const char *vals[] = { PG_CONNECT_TIMEOUT, app, cfg->state_dsn, pw,
-	    NULL };
+	const char *vals[] = { PG_CONNECT_TIMEOUT, "5", "1", "3",
+	    PG_TCP_USER_TIMEOUT_MS, app, cfg->state_dsn, pw, NULL };
 	PGconn *c;
 
 	/* pg_stat_activity tells the fleet's hosts apart */
