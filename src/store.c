@@ -1,15 +1,17 @@
 /* store.c - domains, legacy servers, addresses and switch history
  *
  * The database (store_sql.c over SQLite or PostgreSQL) is the durable
- * truth. At start-up everything is loaded into an in-memory index (a dict of domains,
- * each with a dict of its addresses), which answers RCPT lookups on the
- * event loop without touching the database. Every write and every scan runs as a
- * job on the store's single worker thread, which owns the connection, so
- * that no disk wait ever blocks the loop. When a job has committed, its
+ * truth. At start-up everything is loaded into an in-memory index (a dict
+ * of domains, each with a dict of its addresses), which answers RCPT
+ * lookups on the event loop without touching the database. Every write
+ * and every scan runs as a job on the store's single worker thread, which
+ * owns the connection, so that no disk or network wait ever blocks the
+ * loop. When a job has committed, its
  * completion is queued on the loop thread and applied to the index in
  * submission order; a large import is applied STORE_APPLY_SLICE entries
  * per loop turn, so SMTP sessions keep being served meanwhile, and its
- * caller hears back only when the last slice is in.
+ * caller hears back only when the last slice is in. Changes other hosts
+ * of a shared database made come from fleet.c (store_apply_change).
  */
 #include "autoconf.h"
 
