@@ -72,6 +72,24 @@ req_free(struct switch_req *r)
 
 /* Immediate switch */
 
+/* json_answers - the other hosts' answers to a switch: yes (ok) or
+ * "lease expired" */
+static void
+json_answers(struct jsonw *w, const char *key, const struct fleet_answer *a,
+    size_t n, const char *ok)
+{
+	jsonw_key(w, key);
+	jsonw_array_begin(w);
+	for (size_t i = 0; i < n; i++) {
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "host", a[i].name);
+		jsonw_kv_string(w, "answer", a[i].applied ? ok : "lease expired");
+		jsonw_kv_int(w, "ms", (int64_t)a[i].ms);
+		jsonw_object_end(w);
+	}
+	jsonw_array_end(w);
+}
+
 static void
 render_done(struct switch_req *r)
 {
@@ -90,37 +108,16 @@ render_done(struct switch_req *r)
 		    "not needed");
 		jsonw_kv_int(w, "inflight", r->inflight);
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
-		if (fleet_enabled()) {
-			jsonw_key(w, "hosts");
-			jsonw_array_begin(w);
-			for (size_t i = 0; i < r->nhosts; i++) {
-				jsonw_object_begin(w);
-				jsonw_kv_string(w, "host", r->hosts[i].name);
-				jsonw_kv_string(w, "answer", r->hosts[i].applied ?
-				    "applied" : "lease expired");
-				jsonw_kv_int(w, "ms", (int64_t)r->hosts[i].ms);
-				jsonw_object_end(w);
-			}
-			jsonw_array_end(w);
-		}
+		if (fleet_enabled())
+			json_answers(w, "hosts", r->hosts, r->nhosts, "applied");
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
 			jsonw_kv_int(w, "inflight_left", r->left);
 			jsonw_kv_int(w, "waited_us", (int64_t)r->waited_us);
 		}
-		if (r->wait && fleet_enabled()) {
-			jsonw_key(w, "drained");
-			jsonw_array_begin(w);
-			for (size_t i = 0; i < r->ndrained; i++) {
-				jsonw_object_begin(w);
-				jsonw_kv_string(w, "host", r->drained[i].name);
-				jsonw_kv_string(w, "answer", r->drained[i].applied ?
-				    "drained" : "lease expired");
-				jsonw_kv_int(w, "ms", (int64_t)r->drained[i].ms);
-				jsonw_object_end(w);
-			}
-			jsonw_array_end(w);
-		}
+		if (r->wait && fleet_enabled())
+			json_answers(w, "drained", r->drained, r->ndrained,
+			    "drained");
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else if (r->wait && r->changed) {

@@ -25,15 +25,10 @@ my $pg = MxPg->shared;
 my $db = $pg->new_database;
 my $old = MxPeers::Sink->new;
 my $hosting = MxPeers::Sink->new(lmtp => 1);
-my @mx = map {
-	delivery_daemon(hosting => 'lmtp:[127.0.0.1]:' . $hosting->port,
-	    config => { server => { hostname => "mx$_.test" },
-	    state => $pg->state_config($db) })
-} 1, 2;
+my @mx = $pg->fleet($db, 2, hosting => 'lmtp:[127.0.0.1]:' . $hosting->port);
 $mx[0]->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $old->port);
 $mx[0]->ctl_ok('address', 'add', 'joe@example.test');
-ok(wait_until(sub { my (undef, $j) = $mx[1]->ctl_json('domain', 'show',
-    'example.test'); $j && $j->{addresses} == 1 }, 5, 0.05), 'mx2 has the domain');
+ok(MxPg::wait_addresses($mx[1], 'example.test', 1), 'mx2 has the domain');
 
 my ($brc, $bout) = run_cmd('stat', '-c', '%.9W', $mx[0]->dir);
 BAIL_OUT('no file birth times on this file system: the switch timing check cannot run')

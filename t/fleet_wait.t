@@ -16,15 +16,10 @@ my $pg = MxPg->shared;
 my $db = $pg->new_database;
 my $old = MxPeers::Sink->new(extra => ['-w', 3]);	# answers DATA after 3 s
 my $hosting = MxPeers::Sink->new;
-my @mx = map {
-	delivery_daemon(hosting => 'smtp:[127.0.0.1]:' . $hosting->port,
-	    config => { server => { hostname => "mx$_.test" },
-	    state => $pg->state_config($db) })
-} 1, 2;
+my @mx = $pg->fleet($db, 2, hosting => 'smtp:[127.0.0.1]:' . $hosting->port);
 $mx[0]->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $old->port);
 $mx[0]->ctl_ok('address', 'add', 'joe@example.test');
-ok(wait_until(sub { my (undef, $j) = $mx[1]->ctl_json('domain', 'show',
-    'example.test'); $j && $j->{addresses} == 1 }, 5, 0.05), 'mx2 has the domain');
+ok(MxPg::wait_addresses($mx[1], 'example.test', 1), 'mx2 has the domain');
 
 # mx2 has a delivery in flight to the old server (it answers DATA slowly)
 ok(submit($mx[1], 'a@src.test', ['joe@example.test'], "Subject: slow\r\n\r\nbody\r\n"),

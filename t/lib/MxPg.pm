@@ -11,6 +11,7 @@
 #   $pg->psql($db, 'SELECT 1');      # run SQL, returns the output
 #   $pg->stop('immediate'); $pg->restart;
 #   my %st = $pg->state_config($db, port => $proxy->port);  # a state group
+#   my @mx = $pg->fleet($db, 2, hosting => ...);  # mx1.test, mx2.test
 #   my $proxy = MxPg::Proxy->new($pg->port);   # a TCP proxy the test cuts
 #   $proxy->cut; $proxy->restore;
 #
@@ -135,6 +136,24 @@ sub state_config {
 	return { backend => 'postgresql',
 	    dsn => "host=127.0.0.1 port=$port dbname=$db user=postgres",
 	    lease_time => $o{lease_time} // 3, lease_renew => 1 };
+}
+
+# fleet - N hosts mx1.test .. mxN.test on database db: delivery daemons
+# (MxPeers::delivery_daemon, options %o) with the state group of
+# state_config
+sub fleet {
+	my ($self, $db, $n, %o) = @_;
+	return map { MxPeers::delivery_daemon(%o, config => {
+	    server => { hostname => "mx$_.test" },
+	    state => $self->state_config($db) }) } 1 .. $n;
+}
+
+# wait_addresses - until daemon mx shows n addresses in domain d (a change
+# made on another host has arrived); true on success
+sub wait_addresses {
+	my ($mx, $d, $n) = @_;
+	return MxTest::wait_until(sub { my (undef, $j) = $mx->ctl_json('domain',
+	    'show', $d); $j && ($j->{addresses} // -1) == $n }, 10, 0.05);
 }
 
 # new_database - a fresh empty database; returns its name
