@@ -1,6 +1,6 @@
 # fleet_copy.t - moving a host to PostgreSQL (issue 10): `mxrelayd -M DIR`
 # copies a SQLite state (domains, legacy servers, 10,000 addresses, modes,
-# history, schedule) into an empty PostgreSQL database; the export, the
+# history, schedule, a pilot override, the verify-legacy flag) into an empty PostgreSQL database; the export, the
 # domain, the history and the schedule read the same before and after,
 # and a second copy into the now full database is refused.
 use strict;
@@ -25,6 +25,8 @@ $sq->ctl_ok('address', 'add', 'boss@example.test', '--cc', 'audit@example.test',
 $sq->ctl_ok('address', 'add', 'joe@other.test');
 $sq->ctl_ok('switch', 'example.test', 'hosted', '--force');
 $sq->ctl_ok('switch', 'example.test', 'legacy', '--force');
+$sq->ctl_ok('address', 'set', 'boss@example.test', '--route', 'hosted', '--force');
+$sq->ctl_ok('domain', 'set', 'example.test', '--verify-legacy', 'on');
 $sq->ctl_ok('switch', 'other.test', 'legacy', '--force', '--at',
     strftime('%Y-%m-%dT%H:%M:%SZ', gmtime(time + 3600)));
 
@@ -42,6 +44,9 @@ sub snapshot {
 	return \%s;
 }
 my $before = snapshot($sq);
+is_deeply($before->{'show example.test'}{overrides},
+    [{ address => 'boss@example.test', route => 'hosted' }], 'a pilot before');
+ok($before->{'show example.test'}{verify_legacy}, 'verify-legacy on before');
 is(scalar(() = $before->{'export example.test'} =~ /\n/g), $N, "$N addresses exported before");
 $sq->stop_ok;
 
@@ -52,7 +57,7 @@ my $mx = MxTest::Daemon->new(dir => $sq->dir, port => $sq->port,
 $mx->write_config;
 my ($rc, $out, $err) = run_cmd(mxrelayd_bin(), '-c', $mx->conf_path, '-M', $sq->dir . '/state');
 is($rc, 0, 'mxrelayd -M copies the SQLite state') or diag($err);
-like($out, qr/^copied \S+mxrelay\.db to $db on 127\.0\.0\.1:\d+: domains=2 legacy_servers=2 addresses=@{[$N + 1]} switch_schedule=1 switch_history=2$/m,
+like($out, qr/^copied \S+mxrelay\.db to $db on 127\.0\.0\.1:\d+: domains=2 legacy_servers=2 addresses=@{[$N + 1]} address_routes=1 mx_watch=\d+ verified_addresses=0 switch_schedule=1 switch_history=3$/m,
     'it says what it copied') or diag($out);
 
 $mx->start;

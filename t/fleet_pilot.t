@@ -18,15 +18,8 @@ my $db = $pg->new_database;
 my $old = MxPeers::Sink->new;			# the customer's old server
 my $hosting = MxPeers::Sink->new;		# the hosting
 
-sub host {
-	my ($name) = @_;
-	return delivery_daemon(hosting => 'smtp:[127.0.0.1]:' . $hosting->port,
-	    config => { server => { hostname => $name },
-	    switch => { require_propagation => JSON::PP::false },
-	    state => $pg->state_config($db) });
-}
-my $A = host('mx1.test');
-my $B = host('mx2.test');
+my ($A, $B) = $pg->fleet($db, 2,
+    hosting => 'smtp:[127.0.0.1]:' . $hosting->port);
 
 sub rcpt {
 	my ($mx, $addr) = @_;

@@ -46,8 +46,8 @@ for my $b (@bad) {
 my $pg = MxPg->shared;
 my $db = $pg->new_database;
 my $mx = MxTest::Daemon->new(config => { state => $pg->state_config($db) })->start;
-like($mx->log, qr/store schema migrated version=4/, 'the first host migrated the empty database');
-is($pg->psql($db, 'SELECT version FROM mxrelay_schema'), "4\n", 'schema version 4');
+like($mx->log, qr/store schema migrated version=5/, 'the first host migrated the empty database');
+is($pg->psql($db, 'SELECT version FROM mxrelay_schema'), "5\n", 'schema version 5');
 $mx->stop_ok;
 $mx->start;
 unlike(substr($mx->log, index($mx->log, 'startup')), qr/schema migrated/, 'the second start migrates nothing');
@@ -57,11 +57,11 @@ $mx->stop_ok;
 $pg->psql($db, 'UPDATE mxrelay_schema SET version = 99');
 my $ok = eval { $mx->start; 1 };
 ok(!$ok, 'a host older than the schema refuses to start');
-like($mx->log, qr/store: database schema version 99 is newer than this mxrelayd \(4\): upgrade mxrelayd/,
+like($mx->log, qr/store: database schema version 99 is newer than this mxrelayd \(5\): upgrade mxrelayd/,
     '... and says why');
 
 # the password comes from state.password_file
-$pg->psql($db, 'UPDATE mxrelay_schema SET version = 4');
+$pg->psql($db, 'UPDATE mxrelay_schema SET version = 5');
 spew("$dir/pg.pass", "not-needed-with-trust\n");
 my $mx2 = MxTest::Daemon->new(config => { state => { %{$pg->state_config($db)},
     password_file => "$dir/pg.pass" } })->start;
