@@ -530,14 +530,17 @@ render_history(const char *domain, const struct store_switch_rec *rows,
 	else
 		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6s  %s\n", "TIME",
 		    "FROM", "TO", "UID", "NOTE");
+	/* the host that wrote the row ends it (older rows have none) */
 	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s%s%s%s\n",
+		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s%s%s%s%s%s%s\n",
 		    switch_format_time(rows[i].time, when, sizeof(when)),
 		    history_from(&rows[i]), history_to(&rows[i]),
 		    (unsigned)rows[i].uid, rows[i].applied ? "" : "NOT APPLIED: ",
 		    rows[i].address ? "address " : rows[i].event == STORE_EV_MX ?
 		    "MX: " : "", rows[i].address ? rows[i].address : "",
-		    rows[i].address ? " route: " : "", rows[i].note);
+		    rows[i].address ? " route: " : "", rows[i].note,
+		    *rows[i].host ? " (on " : "", rows[i].host,
+		    *rows[i].host ? ")" : "");
 	if (h->has_sched)
 		evbuffer_add_printf(out, "scheduled: switch to %s at %s (uid %u%s)\n",
 		    store_mode_name(h->sched.mode), switch_format_time(h->sched.at,

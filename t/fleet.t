@@ -34,14 +34,7 @@ my $C = host('mx3.test', $pg->port);
 like($A->log, qr/startup .*backend=postgresql database="$db on 127\.0\.0\.1:\d+"/,
     'the start line names the backend and the database');
 
-sub rcpt {
-	my ($mx, $addr) = @_;
-	my $c = $mx->session;
-	$c->cmd('MAIL FROM:<a@src.test>');
-	my $r = $c->cmd("RCPT TO:<$addr>") // '';
-	$c->close;
-	return substr($r, 0, 3);
-}
+sub rcpt { MxPg::rcpt_code(@_) }
 sub mode_on {
 	my ($mx, $d) = @_;
 	my (undef, $j) = $mx->ctl_json('domain', 'show', $d);

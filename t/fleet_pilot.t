@@ -21,14 +21,7 @@ my $hosting = MxPeers::Sink->new;		# the hosting
 my ($A, $B) = $pg->fleet($db, 2,
     hosting => 'smtp:[127.0.0.1]:' . $hosting->port);
 
-sub rcpt {
-	my ($mx, $addr) = @_;
-	my $c = $mx->session;
-	$c->cmd('MAIL FROM:<a@src.test>');
-	my $r = $c->cmd("RCPT TO:<$addr>") // '';
-	$c->close;
-	return substr($r, 0, 3);
-}
+sub rcpt { MxPg::rcpt_code(@_) }
 sub shown {
 	my ($mx, $key) = @_;
 	my (undef, $j) = $mx->ctl_json('domain', 'show', 'example.test');
@@ -62,6 +55,9 @@ my @route = grep { $_->{event} eq 'route' } @{$h ? $h->{history} : []};
 is(scalar @route, 1, 'one route entry in the history, read on mx2');
 is($route[0]{host}, 'mx1.test', '... naming mx1, which set it') if @route;
 is($route[0]{address}, 'joe@example.test', '... and the pilot') if @route;
+like($B->ctl_ok('history', 'example.test'),
+    qr/address joe\@example\.test route: .* \(on mx1\.test\)$/m,
+    'history (human) ends the row with the host');
 
 # recipient verification: the flag, and an address learnt on mx1
 $A->ctl_ok('domain', 'set', 'example.test', '--verify-legacy', 'on');

@@ -151,6 +151,16 @@ sub fleet {
 	    state => $self->state_config($db) }) } 1 .. $n;
 }
 
+# rcpt_code - the reply code of daemon mx to RCPT TO:<addr> on a new session
+sub rcpt_code {
+	my ($mx, $addr) = @_;
+	my $c = $mx->session;
+	$c->cmd('MAIL FROM:<a@src.test>');
+	my $r = $c->cmd("RCPT TO:<$addr>") // '';
+	$c->close;
+	return substr($r, 0, 3);
+}
+
 # wait_addresses - until daemon mx shows n addresses in domain d (a change
 # made on another host has arrived); true on success
 sub wait_addresses {
