@@ -8,7 +8,8 @@ BUILD="build-essential autoconf automake libtool pkg-config
        libpq-dev"
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
-      libyaml-libyaml-perl libnet-dns-perl systemd prometheus postgresql"
+      libyaml-libyaml-perl libnet-dns-perl systemd prometheus postgresql
+      rspamd opendkim opendkim-tools"
 # the Debian package build and its checks (.ci/test-package)
 PACKAGE="devscripts debhelper lintian fakeroot adduser"
 # Postfix's postinst must not try to start a system instance.
