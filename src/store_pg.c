@@ -181,10 +181,19 @@ pg_simple(const char *sql)
  * in commit order, so a host reading the log up to id N never misses a
  * smaller id committed later; and a check-then-write job (address put,
  * switch) sees no other host's write in between */
+#define PG_BEGIN "BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_KEY ")"
+
 static int
 pg_begin(void)
 {
-	return pg_simple("BEGIN; SELECT pg_advisory_xact_lock(" PG_WRITE_LOCK_KEY ")");
+	if (pg_simple(PG_BEGIN) == 0)
+		return 0;
+	/* a connection that died while idle (a partition, a server restart)
+	 * is found broken only when used: nothing of the transaction was
+	 * done, so one more try on a new connection is safe */
+	if (PQstatus(conn) == CONNECTION_OK)
+		return -1;
+	return pg_simple(PG_BEGIN);
 }
 
 /* pg_commit - the other hosts hear of it when it is committed */

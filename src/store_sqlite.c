@@ -180,6 +180,30 @@ sq_errmsg(void)
 	return db ? sqlite3_errmsg(db) : "not open";
 }
 
+/* A state written by a single-host build of the migration assistant
+ * (before the fleet) has version 3 with that step's content: what steps
+ * 3 and 4 add is missing and what step 5 adds is there. It gets steps 3
+ * and 4, and is then at 5. */
+#define SQ_ASSISTANT_V3		3
+#define SQ_ASSISTANT_STEPS	2	/* the two it lacks: 3 and 4 */
+
+/* sq_assistant_v3 - is this a version 3 of the single-host assistant?
+ * (it has address_routes, which the fleet's step 3 does not create) */
+static int
+sq_assistant_v3(int have)
+{
+	sqlite3_stmt *s = NULL;
+	int yes;
+
+	if (have != SQ_ASSISTANT_V3)
+		return 0;
+	yes = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE "
+	    "type = 'table' AND name = 'address_routes'", -1, &s, NULL) ==
+	    SQLITE_OK && sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return yes;
+}
+
 /* sq_migrate - bring the schema up to date, one transaction per step */
 static int
 sq_migrate(const char *const *steps, int want, char *err, size_t errlen)
@@ -196,6 +220,23 @@ sq_migrate(const char *const *steps, int want, char *err, size_t errlen)
 		snprintf(err, errlen, "database schema version %d is newer than "
 		    "this mxrelayd (%d): upgrade mxrelayd", have, want);
 		return -1;
+	}
+	if (sq_assistant_v3(have) && want >= SQ_ASSISTANT_V3 +
+	    SQ_ASSISTANT_STEPS) {
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+		    SQ_ASSISTANT_V3 + SQ_ASSISTANT_STEPS);
+		if (raw_exec("BEGIN IMMEDIATE") == -1 ||
+		    raw_exec(steps[SQ_ASSISTANT_V3 - 1]) == -1 ||
+		    raw_exec(steps[SQ_ASSISTANT_V3]) == -1 ||
+		    raw_exec(sql) == -1 || raw_exec("COMMIT") == -1) {
+			snprintf(err, errlen, "schema migration of a version 3 "
+			    "state: %s", sqlite3_errmsg(db));
+			raw_exec("ROLLBACK");
+			return -1;
+		}
+		have = SQ_ASSISTANT_V3 + SQ_ASSISTANT_STEPS;
+		log_info("store schema migrated version=%d (from a single-host "
+		    "version 3)", have);
 	}
 	for (int v = have; v < want; v++) {
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
