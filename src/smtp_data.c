@@ -164,6 +164,17 @@ data_step(struct smtp_data *d, struct data_run *r, size_t i)
 	}
 }
 
+/* text_end - the first CR or LF in in[i, len), or len */
+static size_t
+text_end(const char *in, size_t i, size_t len)
+{
+	const char *cr = memchr(in + i, '\r', len - i);
+	size_t end = cr ? (size_t)(cr - in) : len;
+	const char *lf = memchr(in + i, '\n', end - i);
+
+	return lf ? (size_t)(lf - in) : end;
+}
+
 /* smtp_data_init - start a DATA stream at the beginning of a line */
 void
 smtp_data_init(struct smtp_data *d, uint64_t max_size)
@@ -185,10 +196,10 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 	size_t i;
 
 	for (i = 0; i < len && d->state != DS_DONE; i++) {
-		/* fast path: plain octets inside a body line */
+		/* fast path: plain octets inside a body line, skipped by
+		 * memchr rather than one by one (bench/README.md, profile) */
 		if (d->state == DS_TEXT && !d->in_headers) {
-			while (i < len && in[i] != '\r' && in[i] != '\n')
-				i++;
+			i = text_end(in, i, len);
 			if (i == len)
 				break;
 		}
