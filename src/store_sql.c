@@ -489,11 +489,12 @@ out:
 	tx_end(op, 1);
 }
 
-/* delete_one - delete the row named op->name, refused when there is none;
- * the change goes to the log under kind */
+/* delete_one - delete the row named op->name, refused when there is none,
+ * and then what also deletes (NULL: nothing); the change goes to the log
+ * under kind */
 static void
-delete_one(struct store_op *op, const char *sql, const char *kind,
-    const char *what, const char *missing)
+delete_one(struct store_op *op, const char *sql, const char *also,
+    const char *kind, const char *what, const char *missing)
 {
 	long long n = 0;
 
@@ -503,7 +504,8 @@ delete_one(struct store_op *op, const char *sql, const char *kind,
 		db_fail(op, what);
 	else if (n == 0)
 		refuse(op, "%s %s: %s", kind, op->name, missing);
-	else if (log_change(op, kind, op->name) == -1)
+	else if ((also && db_exec_name(also, op->name, 0, NULL) == -1) ||
+	    log_change(op, kind, op->name) == -1)
 		db_fail(op, what);
 	else
 		op->res.outcome = STORE_REMOVED;
@@ -513,7 +515,10 @@ delete_one(struct store_op *op, const char *sql, const char *kind,
 static void
 job_addr_remove(struct store_op *op)
 {
-	delete_one(op, "DELETE FROM addresses WHERE address = $1", "address",
+	/* its pilot override goes with it: by the foreign key, and by name
+	 * for a state upgraded from the single-host schema, which has none */
+	delete_one(op, "DELETE FROM addresses WHERE address = $1",
+	    "DELETE FROM address_routes WHERE address = $1", "address",
 	    "address remove", "not found");
 }
 
@@ -882,7 +887,7 @@ out:
 static void
 job_sched_cancel(struct store_op *op)
 {
-	delete_one(op, "DELETE FROM switch_schedule WHERE domain = $1",
+	delete_one(op, "DELETE FROM switch_schedule WHERE domain = $1", NULL,
 	    "domain", "switch cancel", "no scheduled switch");
 }
 

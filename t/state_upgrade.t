@@ -30,7 +30,12 @@ is_deeply([map { [$_->{event}, $_->{address}, $_->{host}] } @{$j->{history} || [
 $mx->ctl_ok('address', 'set', 'joe@example.test', '--route', 'domain');
 (undef, $j) = $mx->ctl_json('history', 'example.test');
 is($j->{history}[1]{host} // '', $mx->hostname, 'a new history row names the host');
+$mx->ctl_ok('address', 'set', 'mary@example.test', '--route', 'legacy');
+$mx->ctl_ok('address', 'remove', 'mary@example.test');
+$mx->ctl_ok('address', 'add', 'mary@example.test');
 $mx->restart;
+(undef, $j) = $mx->ctl_json('domain', 'show', 'example.test');
+is_deeply($j->{overrides}, [], 'a removed address took its override with it');
 is(scalar(() = $mx->log =~ /schema migrated/g), 1, 'a restart migrates nothing');
 $mx->stop_ok;
 done_testing;
