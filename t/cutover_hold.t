@@ -91,8 +91,8 @@ is($bsink->count, 0, 'no DSN was sent');
 my %got = map { /Subject: (held \d+)/ ? ($1 => 1) : () } map { $_->{text} } $sink->messages;
 is(scalar(keys %got), 20, 'each of the 20 arrived');
 my $h = $mx->ctl_ok('history', 'example.test');
-like($h, qr/^\S+\s+off\s+on\s+\d+\s+domain set --hold$/m, 'history: hold off -> on');
-like($h, qr/^\S+\s+on\s+off\s+\d+\s+domain set --hold$/m, 'history: hold on -> off');
+like($h, qr/^\S+\s+off\s+on\s+\d+\s+domain set --hold(?: \(on \S+\))?$/m, 'history: hold off -> on');
+like($h, qr/^\S+\s+on\s+off\s+\d+\s+domain set --hold(?: \(on \S+\))?$/m, 'history: hold on -> off');
 
 # --- the per-domain lifetime ---------------------------------------------
 $mx->ctl_ok('domain', 'add', 'long.test', '--legacy', '127.0.0.1:' . $soft->port);
@@ -124,7 +124,7 @@ unlike($out, qr/max lifetime/, '--max-lifetime default');
 like($mx->ctl_ok('domain', 'show', 'long.test'), qr/^max lifetime:\s+default \(delivery\.max_lifetime\)$/m,
     'domain show: default');
 ok(wait_log($mx, qr/\b\Q$lid\E\b.*status=bounced/, 10), 'back to the default: it bounces now');
-like($mx->ctl_ok('history', 'long.test'), qr/^\S+\s+3600\s+default\s+\d+\s+domain set --max-lifetime$/m,
+like($mx->ctl_ok('history', 'long.test'), qr/^\S+\s+3600\s+default\s+\d+\s+domain set --max-lifetime(?: \(on \S+\))?$/m,
     'history: 3600 -> default');
 
 $mx->stop_ok;

@@ -67,8 +67,8 @@ $mx->ctl_ok('domain', 'set', 'example.test', '--unknown', 'reject');
 ($r) = rcpts('nobody@example.test');
 like($r, qr/^550 5\.1\.1 /, '--unknown reject: 550 again');
 my $h = $mx->ctl_ok('history', 'example.test');
-like($h, qr/^\S+\s+reject\s+tempfail\s+\d+\s+domain set --unknown$/m, 'history: reject -> tempfail');
-like($h, qr/^\S+\s+tempfail\s+reject\s+\d+\s+domain set --unknown$/m, 'history: tempfail -> reject');
+like($h, qr/^\S+\s+reject\s+tempfail\s+\d+\s+domain set --unknown(?: \(on \S+\))?$/m, 'history: reject -> tempfail');
+like($h, qr/^\S+\s+tempfail\s+reject\s+\d+\s+domain set --unknown(?: \(on \S+\))?$/m, 'history: tempfail -> reject');
 
 # the report: typos among 1,000 random unknown addresses
 srand(18);
