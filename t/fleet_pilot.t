@@ -10,7 +10,7 @@ use MxTest;
 use MxPeers;
 use MxPg;
 
-need_programs('smtp-sink');
+need_programs('smtp-sink', 'postfix');
 watchdog(90);
 
 my $pg = MxPg->shared;
@@ -59,19 +59,26 @@ like($B->ctl_ok('history', 'example.test'),
     qr/address joe\@example\.test route: .* \(on mx1\.test\)$/m,
     'history (human) ends the row with the host');
 
-# recipient verification: the flag, and an address learnt on mx1
-$A->ctl_ok('domain', 'set', 'example.test', '--verify-legacy', 'on');
-ok(wait_until(sub { shown($B, 'verify_legacy') }, 10, 0.05),
+# recipient verification: the flag, and an address learnt on mx1. The old
+# server is a Postfix that knows new@verify.test (smtp-sink accepts any
+# address: a catch-all, which verification does not trust)
+my $pf = MxPeers::Postfix->new(relay_domains => 'verify.test',
+    relayhost => '[127.0.0.1]:' . $old->port,
+    extra => { relay_recipient_maps => 'inline:{ new@verify.test=ok }' });
+$A->ctl_ok('domain', 'add', 'verify.test', '--legacy', '127.0.0.1:' . $pf->port);
+$A->ctl_ok('domain', 'set', 'verify.test', '--verify-legacy', 'on');
+ok(wait_until(sub { my (undef, $j) = $B->ctl_json('domain', 'show', 'verify.test');
+    $j && $j->{verify_legacy} }, 10, 0.05),
     'verify-legacy set on mx1 is on at mx2');
-is(rcpt($A, 'new@example.test'), '250',
+is(rcpt($A, 'new@verify.test'), '250',
     'mx1: an unknown address the old server accepts gets 250');
 ok(wait_until(sub {
-	my (undef, $o) = $B->ctl('address', 'list', 'example.test', '--verified');
-	($o // '') =~ /new\@example\.test/ }, 10, 0.05),
+	my (undef, $o) = $B->ctl('address', 'list', 'verify.test', '--verified');
+	($o // '') =~ /new\@verify\.test/ }, 10, 0.05),
     'mx2 lists the address mx1 verified');
-$old->stop;	# mx2 cannot ask the old server now: its answer is mx1's
-is(rcpt($B, 'new@example.test'), '250', 'mx2 accepts it from what mx1 learnt');
-is(rcpt($B, 'other@example.test'), '450', '... while it cannot verify another');
+$pf->stop;	# mx2 cannot ask the old server now: its answer is mx1's
+is(rcpt($B, 'new@verify.test'), '250', 'mx2 accepts it from what mx1 learnt');
+is(rcpt($B, 'other@verify.test'), '450', '... while it cannot verify another');
 
 # back to the domain's mode, on mx2 this time
 $B->ctl_ok('address', 'set', 'joe@example.test', '--route', 'domain');
