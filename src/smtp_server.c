@@ -575,7 +575,7 @@ cmd_data(struct smtp_session *s, const char *args)
 		spool_msg_write(s->msg, trace, n);
 	smtp_received(s, received, sizeof(received));
 	spool_msg_write(s->msg, received, strlen(received));
-	smtp_data_init(&s->data, (uint64_t)s->srv->cfg->max_message_size);
+	smtp_data_init(&s->data, (uint64_t)s->srv->cfg->max_message_size, 0);
 	smtp_enter_state(s, S_DATA);
 	io_set_timeout(s->io, s->srv->cfg->data_timeout);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");

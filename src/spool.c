@@ -27,6 +27,7 @@
 
 #include "crc32.h"
 #include "dict.h"
+#include "fault.h"
 #include "log.h"
 #include "spool.h"
 #include "stats.h"
@@ -118,6 +119,12 @@ static struct {
 static int
 write_all(int fd, const char *p, size_t n)
 {
+	int ferr = FAULT_HIT("spool_write");
+
+	if (ferr) {
+		errno = ferr;
+		return -1;
+	}
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
@@ -403,10 +410,16 @@ spool_msg_finish(struct spool_msg *m)
 	if (m->fd < 0 || spool_msg_flush(m) < 0)
 		return -1;
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS)
+	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS) {
+		m->werr = errno ? errno : EIO;
 		return -1;
+	}
 	snprintf(trailer, sizeof(trailer), "%s crc32=%08" PRIx32 "\n", SPOOL_TRAILER, m->crc);
-	return write_all(m->fd, trailer, strlen(trailer));
+	if (write_all(m->fd, trailer, strlen(trailer)) < 0) {
+		m->werr = errno ? errno : EIO;
+		return -1;
+	}
+	return 0;
 }
 
 /* spool_op_prepare - worker: apply one change before the batch sync */
@@ -440,7 +453,12 @@ spool_sync_batch(struct spool_msg *list, int nmsgs, struct spool_op *ops,
 {
 	struct spool_msg *m;
 	struct spool_op *op;
+	int ferr = FAULT_HIT("spool_sync");
 
+	if (ferr) {
+		errno = ferr;
+		return -1;
+	}
 	if (nmsgs + nfiles >= SPOOL_SYNCFS_MIN)
 		return syncfs(spool.queuefd);
 	for (m = list; m; m = m->next)
@@ -481,12 +499,14 @@ spool_commit_job(void *arg)
 	TAKE_ALL(struct spool_op, spool.ops, b->ops);
 	for (m = b->msgs; m; m = m->next) {
 		n++;
+		errno = 0;
 		m->ok = spool_msg_finish(m) == 0 &&
 		    renameat(spool.incfd, m->id, spool.queuefd, m->id) == 0;
 		if (!m->ok && !m->werr)
 			m->werr = errno ? errno : EIO;
 		if (!m->ok) {
-			log_warn("%s spool commit failed", m->id);
+			/* the writer thread's error, not this thread's errno */
+			log_warnx("%s spool commit failed: %s", m->id, strerror(m->werr));
 			unlinkat(spool.incfd, m->id, 0);
 		} else
 			nok++;
@@ -503,7 +523,8 @@ spool_commit_job(void *arg)
 	if (spool_sync_batch(b->msgs, nok, b->ops, nfiles, nok > 0 || names) < 0) {
 		int serr = errno ? errno : EIO;
 
-		log_warn("spool sync failed batch=%d changes=%d", n, nfiles);
+		log_warnx("spool sync failed batch=%d changes=%d: %s", n, nfiles,
+		    strerror(serr));
 		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;
