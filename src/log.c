@@ -32,6 +32,8 @@ log_set_debug(int on)
 }
 
 /* log_vwrite - emit one line; errnum >= 0 appends strerror */
+static void log_vwrite(int, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(int pri, int errnum, const char *fmt, va_list ap)
 {

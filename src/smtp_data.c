@@ -130,7 +130,8 @@ data_text(struct smtp_data *d, struct data_run *r, size_t i)
 			d->folds++;
 		}
 	}
-	d->linelen++;
+	/* a line that starts with "." goes out stuffed again: count it */
+	d->linelen += (d->linelen == 0 && c == '.') ? 2 : 1;
 	hdr_octet(d, c);
 }
 
@@ -167,17 +168,12 @@ data_step(struct smtp_data *d, struct data_run *r, size_t i)
 		data_text(d, r, i);
 		break;
 	case DS_DOT:
-		/* RFC 5321 4.5.2: the leading dot is dropped (already). A
-		 * line that still starts with "." is stuffed again on the
-		 * way out: count that octet against the line length. */
+		/* RFC 5321 4.5.2: the leading dot is dropped (already) */
 		if (c == '\r') {
 			r->start = i + 1;
 			d->state = DS_DOT_CR;
-		} else {
-			if (c == '.')
-				d->linelen = 1;
+		} else
 			data_text(d, r, i);
-		}
 		break;
 	case DS_DOT_CR:
 		if (c == '\n') {
@@ -221,8 +217,8 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 
 	for (i = 0; i < len && d->state != DS_DONE; i++) {
 		/* fast path: plain octets inside a body line, up to the
-		 * line length limit */
-		if (d->state == DS_TEXT && !d->in_headers) {
+		 * line length limit (not a line's first octet: see data_text) */
+		if (d->state == DS_TEXT && !d->in_headers && d->linelen > 0) {
 			size_t j = i, room = d->linelen < SMTP_TEXT_LINE_MAX ?
 			    SMTP_TEXT_LINE_MAX - d->linelen : 0;
 
