@@ -8,8 +8,10 @@ BUILD="build-essential autoconf automake libtool pkg-config
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
       libyaml-libyaml-perl libnet-dns-perl systemd"
+# the libFuzzer targets (make fuzz): clang with its sanitizer runtimes
+FUZZ="clang libclang-rt-14-dev"
 # Postfix's postinst must not try to start a system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $BUILD $TEST >/dev/null
+apt-get install -y -qq --no-install-recommends $BUILD $TEST $FUZZ >/dev/null
