@@ -160,8 +160,12 @@ status_part(struct obuf *b, const struct bounce_info *bi)
 	ob_printf(b, "Arrival-Date: %s\r\n", date);
 	for (int i = 0; i < bi->nrcpts; i++) {
 		const struct bounce_rcpt *r = &bi->rcpts[i];
+		ob_printf(b, "\r\n");
+		if (r->orig != NULL)
+			ob_printf(b, "Original-Recipient: rfc822; %s\r\n",
+			    one_line(r->orig, addr, sizeof(addr)));
 		one_line(r->addr, addr, sizeof(addr));
-		ob_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n"
+		ob_printf(b, "Final-Recipient: rfc822; %s\r\n"
 		    "Action: failed\r\nStatus: %s\r\n", addr, r->status);
 		if (r->remote_mta)
 			ob_printf(b, "Remote-MTA: dns; %s\r\n", r->remote_mta);

@@ -13,13 +13,15 @@
 
 /* one failed recipient */
 struct bounce_rcpt {
-	const char *addr;	/* the recipient as written, without <> */
+	const char *addr;	/* the recipient (canonical), without <> */
 	const char *status;	/* "5.1.1" */
 	const char *remote_mta;	/* host name of the server that refused, or NULL */
 	int code;		/* its SMTP reply code; 0: the failure is ours */
 	const char *reply;	/* its reply text ("550 5.1.1 ..."), or our reason */
 	const char *reason;	/* why it failed when reply is only the last
 				 * error (delivery time expired), or NULL */
+	const char *orig;	/* the envelope recipient as the client wrote
+				 * it (RFC 3464 2.3.1), or NULL */
 };
 
 struct bounce_info {

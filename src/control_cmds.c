@@ -645,17 +645,13 @@ address_add_done(struct store_result *res, void *arg)
 	static const char *const what[] = { "added", "updated", "unchanged", "removed" };
 	const char *addr = ctx->args.pos[0];
 	const struct addr_info *a;
-	char *at;
 	struct jsonw *w;
 
 	if (res->status) {
 		control_fail(ctx, CTL_REFUSED, "%s", res->msg);
 		return;
 	}
-	at = strrchr(addr, '@');
-	*at = '\0';
-	a = store_address(addr, at + 1, '\0');
-	*at = '@';
+	a = store_address(addr, '\0');
 	if (a == NULL) {		/* removed again meanwhile */
 		control_fail(ctx, CTL_REFUSED, "address %s: not found", addr);
 		return;
@@ -845,10 +841,8 @@ cmd_address_show(struct ctl_ctx *ctx)
 	if (arg_address(ctx, ctx->args.pos[0], addr, sizeof(addr)) == -1)
 		return;
 	at = strrchr(addr, '@');
-	*at = '\0';
-	a = store_address(addr, at + 1, '\0');
+	a = store_address(addr, '\0');
 	d = store_domain(at + 1);
-	*at = '@';
 	if (a == NULL) {
 		control_fail(ctx, CTL_REFUSED, "address %s: not found", addr);
 		return;
@@ -1028,6 +1022,8 @@ render_import_json(const struct store_import_report *r,
 			jsonw_kv_int(w, "line", r->lines[i].line);
 			jsonw_kv_string(w, k == STORE_IMP_INVALID ? "reason" :
 			    "address", r->lines[i].text);
+			if (r->lines[i].written)
+				jsonw_kv_string(w, "written", r->lines[i].written);
 			jsonw_object_end(w);
 		}
 		jsonw_array_end(w);
@@ -1064,6 +1060,10 @@ render_import(const struct store_import_report *r, struct store_result *res,
 				    "looks like an address; write "
 				    "ADDRESS|DESTINATIONS|relay for an alias\n",
 				    l->line, l->text);
+			else if (l->written)
+				evbuffer_add_printf(out, "  %s (line %d, written "
+				    "%s: the same address)\n", l->text, l->line,
+				    l->written);
 			else
 				evbuffer_add_printf(out, "  %s (line %d)\n", l->text,
 				    l->line);

@@ -28,6 +28,7 @@ struct io {
 	io_callback cb;
 	void *arg;
 	int timeout;
+	int write_timed_out;		/* the last timeout was a write's */
 	int want_lowat;
 	char err[128];
 };
@@ -154,8 +155,25 @@ io_set_timeout(struct io *io, int secs)
 	struct timeval tv = { secs, 0 };
 
 	io->timeout = secs;
-	/* The write timeout covers a client that stops reading our replies. */
-	bufferevent_set_timeouts(io->top, secs ? &tv : NULL, secs ? &tv : NULL);
+	/* The read timeout counts the peer's silence; the write timeout
+	 * covers a peer that stops reading our replies, and belongs on the
+	 * socket, whose write timer runs only while octets wait for it. A TLS
+	 * filter has no socket: libevent runs its write timer whenever
+	 * writing is enabled, so an idle TLS session would time out "writing"
+	 * and libevent would stop writing our 421 (issue 17). The socket's
+	 * timeout reaches us through the filter's event callback. */
+	if (io->top == io->bev) {
+		bufferevent_set_timeouts(io->bev, secs ? &tv : NULL, secs ? &tv : NULL);
+		return;
+	}
+	bufferevent_set_timeouts(io->top, secs ? &tv : NULL, NULL);
+	bufferevent_set_timeouts(io->bev, NULL, secs ? &tv : NULL);
+}
+
+int
+io_write_timed_out(const struct io *io)
+{
+	return io->write_timed_out;
 }
 
 void
@@ -268,6 +286,7 @@ io_eventcb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		io->write_timed_out = (what & BEV_EVENT_WRITING) != 0;
 		io->cb(io, IO_TIMEOUT, io->arg);
 		return;
 	}

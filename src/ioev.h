@@ -36,8 +36,12 @@ struct evbuffer *io_input(struct io *);
 void io_write(struct io *, const void *, size_t);
 void io_printf(struct io *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 size_t io_queued(struct io *);
-/* io_set_timeout - read timeout in seconds (0: none) */
+/* io_set_timeout - read timeout in seconds (0: none); the same for a
+ * write that waits, on plaintext and TLS alike */
 void io_set_timeout(struct io *, int secs);
+/* io_write_timed_out - the last IO_TIMEOUT was a write that waited:
+ * libevent stopped writing, nothing more will be sent */
+int io_write_timed_out(const struct io *);
 void io_pause(struct io *);	/* stop reading */
 void io_resume(struct io *);
 /* io_want_lowat - report IO_LOWAT once pending output has been sent */

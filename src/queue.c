@@ -201,7 +201,8 @@ msg_new(struct spool_entry *e)
 		struct queue_rcpt *r = &m->rcpts[i];
 
 		r->addr = sr->addr;
-		sr->addr = NULL;
+		r->orig = sr->orig;
+		sr->addr = sr->orig = NULL;
 		r->kind = sr->kind;
 		r->parent = sr->parent;
 		r->reply = sr->reply;
@@ -236,6 +237,7 @@ msg_free(struct queue_msg *m)
 		close(m->fd);
 	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
+		free(m->rcpts[i].orig);
 		free(m->rcpts[i].reply);
 		free(m->rcpts[i].dest);
 	}
@@ -374,9 +376,10 @@ log_result(const struct queue_msg *m, const struct queue_rcpt *r,
 
 	if (delay < 0)
 		delay = 0;
-	log_info("%s to=<%s> relay=%s delay=%.1f dsn=%s status=%s (%s)", m->id,
-	    r->addr, relay && *relay ? relay : "none", delay, dsn, status,
-	    reply ? reply : "");
+	log_info("%s to=<%s>%s%s%s relay=%s delay=%.1f dsn=%s status=%s (%s)",
+	    m->id, r->addr, r->orig ? " orig_to=<" : "", r->orig ? r->orig : "",
+	    r->orig ? ">" : "", relay && *relay ? relay : "none", delay, dsn,
+	    status, reply ? reply : "");
 }
 
 /* rcpt_final - recipient i reached a final state */
@@ -550,11 +553,14 @@ job_may_start(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 
-	/* SPEC 7: an attempt that starts after a switch uses the new mode */
+	/* SPEC 7: an attempt that starts after a switch uses the new mode;
+	 * the route is the canonical recipient's (a reversed SRS address's) */
 	if (!j->m->route_mx)
-		for (int i = 0; i < mj->nrcpts; i++)
-			if (!route_is_current(&mj->route, mj->rcpts[i].addr))
+		for (int i = 0; i < mj->nrcpts; i++) {
+			const struct queue_rcpt *r = &j->m->rcpts[mj->rcpts[i].index];
+			if (!route_is_current(&mj->route, r->dest ? r->dest : r->addr))
 				return 0;
+		}
 	if (!j->flying) {
 		j->flying = 1;
 		flight_add(mj, 1);
@@ -718,6 +724,20 @@ job_new(struct queue_msg *m, const struct route *r, int n, const char *sender)
 	return j;
 }
 
+/* rcpt_wire - the address RCPT TO names on route kind k: the reversed
+ * SRS address; on the legacy route the form the client wrote (the old
+ * server owns its addresses: a front-end is transparent to it); else the
+ * canonical form */
+static const char *
+rcpt_wire(const struct queue_rcpt *r, enum route_kind k)
+{
+	if (r->dest != NULL)
+		return r->dest;
+	if (k == ROUTE_LEGACY && r->orig != NULL)
+		return r->orig;
+	return r->addr;
+}
+
 /* group_of - the attempt group of route rt (fwd: with the SRS sender) */
 static int
 group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
@@ -798,7 +818,8 @@ msg_attempt(struct queue_msg *m, int fd)
 			if (group[i] < 0)
 				continue;
 			mj = &jobs[group[i]]->mj;
-			mj->rcpts[mj->nrcpts].addr = r->dest ? r->dest : r->addr;
+			mj->rcpts[mj->nrcpts].addr = rcpt_wire(r,
+			    groups[group[i]].rt.kind);
 			mj->rcpts[mj->nrcpts].index = i;
 			mj->nrcpts++;
 		}
@@ -992,6 +1013,23 @@ bounce_committed(struct spool_msg *sm, int ok, void *arg)
 	bounce_finish(bj, ok);
 }
 
+/* rcpt_original - the envelope recipient as the client wrote it, for the
+ * DSN's Original-Recipient: of recipient i itself, or of the envelope
+ * recipient an expansion child comes from; NULL when it is i's own
+ * canonical form */
+static const char *
+rcpt_original(const struct queue_msg *m, int i)
+{
+	int root = i, hops = 0;
+
+	while (m->rcpts[root].parent >= 0 && m->rcpts[root].parent < m->nrcpts &&
+	    hops++ < m->nrcpts)
+		root = m->rcpts[root].parent;
+	if (root == i)
+		return m->rcpts[i].orig;
+	return m->rcpts[root].orig ? m->rcpts[root].orig : m->rcpts[root].addr;
+}
+
 /* bounce_enqueue - loop: build the DSN and commit it as a new message */
 static void
 bounce_enqueue(struct bounce_job *bj)
@@ -1010,6 +1048,7 @@ bounce_enqueue(struct bounce_job *bj)
 	for (int k = 0; k < bj->list.n; k++) {
 		struct queue_bounce_item *it = &bj->list.v[k];
 		br[k].addr = m->rcpts[it->index].addr;
+		br[k].orig = rcpt_original(m, it->index);
 		br[k].status = it->status;
 		br[k].remote_mta = it->remote[0] ? it->remote : NULL;
 		br[k].code = it->code;

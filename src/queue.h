@@ -43,7 +43,8 @@ enum queue_rstate {
 };
 
 struct queue_rcpt {
-	char *addr;		/* as written, without <> */
+	char *addr;		/* canonical, without <> */
+	char *orig;		/* as the client wrote it, NULL when the same */
 	enum spool_rkind kind;	/* envelope recipient or expansion child */
 	int parent;		/* child: index of the expanded recipient; -1 */
 	int held;		/* child whose expand record is not durable yet */

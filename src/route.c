@@ -92,15 +92,11 @@ route_legacy(const struct domain_info *d, struct route *r, char *why, size_t why
 	return ROUTE_OK;
 }
 
-/* rcpt_entry - the table entry of rcpt in hosted domain d, or NULL */
+/* rcpt_entry - the table entry of rcpt (canonical) in its domain, or NULL */
 static const struct addr_info *
-rcpt_entry(const struct domain_info *d, const char *rcpt)
+rcpt_entry(const char *rcpt)
 {
-	const char *at = strrchr(rcpt, '@');
-	char local[256];
-
-	snprintf(local, sizeof(local), "%.*s", at ? (int)(at - rcpt) : 0, rcpt);
-	return store_address(local, d->name, route_cfg->recipient_delimiter);
+	return store_address(rcpt, route_cfg->recipient_delimiter);
 }
 
 int
@@ -143,7 +139,7 @@ route_hosted(const struct domain_info *d, const char *rcpt, int leaf,
 		snprintf(why, whylen, "domain %s is hosted but %s", d->name, err);
 		return ROUTE_DEFER;
 	}
-	if (!leaf && expand_needed(rcpt_entry(d, rcpt))) {
+	if (!leaf && expand_needed(rcpt_entry(rcpt))) {
 		snprintf(why, whylen, "%s expands to other addresses", rcpt);
 		return ROUTE_EXPAND;
 	}
@@ -193,7 +189,7 @@ expand_lookup(const char *addr, const struct addr_info **a, void *arg)
 		return EXPAND_DOM_FOREIGN;
 	if (d->mode != MODE_HOSTED)
 		return EXPAND_DOM_LEGACY;
-	*a = rcpt_entry(d, addr);
+	*a = rcpt_entry(addr);
 	return EXPAND_DOM_HOSTED;
 }
 

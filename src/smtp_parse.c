@@ -306,6 +306,86 @@ bad:
 	return PARSE_BAD_ADDRESS;
 }
 
+/* local_is_dotstring - is the local part value v a Dot-string (RFC 5321
+ * 4.1.2: Atom *("." Atom)), so that it needs no quotes? UTF-8 counts as
+ * atext (RFC 6531 3.3). */
+static int
+local_is_dotstring(const char *v)
+{
+	const unsigned char *u = (const unsigned char *)v;
+	size_t n = strlen(v);
+
+	if (n == 0 || u[0] == '.' || u[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u[i] == '.' && u[i + 1] == '.')
+			return 0;
+		if (u[i] != '.' && u[i] < 0x80 && !is_atext(u[i]))
+			return 0;
+	}
+	return 1;
+}
+
+/* smtp_local_canonical - the one written form of a local part value */
+size_t
+smtp_local_canonical(const char *value, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	if (local_is_dotstring(value)) {
+		if (mx_strlcpy(out, value, outlen) >= outlen)
+			return 0;
+		return strlen(out);
+	}
+	/* RFC 5321 4.1.2: a Quoted-string; only '"' and '\' need the
+	 * quoted-pair, every other printable octet stands for itself */
+	if (outlen < 3)
+		return 0;
+	out[o++] = '"';
+	for (const char *p = value; *p != '\0'; p++) {
+		if (o + 4 > outlen)
+			return 0;
+		if (*p == '"' || *p == '\\')
+			out[o++] = '\\';
+		out[o++] = *p;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return o;
+}
+
+/* smtp_mailbox_canonical - canonical local part, '@', the domain with its
+ * ASCII letters lower-cased (RFC 5321 2.4: domains are not case
+ * sensitive; an address literal stays as written) */
+size_t
+smtp_mailbox_canonical(const struct smtp_mailbox *m, char *out, size_t outlen)
+{
+	size_t n = smtp_local_canonical(m->local, out, outlen), d;
+
+	if (n == 0 || (d = strlen(m->domain)) + n + 2 > outlen)
+		return 0;
+	out[n] = '@';
+	memcpy(out + n + 1, m->domain, d + 1);
+	if (!m->literal)
+		for (char *p = out + n + 1; *p != '\0'; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+	return n + 1 + d;
+}
+
+/* smtp_address_canonical - parse and canonicalise a bare mailbox */
+enum smtp_parse_result
+smtp_address_canonical(const char *s, char *out, size_t outlen)
+{
+	struct smtp_mailbox m;
+	enum smtp_parse_result r;
+
+	if ((r = smtp_mailbox_parse(s, strlen(s), 1, &m)) != PARSE_OK)
+		return r;
+	return smtp_mailbox_canonical(&m, out, outlen) ? PARSE_OK :
+	    PARSE_BAD_ADDRESS;
+}
+
 /* path_route - skip an A-d-l source route "@a,@b:" (RFC 5321 4.1.2, to be
  * ignored per C.), checking that each hop is a domain. Returns the position
  * after the colon, or NULL. */

@@ -86,6 +86,27 @@ enum smtp_parse_result smtp_parse_rcpt_params(const char *params,
 enum smtp_parse_result smtp_mailbox_parse(const char *s, size_t len,
     int allow_utf8, struct smtp_mailbox *m);
 
+/* One canonical form of an address (issue: a quoted local part that needs
+ * no quotes is the same address, RFC 5321 4.1.2). Every table key, queue
+ * record, route and log line uses it; the form the client wrote is kept
+ * beside it only for the legacy route and the DSN's Original-Recipient. */
+
+/* smtp_local_canonical - a local part given by its value (quotes removed,
+ * escapes resolved, as in smtp_mailbox.local): bare when it is a
+ * Dot-string, else quoted with only '"' and '\' escaped. The case is kept.
+ * Returns the length, 0 when out is too small. Never longer than any
+ * valid written form of the same value. */
+size_t smtp_local_canonical(const char *value, char *out, size_t outlen);
+/* smtp_mailbox_canonical - canonical local part '@' domain (ASCII letters
+ * of a domain name lower-cased; an address literal as written). Returns
+ * the length, 0 when out is too small. */
+size_t smtp_mailbox_canonical(const struct smtp_mailbox *, char *out,
+    size_t outlen);
+/* smtp_address_canonical - parse a bare mailbox (UTF-8 allowed) and write
+ * its canonical form; PARSE_OK or PARSE_BAD_ADDRESS */
+enum smtp_parse_result smtp_address_canonical(const char *s, char *out,
+    size_t outlen);
+
 /* smtp_helo_valid - syntax check of a HELO/EHLO argument: a domain or an
  * address literal. */
 int smtp_helo_valid(const char *arg);

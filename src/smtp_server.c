@@ -109,9 +109,11 @@ struct smtp_session {
 	/* transaction */
 	char *sender;			/* "" for <> */
 	struct smtp_mail_params mp;
-	char **rcpts;
+	char **rcpts;			/* canonical (smtp_mailbox_canonical) */
+	char **orcpts;			/* as written, NULL when the same */
 	int nrcpts;
 	char *pending_rcpt;		/* S_FILTER: the RCPT waiting for its verdict */
+	char *pending_orcpt;		/* its written form, NULL when the same */
 	int spool_busy;			/* the spool writer is behind: S_SPOOL */
 	int pending_nofilter;
 	struct smtp_data data;
@@ -169,20 +171,31 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	io_write(s->io, buf, (size_t)n);
 }
 
+/* smtp_pending_clear - drop the RCPT waiting for its verdict */
+static void
+smtp_pending_clear(struct smtp_session *s)
+{
+	free(s->pending_rcpt);
+	free(s->pending_orcpt);
+	s->pending_rcpt = s->pending_orcpt = NULL;
+}
+
 /* smtp_txn_reset - forget the transaction (RSET, EHLO, after DATA) */
 static void
 smtp_txn_reset(struct smtp_session *s)
 {
 	free(s->sender);
 	s->sender = NULL;
-	for (int i = 0; i < s->nrcpts; i++)
+	for (int i = 0; i < s->nrcpts; i++) {
 		free(s->rcpts[i]);
+		free(s->orcpts[i]);
+	}
 	free(s->rcpts);
-	s->rcpts = NULL;
+	free(s->orcpts);
+	s->rcpts = s->orcpts = NULL;
 	s->nrcpts = 0;
 	memset(&s->mp, 0, sizeof(s->mp));
-	free(s->pending_rcpt);
-	s->pending_rcpt = NULL;
+	smtp_pending_clear(s);
 	if (s->filter)
 		filter_reset(s->filter);
 	if (s->msg) {
@@ -310,7 +323,7 @@ cmd_mail(struct smtp_session *s, const char *args)
 	case PARSE_OK:
 		break;
 	case PARSE_UNKNOWN_PARAM:
-		smtp_reply(s, "555 5.5.4 Unsupported option: %s", err);
+		smtp_reply(s, "555 5.5.4 %s", err);
 		return;
 	default:
 		smtp_reply(s, "501 5.5.4 Bad parameter: %s", err);
@@ -370,11 +383,13 @@ smtp_check_srs(struct smtp_session *s, const struct smtp_mailbox *m,
 	return -1;
 }
 
-/* smtp_check_rcpt - the relay decision (SPEC 5, 9). Returns 0 when the
- * recipient is a known address of a hosted domain, or a valid SRS address
- * under srs.domain; else replies. */
+/* smtp_check_rcpt - the relay decision (SPEC 5, 9). canon is the
+ * recipient's canonical form: the table is looked up by it alone. Returns
+ * 0 when the recipient is a known address of a hosted domain, or a valid
+ * SRS address under srs.domain; else replies. */
 static int
-smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter)
+smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p,
+    const char *canon, int *nofilter)
 {
 	const struct smtp_mailbox *m = &p->mbox;
 	const struct config *cfg = s->srv->cfg;
@@ -393,7 +408,7 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p, int *nofilter
 		log_info("%s smtp rcpt refused to=<%s> reason=relay", s->id, shown);
 		return -1;
 	}
-	if ((a = store_address(m->local, m->domain, cfg->recipient_delimiter)) == NULL) {
+	if ((a = store_address(canon, cfg->recipient_delimiter)) == NULL) {
 		mx_stats.rcpt_unknown++;
 		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
 		log_info("%s smtp rcpt refused to=<%s> reason=unknown", s->id, shown);
@@ -415,15 +430,32 @@ smtp_rcpt_state(struct smtp_session *s)
 		smtp_enter_state(s, st);
 }
 
+/* smtp_rcpt_add - the pending RCPT joins the transaction; the same
+ * recipient twice (in any written form) is delivered once */
+static void
+smtp_rcpt_add(struct smtp_session *s)
+{
+	for (int i = 0; i < s->nrcpts; i++)
+		if (strcasecmp(s->rcpts[i], s->pending_rcpt) == 0) {
+			smtp_pending_clear(s);
+			return;
+		}
+	s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
+	s->orcpts = xrealloc(s->orcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
+	s->rcpts[s->nrcpts] = s->pending_rcpt;
+	s->orcpts[s->nrcpts] = s->pending_orcpt;
+	s->nrcpts++;
+	s->pending_rcpt = s->pending_orcpt = NULL;
+}
+
 /* smtp_rcpt_verdict - the filters' word on the RCPT in s->pending_rcpt:
  * accept it, refuse it, or wait in S_FILTER for their lookups */
 static void
 smtp_rcpt_verdict(struct smtp_session *s)
 {
 	char reply[FILTER_REPLY_MAX], shown[SMTP_PATH_MAX + 1];
-	char *rcpt = s->pending_rcpt;
 
-	smtp_sanitize(shown, sizeof(shown), rcpt);
+	smtp_sanitize(shown, sizeof(shown), s->pending_rcpt);
 	switch (filter_rcpt(s->filter, shown, s->pending_nofilter, reply,
 	    sizeof(reply), smtp_rcpt_wake, s)) {
 	case FILTER_WAIT:
@@ -433,27 +465,15 @@ smtp_rcpt_verdict(struct smtp_session *s)
 		}
 		return;
 	case FILTER_REFUSE:
-		s->pending_rcpt = NULL;
-		free(rcpt);
+		smtp_pending_clear(s);
 		smtp_rcpt_state(s);
 		smtp_reply(s, "%s", reply);
 		return;
 	case FILTER_OK:
 		break;
 	}
-	s->pending_rcpt = NULL;
 	mx_stats.rcpt_accepted++;
-	/* The same recipient twice in one transaction is delivered once. */
-	for (int i = 0; i < s->nrcpts; i++)
-		if (strcasecmp(s->rcpts[i], rcpt) == 0) {
-			free(rcpt);
-			rcpt = NULL;
-			break;
-		}
-	if (rcpt != NULL) {
-		s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
-		s->rcpts[s->nrcpts++] = rcpt;
-	}
+	smtp_rcpt_add(s);
 	smtp_rcpt_state(s);
 	smtp_reply(s, "250 2.1.5 Ok");
 }
@@ -478,7 +498,7 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
 	const char *rest;
-	char err[128];
+	char err[128], canon[SMTP_PATH_MAX + 1];
 	int nofilter = 0;
 
 	if (s->state != S_MAIL && s->state != S_RCPT) {
@@ -503,16 +523,22 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (smtp_parse_rcpt_params(rest, err, sizeof(err)) != PARSE_OK) {
-		smtp_reply(s, "555 5.5.4 Unsupported option: %s", err);
+		smtp_reply(s, "555 5.5.4 %s", err);
+		return;
+	}
+	if (smtp_mailbox_canonical(&path.mbox, canon, sizeof(canon)) == 0) {
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
 		return;
 	}
 	if (s->nrcpts >= s->srv->cfg->max_recipients) {
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (smtp_check_rcpt(s, &path, &nofilter) < 0)
+	if (smtp_check_rcpt(s, &path, canon, &nofilter) < 0)
 		return;
-	s->pending_rcpt = xstrdup(path.mbox.text);
+	s->pending_rcpt = xstrdup(canon);
+	s->pending_orcpt = strcmp(canon, path.mbox.text) != 0 ?
+	    xstrdup(path.mbox.text) : NULL;
 	s->pending_nofilter = nofilter;
 	smtp_rcpt_verdict(s);
 }
@@ -578,6 +604,7 @@ cmd_data(struct smtp_session *s, const char *args)
 	env.body_8bit = s->mp.body == BODY_8BITMIME;
 	env.smtputf8 = s->mp.smtputf8;
 	env.rcpts = (const char *const *)s->rcpts;
+	env.orcpts = (const char *const *)s->orcpts;
 	env.nrcpts = s->nrcpts;
 	s->msg = spool_msg_open(s->qid, &env);
 	/* RFC 7208 9.1: Received-SPF above our Received: */
@@ -1172,7 +1199,8 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 			/* A write timeout: the client does not read, and libevent
 			 * stopped writing. Do not wait for our 421 to drain;
 			 * io_free sends what it can for IO_LINGER_SECS. */
-			int stuck = io_queued(s->io) > 0;
+			int stuck = io_write_timed_out(s->io) ||
+			    io_queued(s->io) > 0;
 
 			smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_hostname(s));
 			smtp_close(s, "timeout");

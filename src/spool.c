@@ -29,6 +29,7 @@
 #include "dict.h"
 #include "fault.h"
 #include "log.h"
+#include "smtp_parse.h"
 #include "spool.h"
 #include "stats.h"
 #include "util.h"
@@ -48,7 +49,8 @@ struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
 	int fd;
 	int nrcpts;
-	char **rcpts;			/* as written; handed to the queue */
+	char **rcpts;			/* canonical; handed to the queue */
+	char **orcpts;			/* as written, NULL when the same */
 	char *sender;
 	time_t arrival;
 	int body_8bit, smtputf8, route_mx;
@@ -246,8 +248,11 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
 	if (e->route_mx)
 		HDR_ADD("route mx\n");
 	HDR_ADD("rcpts %d\n", e->nrcpts);
-	for (i = 0; i < e->nrcpts; i++)
+	for (i = 0; i < e->nrcpts; i++) {
 		HDR_ADD("rcpt %d <%s>\n", i, e->rcpts[i]);
+		if (e->orcpts != NULL && e->orcpts[i] != NULL)
+			HDR_ADD("orcpt %d <%s>\n", i, e->orcpts[i]);
+	}
 	*size_pos = len + strlen("size ");
 	HDR_ADD("size %0*d\n\n", SPOOL_SIZE_DIGITS, 0);
 #undef HDR_ADD
@@ -328,8 +333,12 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->fd = -1;
 	m->nrcpts = e->nrcpts;
 	m->rcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
-	for (int i = 0; i < e->nrcpts; i++)
+	m->orcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
+	for (int i = 0; i < e->nrcpts; i++) {
 		m->rcpts[i] = xstrdup(e->rcpts[i]);
+		if (e->orcpts != NULL && e->orcpts[i] != NULL)
+			m->orcpts[i] = xstrdup(e->orcpts[i]);
+	}
 	m->sender = xstrdup(e->sender);
 	m->arrival = arrival;
 	m->body_8bit = e->body_8bit;
@@ -392,9 +401,12 @@ spool_msg_free(struct spool_msg *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
-	for (int i = 0; i < m->nrcpts; i++)
+	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i]);
+		free(m->orcpts[i]);
+	}
 	free(m->rcpts);
+	free(m->orcpts);
 	free(m->sender);
 	free(m->wbuf);
 	free(m->spare);
@@ -564,8 +576,9 @@ spool_msg_entry(struct spool_msg *m)
 	e->rcpts = xcalloc((size_t)m->nrcpts, sizeof(*e->rcpts));
 	for (int i = 0; i < m->nrcpts; i++) {
 		e->rcpts[i].addr = m->rcpts[i];
+		e->rcpts[i].orig = m->orcpts[i];
 		e->rcpts[i].parent = -1;
-		m->rcpts[i] = NULL;
+		m->rcpts[i] = m->orcpts[i] = NULL;
 	}
 	return e;
 }
@@ -727,6 +740,7 @@ spool_entry_free(struct spool_entry *e)
 		return;
 	for (int i = 0; i < e->nrcpts && e->rcpts; i++) {
 		free(e->rcpts[i].addr);
+		free(e->rcpts[i].orig);
 		free(e->rcpts[i].reply);
 	}
 	free(e->rcpts);
@@ -772,6 +786,22 @@ parse_num(const char *v, size_t n, long long min, long long max, long long *out)
 		return -1;
 	*out = x;
 	return 0;
+}
+
+/* rcpt_canonical - a recipient line in canonical form. Files written
+ * before the canonical form existed hold the form the client wrote: that
+ * one becomes the original, so that they route like new files. */
+static void
+rcpt_canonical(struct spool_rcpt *r)
+{
+	char canon[SMTP_PATH_MAX + 1];
+
+	if (smtp_address_canonical(r->addr, canon, sizeof(canon)) != PARSE_OK ||
+	    strcmp(canon, r->addr) == 0)
+		return;
+	free(r->orig);
+	r->orig = r->addr;
+	r->addr = xstrdup(canon);
 }
 
 #define KEY_IS(k) (kl == sizeof(k) - 1 && memcmp(line, k, kl) == 0)
@@ -824,7 +854,19 @@ header_line(struct spool_entry *e, const char *line, size_t n, int full, int *nr
 			return -1;
 		if ((e->rcpts[*nr].addr = angle_strip(sp2, vl - (size_t)(sp2 - v))) == NULL)
 			return -1;
+		rcpt_canonical(&e->rcpts[*nr]);
 		(*nr)++;
+	} else if (KEY_IS("orcpt")) {
+		/* after its rcpt line: "orcpt INDEX <as written>" */
+		const char *sp2 = memchr(v, ' ', vl);
+		char *o;
+		if (sp2 == NULL || e->rcpts == NULL ||
+		    parse_num(v, (size_t)(sp2 - v), 0, SPOOL_RCPTS_MAX, &x) < 0 ||
+		    x >= *nr ||
+		    (o = angle_strip(sp2, vl - (size_t)(sp2 - v))) == NULL)
+			return -1;
+		free(e->rcpts[x].orig);
+		e->rcpts[x].orig = o;
 	} else if (KEY_IS("size")) {
 		if (parse_num(v, vl, 0, LLONG_MAX, &x) < 0)
 			return -1;

@@ -29,7 +29,9 @@ struct spool_envelope {
 	const char *sender;		/* "" for <> */
 	int body_8bit;
 	int smtputf8;
-	const char *const *rcpts;
+	const char *const *rcpts;	/* canonical */
+	const char *const *orcpts;	/* as written, NULL (or NULL entries)
+					 * when the same */
 	int nrcpts;
 	int route_mx;			/* a bounce: deliver by MX ("route mx") */
 };
@@ -124,7 +126,9 @@ struct spool_state {
 };
 
 struct spool_rcpt {
-	char *addr;			/* as the client wrote it, without <> */
+	char *addr;			/* canonical (smtp_mailbox_canonical), without <> */
+	char *orig;			/* as the client wrote it when that differs
+					 * ("orcpt" line), else NULL */
 	enum spool_rkind kind;
 	int parent;			/* child: the expanded recipient; else -1 */
 	enum spool_rstate state;	/* from its last state record */

@@ -167,26 +167,28 @@ store_domain(const char *domain)
 }
 
 const struct addr_info *
-store_address(const char *local, const char *domain, char delim)
+store_address(const char *addr, char delim)
 {
 	char key[STORE_KEY_MAX];
+	const char *at = strrchr(addr, '@'), *cut;
 	struct domain_entry *d;
 	const struct addr_info *a;
-	const char *cut;
-	int n;
+	size_t llen;
 
-	if ((d = (struct domain_entry *)store_domain(domain)) == NULL)
+	if (at == NULL || (d = (struct domain_entry *)store_domain(at + 1)) == NULL)
 		return NULL;
-	n = snprintf(key, sizeof(key), "%s@%s", local, d->info.name);
-	if (n < 0 || (size_t)n >= sizeof(key))
+	llen = (size_t)(at - addr);
+	if (llen + strlen(d->info.name) + 2 > sizeof(key))
 		return NULL;
-	mx_lower(key);
-	if ((a = dict_get(d->addrs, key)) != NULL)
+	snprintf(key, sizeof(key), "%.*s@%s", (int)llen, addr, d->info.name);
+	if ((a = dict_get(d->addrs, mx_lower(key))) != NULL)
 		return a;
-	/* joe+tag@d falls back to joe@d; the base must not be empty */
-	if (delim == '\0' || (cut = strchr(local, delim)) == NULL || cut == local)
+	/* joe+tag@d falls back to joe@d; the base must not be empty. A quoted
+	 * local part is one string: no tag in it. */
+	if (delim == '\0' || addr[0] == '"' ||
+	    (cut = memchr(addr, delim, llen)) == NULL || cut == addr)
 		return NULL;
-	snprintf(key, sizeof(key), "%.*s@%s", (int)(cut - local), local,
+	snprintf(key, sizeof(key), "%.*s@%s", (int)(cut - addr), addr,
 	    d->info.name);
 	return dict_get(d->addrs, mx_lower(key));
 }

@@ -49,10 +49,11 @@ void store_close(void);
 
 /* store_domain - the hosted domain (either mode) or NULL. Case-insensitive. */
 const struct domain_info *store_domain(const char *domain);
-/* store_address - the address entry for local@domain, trying local+tag's
- * base local part when delim is set and the full address is absent.
- * Case-insensitive. NULL when not in the table. */
-const struct addr_info *store_address(const char *local, const char *domain, char delim);
+/* store_address - the entry of addr, a canonical address
+ * (smtp_mailbox_canonical), trying local+tag's base local part when delim
+ * is set and the full address is absent. Case-insensitive. NULL when not
+ * in the table. */
+const struct addr_info *store_address(const char *addr, char delim);
 /* store_count_domains - how many domains are in mode (for status) */
 int store_count_domains(enum domain_mode mode);
 
@@ -108,6 +109,8 @@ struct store_import_line {
 	int line;			/* 1-based */
 	enum store_import_kind kind;
 	char *text;			/* the address, or the reason (invalid) */
+	char *written;			/* the line's own (quoted) form of the
+					 * address when it differs, or NULL */
 };
 struct store_import_report {
 	const char *domain;

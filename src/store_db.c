@@ -480,7 +480,7 @@ job_scan(struct store_op *op)
 /* report_add - one line's fate in the import report */
 static void
 report_add(struct store_import_report *r, size_t *cap, int line,
-    enum store_import_kind kind, const char *text)
+    enum store_import_kind kind, const char *text, const char *written)
 {
 	if (r->nlines == *cap) {
 		*cap = *cap ? *cap * 2 : 256;
@@ -489,14 +489,17 @@ report_add(struct store_import_report *r, size_t *cap, int line,
 	r->lines[r->nlines].line = line;
 	r->lines[r->nlines].kind = kind;
 	r->lines[r->nlines].text = xstrdup(text);
+	r->lines[r->nlines].written = written && *written ? xstrdup(written) : NULL;
 	r->nlines++;
 }
 
 static void
 report_clear(struct store_import_report *r)
 {
-	for (size_t i = 0; i < r->nlines; i++)
+	for (size_t i = 0; i < r->nlines; i++) {
 		free(r->lines[i].text);
+		free(r->lines[i].written);
+	}
 	free(r->lines);
 	r->lines = NULL;
 	r->nlines = 0;
@@ -517,7 +520,8 @@ import_one(struct store_op *op, struct store_import_report *r, size_t *cap,
 	if (err)
 		goto fail;
 	if (old && store_addr_equal(old, a)) {
-		report_add(r, cap, lineno, STORE_IMP_UNCHANGED, a->address);
+		report_add(r, cap, lineno, STORE_IMP_UNCHANGED, a->address,
+		    e->written);
 		r->unchanged++;
 		store_addr_free(a);
 		store_addr_free(old);
@@ -526,7 +530,7 @@ import_one(struct store_op *op, struct store_import_report *r, size_t *cap,
 	if (db_put_addr(put, a) == -1)
 		goto fail;
 	report_add(r, cap, lineno, old ? STORE_IMP_UPDATED : STORE_IMP_ADDED,
-	    a->address);
+	    a->address, e->written);
 	if (old)
 		r->updated++;
 	else
@@ -583,13 +587,14 @@ import_lines(struct store_op *op, struct store_import_report *r,
 		if (e->had_password)
 			r->passwords++;
 		if (e->password_looks_like_address) {
-			report_add(r, &cap, lineno, STORE_IMP_WARNING, e->address);
+			report_add(r, &cap, lineno, STORE_IMP_WARNING, e->address,
+			    NULL);
 			r->warnings++;
 		}
 		rc = import_one(op, r, &cap, lineno, e, get, put, &chcap);
 		continue;
 invalid:
-		report_add(r, &cap, lineno, STORE_IMP_INVALID, why);
+		report_add(r, &cap, lineno, STORE_IMP_INVALID, why, NULL);
 		r->invalid++;
 	}
 	free(buf);

@@ -66,7 +66,7 @@ import_norm_address(const char *s, size_t len, const char *bare_domain,
 	}
 	for (size_t i = 0; i < len; i++) {
 		if (isspace((unsigned char)s[i]) || s[i] == ',' || s[i] == '|' ||
-		    s[i] == '"' || (unsigned char)s[i] < 0x20) {
+		    (unsigned char)s[i] < 0x20) {
 			why_set(why, whylen, "bad syntax: invalid address", s, len);
 			return -1;
 		}
@@ -84,11 +84,13 @@ import_norm_address(const char *s, size_t len, const char *bare_domain,
 		why_set(why, whylen, "bad syntax: address too long", s, len);
 		return -1;
 	}
-	if (smtp_mailbox_parse(buf, n, 1, &m) != PARSE_OK) {
+	/* the key of the table is the canonical form, as for RCPT: "joe"@d
+	 * and joe@d are one entry */
+	if (smtp_mailbox_parse(buf, n, 1, &m) != PARSE_OK ||
+	    smtp_mailbox_canonical(&m, out, outlen) == 0) {
 		why_set(why, whylen, "bad syntax: invalid address", s, len);
 		return -1;
 	}
-	mx_strlcpy(out, m.text, outlen);
 	mx_lower(out);
 	return 0;
 }
@@ -167,6 +169,7 @@ static void
 entry_reset(struct import_entry *e)
 {
 	e->address[0] = '\0';
+	e->written[0] = '\0';
 	e->kind = ADDR_MAILBOX;
 	e->nofilter = 0;
 	e->ndests = e->ncc = 0;
@@ -183,6 +186,10 @@ entry_address(struct import_entry *e, const char *s, size_t len,
 	if (import_norm_address(s, len, domain, e->address, sizeof(e->address),
 	    why, whylen) == -1)
 		return -1;
+	trim(&s, &len);
+	/* "joe"@d is joe@d: the report says which form the line had */
+	if (s[0] == '"' && len < sizeof(e->written))
+		snprintf(e->written, sizeof(e->written), "%.*s", (int)len, s);
 	if (strcasecmp(import_address_domain(e->address), domain) != 0) {
 		snprintf(why, whylen, "address outside %s: %s", domain,
 		    e->address);

@@ -33,7 +33,9 @@ enum import_verdict {
 /* One parsed line. Alias destinations go in dests, auto-CC of a mailbox in
  * cc; every address is lower case and syntax-checked. */
 struct import_entry {
-	char address[IMPORT_ADDR_MAX + 1];
+	char address[IMPORT_ADDR_MAX + 1];	/* canonical, lower case */
+	char written[IMPORT_ADDR_MAX + 1];	/* the line's quoted form of
+						 * address, or "" */
 	enum addr_kind kind;
 	int nofilter;
 	int ndests;
@@ -51,11 +53,12 @@ struct import_entry {
 enum import_verdict import_parse_line(const char *line, const char *domain,
     struct import_entry *out, char *why, size_t whylen);
 
-/* import_norm_address - check one address (len bytes at s) and write it
- * lower case to out. With bare_domain set, a bare name means
- * name@bare_domain. Quoted local parts and addresses containing ',', '|'
- * or white space are refused (they cannot round-trip through the formats).
- * Returns 0, or -1 with why set ("bad syntax: ..."). */
+/* import_norm_address - check one address (len bytes at s) and write its
+ * canonical form (smtp_mailbox_canonical) lower case to out: the table's
+ * key, as RCPT looks it up. With bare_domain set, a bare name means
+ * name@bare_domain. Addresses containing ',', '|' or white space, even
+ * inside quotes, are refused (they cannot round-trip through the
+ * formats). Returns 0, or -1 with why set ("bad syntax: ..."). */
 int import_norm_address(const char *s, size_t len, const char *bare_domain,
     char *out, size_t outlen, char *why, size_t whylen);
 

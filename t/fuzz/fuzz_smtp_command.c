@@ -1,21 +1,31 @@
 /* fuzz_smtp_command - one SMTP command line through src/smtp_parse.c: the
- * verb, MAIL/RCPT paths and ESMTP parameters, HELO checks, the HELO text
- * for Received: and the xtext of XCLIENT attributes */
+ * verb, MAIL/RCPT paths and ESMTP parameters, the canonical address form,
+ * HELO checks, the HELO text for Received: and the xtext of XCLIENT
+ * attributes */
 #include "autoconf.h"
 
 #include "fuzz.h"
 #include "smtp_parse.h"
 #include "util.h"
 
-/* check_mailbox - the parsed fields fit their buffers and mean something */
+/* check_mailbox - the parsed fields fit their buffers and mean something;
+ * the canonical form (issue 17) is an address, a fixed point, and never
+ * longer than what the client wrote */
 static void
 check_mailbox(const struct smtp_mailbox *m)
 {
+	char canon[SMTP_PATH_MAX + 1], again[SMTP_PATH_MAX + 1];
+	size_t n;
+
 	FUZZ_ASSERT(strlen(m->text) <= SMTP_PATH_MAX);
 	FUZZ_ASSERT(strlen(m->local) <= SMTP_LOCAL_MAX);
 	FUZZ_ASSERT(strlen(m->domain) <= SMTP_DOMAIN_MAX);
 	FUZZ_ASSERT(m->domain[0] != '\0');
 	FUZZ_ASSERT(!m->literal || m->domain[0] == '[');
+	n = smtp_mailbox_canonical(m, canon, sizeof(canon));
+	FUZZ_ASSERT(n > 0 && n == strlen(canon) && n <= strlen(m->text));
+	FUZZ_ASSERT(smtp_address_canonical(canon, again, sizeof(again)) == PARSE_OK);
+	FUZZ_ASSERT(strcmp(canon, again) == 0);
 }
 
 /* the path and parameters after MAIL FROM: / RCPT TO: */
@@ -75,6 +85,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&m, 0, sizeof(m));
 	if (smtp_mailbox_parse(line, strlen(line), 1, &m) == PARSE_OK)
 		check_mailbox(&m);
+	if (smtp_address_canonical(line, clean, sizeof(clean)) == PARSE_OK &&
+	    smtp_address_canonical(clean, xt, sizeof(xt)) == PARSE_OK)
+		FUZZ_ASSERT(strcmp(clean, xt) == 0);
 	n = mx_xtext_decode(xt, sizeof(xt), line, strlen(line));
 	FUZZ_ASSERT(n < (ssize_t)sizeof(xt));
 	if (n >= 0)

@@ -44,9 +44,9 @@ main(void)
 	    "From: alice@example.org\r\nSubject: hi\r\n\r\n";
 	struct bounce_rcpt r[2] = {
 		{ "joe@example.com", "5.1.1", "mx.example.com", 550,
-		  "550 5.1.1 <joe@example.com>: User unknown\r\nInjected: yes", NULL },
+		  "550 5.1.1 <joe@example.com>: User unknown\r\nInjected: yes", NULL, NULL },
 		{ "mary@example.com", "5.4.7", NULL, 0,
-		  "delivery time expired after 12 attempts", NULL },
+		  "delivery time expired after 12 attempts", NULL, NULL },
 	};
 	struct bounce_info bi = {
 		.hostname = "mx1.example.net", .dsn_id = "000660C329EB2000",
@@ -98,6 +98,16 @@ main(void)
 	is_int(is8, 0, "7bit");
 	free(t);
 
+	/* the form the client wrote, when it differs (issue 17) */
+	r[0].orig = "\"joe\"@EXAMPLE.COM";
+	t = bounce_build(&bi, &len, &is8);
+	ok(strstr(t, "\r\n\r\nOriginal-Recipient: rfc822; \"joe\"@EXAMPLE.COM\r\n"
+	    "Final-Recipient: rfc822; joe@example.com\r\n") != NULL,
+	    "Original-Recipient before Final-Recipient (RFC 3464 2.3.1)");
+	is_int(count(t, "Original-Recipient:"), 1, "Original-Recipient only where given");
+	free(t);
+	r[0].orig = NULL;
+
 	/* 8-bit recipient, headers cut at a line end */
 	r[0].addr = "j\xc3\xb6rg@example.com";
 	bi.nrcpts = 1;
@@ -114,7 +124,8 @@ main(void)
 	/* expiry: the last downstream reply is the diagnostic, the reason
 	 * goes to the human part */
 	struct bounce_rcpt ex = { "joe@example.com", "5.4.7", "mx.example.com", 451,
-	    "451 4.3.2 System not accepting", "delivery time expired after 9 attempts" };
+	    "451 4.3.2 System not accepting", "delivery time expired after 9 attempts",
+	    NULL };
 	bi.rcpts = &ex;
 	bi.nrcpts = 1;
 	t = bounce_build(&bi, &len, &is8);

@@ -52,6 +52,13 @@ static const struct ok_case ok_cases[] = {
 	    "sales@example.com", ADDR_ALIAS, "mary@example.com,jane@example.com", "", 0, 0, 0 },
 	{ "sales@example.com alias to=mary@example.com nofilter",
 	    "sales@example.com", ADDR_ALIAS, "mary@example.com", "", 1, 0, 0 },
+	/* the canonical form (issue 17): needless quotes and escapes go */
+	{ "\"joe\"@example.com", "joe@example.com", ADDR_MAILBOX, "", "", 0, 0, 0 },
+	{ "\"Jo\\e\"", "joe@example.com", ADDR_MAILBOX, "", "", 0, 0, 0 },
+	{ "\"team\": \"mary\", \"dan\"@Yahoo.com", "team@example.com", ADDR_ALIAS,
+	    "mary@example.com,dan@yahoo.com", "", 0, 0, 0 },
+	{ "\"john..doe\"@example.com mailbox filter", "\"john..doe\"@example.com",
+	    ADDR_MAILBOX, "", "", 0, 0, 0 },
 };
 
 struct bad_case {

@@ -595,6 +595,68 @@ test_helo_header(void)
 	}
 }
 
+/* The canonical form (issue 17): one written form per address. */
+struct canon_case {
+	const char *in;		/* a bare mailbox as a client may write it */
+	const char *want;	/* its canonical form; NULL: not an address */
+};
+
+static const struct canon_case canon_cases[] = {
+	{ "team@hosted.test", "team@hosted.test" },
+	{ "\"team\"@hosted.test", "team@hosted.test" },
+	{ "\"TEAM\"@HOSTED.TEST", "TEAM@hosted.test" },
+	{ "TEAM@Hosted.Test", "TEAM@hosted.test" },
+	{ "\"sal\\es\"@hosted.test", "sales@hosted.test" },
+	{ "\"\\s\\a\\l\\e\\s\"@hosted.test", "sales@hosted.test" },
+	{ "\"joe+tag\"@d.test", "joe+tag@d.test" },
+	{ "\"first.last\"@d.test", "first.last@d.test" },
+	{ "\"john doe\"@d.test", "\"john doe\"@d.test" },
+	{ "\"john\\ doe\"@d.test", "\"john doe\"@d.test" },
+	{ "\"a..b\"@d.test", "\"a..b\"@d.test" },
+	{ "\".a\"@d.test", "\".a\"@d.test" },
+	{ "\"a.\"@d.test", "\"a.\"@d.test" },
+	{ "\"a@b\"@d.test", "\"a@b\"@d.test" },
+	{ "\"a\\\"b\"@d.test", "\"a\\\"b\"@d.test" },
+	{ "\"a\\\\b\"@d.test", "\"a\\\\b\"@d.test" },
+	{ "\"a,b\"@d.test", "\"a,b\"@d.test" },
+	{ "\"a%b\"@d.test", "a%b@d.test" },
+	{ "user@[127.0.0.1]", "user@[127.0.0.1]" },
+	{ "user@[IPv6:::1]", "user@[IPv6:::1]" },
+	{ "\xc3\xa9l\xc3\xa8" "ve@\xc3\x89" "cole.test", "\xc3\xa9l\xc3\xa8" "ve@\xc3\x89" "cole.test" },
+	{ "\"\xc3\xa9l\xc3\xa8" "ve\"@d.test", "\xc3\xa9l\xc3\xa8" "ve@d.test" },
+	{ "a..b@d.test", NULL },
+	{ "\"\"@d.test", NULL },
+	{ "joe@d.test.", NULL },
+};
+
+static void
+test_canonical(void)
+{
+	char out[SMTP_PATH_MAX + 1], again[SMTP_PATH_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(canon_cases) / sizeof(canon_cases[0]); i++) {
+		const struct canon_case *c = &canon_cases[i];
+		enum smtp_parse_result r = smtp_address_canonical(c->in, out,
+		    sizeof(out));
+
+		if (c->want == NULL) {
+			ok(r != PARSE_OK, "canonical '%s': not an address", c->in);
+			continue;
+		}
+		if (!ok(r == PARSE_OK && strcmp(out, c->want) == 0,
+		    "canonical '%s' -> '%s'", c->in, c->want))
+			diag("got %d '%s'", r, r == PARSE_OK ? out : "");
+		/* canonical twice is canonical, and never longer */
+		ok(smtp_address_canonical(out, again, sizeof(again)) == PARSE_OK &&
+		    strcmp(out, again) == 0 && strlen(out) <= strlen(c->in),
+		    "canonical '%s' is a fixed point", c->want);
+	}
+	ok(smtp_local_canonical("john doe", out, 5) == 0,
+	    "local canonical into a short buffer fails");
+	ok(smtp_local_canonical("joe", out, 4) == 3 && strcmp(out, "joe") == 0,
+	    "local canonical fits exactly");
+}
+
 int
 main(void)
 {
@@ -605,5 +667,6 @@ main(void)
 	test_helo();
 	test_sanitize();
 	test_helo_header();
+	test_canonical();
 	return done_testing();
 }
