@@ -46,6 +46,11 @@
  * hold a session (and its spool file) forever, while a large message
  * on a slow link still gets the time it needs (SPEC 9, slow trickle). */
 #define SMTP_MIN_DATA_RATE	1024	/* octets per second */
+/* Out of descriptors (EMFILE...): the listening socket stays readable, so
+ * retrying at once would spin the loop. Pause accepting, doubling the
+ * pause while the shortage lasts. */
+#define SMTP_ACCEPT_PAUSE_MIN_MS	100
+#define SMTP_ACCEPT_PAUSE_MAX_MS	2000
 
 enum smtp_state {
 	S_PREGREET,	/* waiting filters.pregreet_wait before the banner */
@@ -77,6 +82,8 @@ struct smtp_server {
 	struct smtp_session *sessions;	/* all live sessions */
 	unsigned long next_id;
 	int stopping;			/* SIGTERM: no new sessions or commands */
+	struct event *accept_ev;	/* ends an accept pause */
+	int accept_pause_ms;		/* the next pause; 0: not pausing */
 };
 
 struct smtp_session {
@@ -1351,6 +1358,7 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	sockaddr_text(sa, addr, sizeof(addr), &port);
 	mx_stats.connections_total++;
+	srv->accept_pause_ms = 0;
 	if (mx_stats.connections_current >= cfg->max_connections) {
 		log_info("smtp refused client=%s reason=max_connections", addr);
 		smtp_refuse(srv, fd, "too many connections");
@@ -1398,11 +1406,44 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	smtp_greet(s);
 }
 
+/* smtp_accept_resume - the pause is over: accept again */
+static void
+smtp_accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_server *srv = arg;
+
+	if (srv->stopping)
+		return;
+	log_info("smtp accept resumed");
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_enable(srv->listeners[i]);
+}
+
 static void
 smtp_accept_error(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: the listener retries on the next event. */
-	log_warn("smtp accept");
+	struct smtp_server *srv = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv;
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warnx("smtp accept: %s", strerror(err));
+		return;
+	}
+	/* Out of descriptors or memory: the sessions we have end and free
+	 * theirs; until then wait instead of spinning on the readable socket. */
+	srv->accept_pause_ms = srv->accept_pause_ms == 0 ? SMTP_ACCEPT_PAUSE_MIN_MS :
+	    srv->accept_pause_ms * 2 > SMTP_ACCEPT_PAUSE_MAX_MS ?
+	    SMTP_ACCEPT_PAUSE_MAX_MS : srv->accept_pause_ms * 2;
+	log_warnx("smtp accept: %s; pausing for %d ms", strerror(err),
+	    srv->accept_pause_ms);
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_disable(srv->listeners[i]);
+	if (srv->accept_ev == NULL)
+		srv->accept_ev = evtimer_new(srv->base, smtp_accept_resume, srv);
+	tv.tv_sec = srv->accept_pause_ms / 1000;
+	tv.tv_usec = (srv->accept_pause_ms % 1000) * 1000;
+	evtimer_add(srv->accept_ev, &tv);
 }
 
 static int
@@ -1512,6 +1553,8 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
+	if (srv->accept_ev)
+		event_free(srv->accept_ev);
 	while (srv->sessions)
 		smtp_session_free(srv->sessions);
 	spf_shutdown();
