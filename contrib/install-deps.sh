@@ -7,11 +7,13 @@ BUILD="build-essential autoconf automake libtool pkg-config
        libevent-dev libssl-dev libspf2-dev libconfig-dev libsqlite3-dev"
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
-      libyaml-libyaml-perl libnet-dns-perl systemd"
+      libyaml-libyaml-perl libnet-dns-perl systemd prometheus"
+# the Debian package build and its checks (.ci/test-package)
+PACKAGE="devscripts debhelper lintian fakeroot adduser"
 # the libFuzzer targets (make fuzz): clang with its sanitizer runtimes
 FUZZ="clang libclang-rt-14-dev"
 # Postfix's postinst must not try to start a system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $BUILD $TEST $FUZZ >/dev/null
+apt-get install -y -qq --no-install-recommends $BUILD $TEST $PACKAGE $FUZZ >/dev/null

@@ -79,8 +79,8 @@ struct key_rule {
 static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
     apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_choice;
 static str_check_fn check_domain, check_nonempty, check_abspath,
-    check_sockpath, check_destination, check_secret, check_ciphers,
-    check_ciphersuites;
+    check_sockpath, check_destination, check_secret, check_listen,
+    check_ciphers, check_ciphersuites;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
     elem_allow_zone;
 
@@ -161,6 +161,9 @@ static const struct key_rule key_rules[] = {
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
 	STR("srs.secret", srs_secret, check_secret),
+
+	GROUP("metrics"),
+	STR("metrics.listen", metrics_listen, check_listen),
 
 	{ "recipient_delimiter", K_STRING, apply_delimiter,
 	    OFF(recipient_delimiter), 0, 0, NULL, NULL },
@@ -488,11 +491,10 @@ cidr_match(const struct cidr *c, const struct sockaddr *sa)
  * List elements.
  */
 
-/* elem_listen - "IPv4:port" or "[IPv6]:port", numeric only */
+/* parse_listen - "IPv4:port" or "[IPv6]:port", numeric only */
 static int
-elem_listen(struct config *cfg, int i, const char *v, char *why, size_t len)
+parse_listen(const char *v, struct listen_addr *la, char *why, size_t len)
 {
-	struct listen_addr *la = &cfg->listen[i];
 	int bracket = *v == '[';
 
 	if (mx_split_hostport(v, la->host, sizeof la->host, &la->port, 0) < 0 ||
@@ -503,6 +505,21 @@ elem_listen(struct config *cfg, int i, const char *v, char *why, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+static int
+elem_listen(struct config *cfg, int i, const char *v, char *why, size_t len)
+{
+	return parse_listen(v, &cfg->listen[i], why, len);
+}
+
+/* check_listen - metrics.listen: one address as in server.listen */
+static int
+check_listen(const char *v, char *why, size_t len)
+{
+	struct listen_addr la;
+
+	return parse_listen(v, &la, why, len);
 }
 
 static int
@@ -1127,6 +1144,7 @@ config_free(struct config *cfg)
 		free(cfg->dnsbl_allow_zones[i]);
 	free(cfg->srs_domain);
 	free(cfg->srs_secret);
+	free(cfg->metrics_listen);
 	free(cfg);
 }
 
@@ -1167,4 +1185,5 @@ config_carry_static(struct config *nw, const struct config *old, char *warn, siz
 	carry_string(&nw->spool, old->spool, "paths.spool", warn, len);
 	carry_string(&nw->state, old->state, "paths.state", warn, len);
 	carry_string(&nw->control_socket, old->control_socket, "paths.control_socket", warn, len);
+	carry_string(&nw->metrics_listen, old->metrics_listen, "metrics.listen", warn, len);
 }

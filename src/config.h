@@ -117,6 +117,9 @@ struct config {
 	char *srs_domain;
 	char *srs_secret;
 
+	/* metrics: "IP:port" of the Prometheus endpoint, NULL: none */
+	char *metrics_listen;
+
 	/* top level */
 	char recipient_delimiter;	/* '\0' = none */
 };
@@ -128,7 +131,7 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 struct config *config_defaults(void);
 void config_free(struct config *);
 /* config_carry_static - on reload, keep old's listen, user, paths and
- * nameservers in nw (they need a restart); warn names those that differed */
+ * nameservers and metrics.listen in nw (they need a restart); warn names those that differed */
 void config_carry_static(struct config *nw, const struct config *old, char *warn, size_t len);
 /* cidr_match - is the address (AF_INET/AF_INET6 sockaddr) inside c? */
 int cidr_match(const struct cidr *c, const struct sockaddr *sa);

@@ -41,7 +41,6 @@
 #define CTL_PEER_GROUPS_MAX	256
 
 /* global counters, shown by relayctl status and stats */
-struct mx_stats mx_stats;
 
 enum conn_state { CONN_HEADER, CONN_BODY, CONN_RUNNING, CONN_REPLIED };
 

@@ -284,72 +284,24 @@ cmd_status(struct ctl_ctx *ctx)
 	control_reply(ctx, CTL_OK);
 }
 
-/* stats: counters since start */
-
-struct stat_row {
-	const char *key;	/* JSON key; the human label is the same */
-	int64_t value;
-};
+/* stats: counters since start, from the table in stats.c */
 
 static void
 cmd_stats(struct ctl_ctx *ctx)
 {
-	const struct stat_row rows[] = {
-		{ "connections_total", (int64_t)mx_stats.connections_total },
-		{ "connections_current", mx_stats.connections_current },
-		{ "connections_refused", (int64_t)mx_stats.connections_refused },
-		{ "tls_sessions", (int64_t)mx_stats.tls_sessions },
-		{ "messages_accepted", (int64_t)mx_stats.messages_accepted },
-		{ "messages_refused", (int64_t)mx_stats.messages_refused },
-		{ "messages_refused_bare_lf", (int64_t)mx_stats.messages_refused_bare_lf },
-		{ "messages_refused_size", (int64_t)mx_stats.messages_refused_size },
-		{ "messages_refused_hops", (int64_t)mx_stats.messages_refused_hops },
-		{ "recipients_accepted", (int64_t)mx_stats.rcpt_accepted },
-		{ "recipients_refused_relay", (int64_t)mx_stats.rcpt_relay_denied },
-		{ "recipients_refused_unknown", (int64_t)mx_stats.rcpt_unknown },
-		{ "queue_messages", mx_stats.queue_messages },
-		{ "queue_recipients", mx_stats.queue_recipients },
-		{ "deliveries_sent", (int64_t)mx_stats.deliveries_sent },
-		{ "deliveries_sent_legacy", (int64_t)mx_stats.deliveries_by_route[ROUTE_LEGACY] },
-		{ "deliveries_sent_hosted", (int64_t)mx_stats.deliveries_by_route[ROUTE_HOSTED] },
-		{ "deliveries_sent_mx", (int64_t)mx_stats.deliveries_by_route[ROUTE_MX] },
-		{ "deliveries_deferred", (int64_t)mx_stats.deliveries_deferred },
-		{ "deliveries_bounced", (int64_t)mx_stats.deliveries_bounced },
-		{ "bounces_sent", (int64_t)mx_stats.bounces_sent },
-		{ "switches", (int64_t)mx_stats.switches },
-		{ "filter_pregreet_refused", (int64_t)mx_stats.filter_pregreet },
-		{ "filter_rate_limited", (int64_t)mx_stats.filter_rate_limited },
-		{ "filter_helo_refused", (int64_t)mx_stats.filter_helo_refused },
-		{ "filter_nofilter_recipients", (int64_t)mx_stats.filter_nofilter },
-		{ "filter_xclient_refused", (int64_t)mx_stats.filter_xclient_refused },
-		{ "spf_none", (int64_t)mx_stats.spf_results[0] },
-		{ "spf_neutral", (int64_t)mx_stats.spf_results[1] },
-		{ "spf_pass", (int64_t)mx_stats.spf_results[2] },
-		{ "spf_fail", (int64_t)mx_stats.spf_results[3] },
-		{ "spf_softfail", (int64_t)mx_stats.spf_results[4] },
-		{ "spf_temperror", (int64_t)mx_stats.spf_results[5] },
-		{ "spf_permerror", (int64_t)mx_stats.spf_results[6] },
-		{ "spf_refused", (int64_t)mx_stats.spf_refused },
-		{ "spf_deferred", (int64_t)mx_stats.spf_deferred },
-		{ "dnsbl_listed", (int64_t)mx_stats.dnsbl_listed },
-		{ "dnsbl_allowed", (int64_t)mx_stats.dnsbl_allowed },
-		{ "dnsbl_clean", (int64_t)mx_stats.dnsbl_clean },
-		{ "dnsbl_tempfail", (int64_t)mx_stats.dnsbl_tempfail },
-		{ "dnsbl_refused", (int64_t)mx_stats.dnsbl_refused },
-	};
 	struct jsonw *w;
 
 	if (ctx->json) {
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
-		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
-			jsonw_kv_int(w, rows[i].key, rows[i].value);
+		for (size_t i = 0; i < stats_nrows; i++)
+			jsonw_kv_int(w, stats_rows[i].key, stats_value(&stats_rows[i]));
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else
-		for (size_t i = 0; i < MX_ARRAY_LEN(rows); i++)
+		for (size_t i = 0; i < stats_nrows; i++)
 			evbuffer_add_printf(ctx->out, "%-28s %" PRId64 "\n",
-			    rows[i].key, rows[i].value);
+			    stats_rows[i].key, stats_value(&stats_rows[i]));
 	control_reply(ctx, CTL_OK);
 }
 

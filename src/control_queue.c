@@ -199,6 +199,11 @@ show_done(const struct queue_msg *m, const struct spool_entry *e,
 		for (int k = 0; k < m->nrcpts; k++)
 			json_rcpt(w, &m->rcpts[k]);
 		jsonw_array_end(w);
+		jsonw_key(w, "story");
+		jsonw_array_begin(w);
+		for (int k = 0; k < m->nstory; k++)
+			jsonw_string(w, m->story[k]);
+		jsonw_array_end(w);
 		jsonw_kv_string(w, "headers", headers);
 		jsonw_object_end(w);
 		jsonw_free(w);
@@ -217,6 +222,10 @@ show_done(const struct queue_msg *m, const struct spool_entry *e,
 	    m->body_8bit ? "8bitmime" : "7bit", m->smtputf8 ? ", smtputf8" : "");
 	for (int k = 0; k < m->nrcpts; k++)
 		human_rcpt(ctx->out, &m->rcpts[k]);
+	/* the log lines of this message since the daemon started */
+	evbuffer_add_printf(ctx->out, "story:\n");
+	for (int k = 0; k < m->nstory; k++)
+		evbuffer_add_printf(ctx->out, "    %s\n", m->story[k]);
 	evbuffer_add_printf(ctx->out, "headers:\n");
 	/* as stored: CRLF line ends become plain newlines for the terminal */
 	for (const char *p = headers; *p; p++)

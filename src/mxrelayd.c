@@ -21,6 +21,7 @@
 #include "control.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
 #include "mta.h"
 #include "queue.h"
 #include "readahead.h"
@@ -282,6 +283,8 @@ main(int argc, char **argv)
 	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	server = srv;
+	if (metrics_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	config_live = cfg;
 	control_set_reload(reload);
 	reload_worker = worker_new(base, "reload");
@@ -324,6 +327,7 @@ main(int argc, char **argv)
 
 	worker_free(reload_worker);	/* a reload under way completes first */
 	smtp_server_free(srv);
+	metrics_close();
 	control_close();
 	switch_close();
 	mta_close();

@@ -20,6 +20,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -172,6 +173,33 @@ queue_rcpt_in_domain(const char *addr, const char *domain)
 
 /* Messages in memory */
 
+/* story_add - a line of the message's story (QUEUE_STORY_MAX lines: the
+ * first, how it arrived, and the latest others) */
+static void __attribute__((format(printf, 2, 3)))
+story_add(struct queue_msg *m, const char *fmt, ...)
+{
+	char line[QUEUE_STORY_LINE_MAX];
+	struct tm tm;
+	time_t now = time(NULL);
+	size_t n;
+	va_list ap;
+
+	localtime_r(&now, &tm);
+	n = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S ", &tm);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	va_end(ap);
+	if (m->nstory == QUEUE_STORY_MAX) {
+		free(m->story[1]);
+		memmove(&m->story[1], &m->story[2],
+		    sizeof(*m->story) * (QUEUE_STORY_MAX - 2));
+		m->nstory--;
+	} else	/* most messages have a few lines: grow one at a time */
+		m->story = xrealloc(m->story, sizeof(*m->story) *
+		    (size_t)(m->nstory + 1));
+	m->story[m->nstory++] = xstrdup(line);
+}
+
 /* msg_new - the queue's copy of a spool entry; takes its strings over */
 static struct queue_msg *
 msg_new(struct spool_entry *e)
@@ -243,6 +271,9 @@ msg_free(struct queue_msg *m)
 	}
 	free(m->rcpts);
 	free(m->sender);
+	for (int i = 0; i < m->nstory; i++)
+		free(m->story[i]);
+	free(m->story);
 	free(m->rec);
 	free(m->del);
 	for (int k = 0; k < m->bpend.n; k++) {
@@ -367,19 +398,25 @@ queue_msg_sync(struct queue_msg *m)
 
 /* Results of one recipient */
 
-/* log_result - the one line per recipient per attempt (SPEC 6) */
+/* log_result - the one line per recipient per attempt (SPEC 6), also
+ * kept in the message's story */
 static void
-log_result(const struct queue_msg *m, const struct queue_rcpt *r,
+log_result(struct queue_msg *m, const struct queue_rcpt *r,
     const char *relay, const char *dsn, const char *status, const char *reply)
 {
 	double delay = (double)(mx_now_us() - m->arrival_us) / 1e6;
+	const char *rl = relay && *relay ? relay : "none";
+	const char *route = r->route ? r->route : "none";
+	char line[QUEUE_LOG_LINE_MAX];
 
 	if (delay < 0)
 		delay = 0;
-	log_info("%s to=<%s>%s%s%s relay=%s delay=%.1f dsn=%s status=%s (%s)",
-	    m->id, r->addr, r->orig ? " orig_to=<" : "", r->orig ? r->orig : "",
-	    r->orig ? ">" : "", relay && *relay ? relay : "none", delay, dsn,
+	snprintf(line, sizeof(line), "to=<%s>%s%s%s relay=%s route=%s delay=%.1f "
+	    "dsn=%s status=%s (%s)", r->addr, r->orig ? " orig_to=<" : "",
+	    r->orig ? r->orig : "", r->orig ? ">" : "", rl, route, delay, dsn,
 	    status, reply ? reply : "");
+	log_info("%s %s", m->id, line);
+	story_add(m, "%s", line);
 }
 
 /* rcpt_final - recipient i reached a final state */
@@ -585,21 +622,27 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		mr->cls = MTA_NOT_TRIED;
 	relay = j->mj.attempted || mr->cls != MTA_NOT_TRIED ? j->mj.relay : "";
 
-	if (mr->cls != MTA_NOT_TRIED)
+	if (mr->cls != MTA_NOT_TRIED) {
 		r->not_tried = 0;
+		r->route = route_kind_name(j->mj.route.kind);
+	}
 	switch (mr->cls) {
 	case MTA_OK:
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
+		stats_observe(&mx_stats.delivery_latency,
+		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
 		rcpt_final(m, mr->index, QUEUE_R_DELIVERED, now, mr->reply);
 		break;
 	case MTA_TEMP:
+		mx_stats.attempts_deferred_by_route[j->mj.route.kind]++;
 		rcpt_defer(m, mr->index, now, relay, mr->code, mr->status,
 		    mr->reply, bl);
 		break;
 	case MTA_PERM:
+		mx_stats.attempts_bounced_by_route[j->mj.route.kind]++;
 		queue_rcpt_bounce(m, mr->index, relay, mr->status, mr->code,
 		    mr->reply, NULL, bl);
 		break;
@@ -1008,6 +1051,8 @@ bounce_committed(struct spool_msg *sm, int ok, void *arg)
 		mx_stats.bounces_sent++;
 		log_info("%s bounce=%s to=<%s> recipients=%d", bj->m->id,
 		    spool_msg_id(sm), bj->m->sender, bj->list.n);
+		story_add(bj->m, "bounce=%s to=<%s> recipients=%d",
+		    spool_msg_id(sm), bj->m->sender, bj->list.n);
 	} else
 		log_warnx("%s bounce could not be queued; retried later", bj->m->id);
 	bounce_finish(bj, ok);
@@ -1148,6 +1193,9 @@ queue_add(struct spool_entry *e, void *arg)
 	struct queue_msg *m = msg_new(e);
 
 	(void)arg;
+	story_add(m, "%s from=<%s> size=%" PRIu64 " nrcpt=%d",
+	    q.loading ? "found in the spool at start" : "queued", m->sender,
+	    m->size, m->nrcpts);
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);
@@ -1240,6 +1288,32 @@ snap_fn(const char *key, void *val, void *arg)
 	}
 	s->v[s->n++] = m;
 	return 0;
+}
+
+struct walk {
+	queue_walk_fn fn;
+	void *arg;
+};
+
+static int
+walk_fn(const char *key, void *val, void *arg)
+{
+	const struct queue_msg *m = val;
+	struct walk *w = arg;
+
+	(void)key;
+	if (!m->deleted && m->nlive > 0)
+		w->fn(m, w->arg);
+	return 0;
+}
+
+void
+queue_walk(queue_walk_fn fn, void *arg)
+{
+	struct walk w = { fn, arg };
+
+	if (q.msgs)
+		dict_walk(q.msgs, walk_fn, &w);
 }
 
 static int

@@ -31,6 +31,10 @@
 #include "spool.h"
 
 #define QUEUE_JOBS_MAX		1000	/* mta jobs (and message opens) in flight */
+#define QUEUE_STORY_MAX		32	/* story lines kept per message: the first
+					 * and the latest ones */
+#define QUEUE_STORY_LINE_MAX	512
+#define QUEUE_LOG_LINE_MAX	2048	/* an attempt line, as log.c's */
 
 enum queue_rstate {
 	QUEUE_R_PENDING = 0,	/* waiting for r->next (deferred when attempts > 0) */
@@ -56,6 +60,8 @@ struct queue_rcpt {
 	time_t last;		/* time of the last attempt, 0 when none */
 	char *reply;		/* last reply or reason, NULL when none */
 	int not_tried;		/* "route changed" answers in a row */
+	const char *route;	/* route of the last attempt ("legacy",
+				 * "hosted", "mx"), NULL before the first */
 };
 
 struct queue_job;
@@ -81,6 +87,10 @@ struct queue_msg {
 	int nrcpts;
 	int nlive;		/* recipients not final yet */
 	struct queue_rcpt *rcpts;
+	/* what happened to it since this daemon has held it, one log line
+	 * each with its time (relayctl queue show); not kept across restarts */
+	char **story;
+	int nstory;
 
 	/* private to queue.c and queue_expand.c */
 	struct qsched_node sched;
@@ -124,6 +134,10 @@ const struct queue_msg *queue_find(const char *id);
  * NULL), sorted by ID (= arrival); *out is malloc'd; valid until the next
  * return to the loop */
 size_t queue_snapshot(const char *domain, const struct queue_msg ***out);
+/* queue_walk - call fn on every message with a live recipient, in no
+ * order, without copying or sorting (metrics); fn must not change the queue */
+typedef void (*queue_walk_fn)(const struct queue_msg *m, void *arg);
+void queue_walk(queue_walk_fn fn, void *arg);
 /* queue_rcpt_in_domain - is the recipient's domain domain (any case)? */
 int queue_rcpt_in_domain(const char *addr, const char *domain);
 

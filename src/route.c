@@ -17,6 +17,17 @@
 
 static const struct config *route_cfg;
 
+const char *
+route_kind_name(enum route_kind k)
+{
+	static const char *const names[] = {
+		[ROUTE_LEGACY] = "legacy", [ROUTE_HOSTED] = "hosted",
+		[ROUTE_MX] = "mx",
+	};
+
+	return (unsigned)k < MX_ARRAY_LEN(names) ? names[k] : "?";
+}
+
 void
 route_init(const struct config *cfg)
 {

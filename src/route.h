@@ -46,6 +46,8 @@ enum route_result {
 
 /* route_init - keep cfg for hosting.destination and delivery.smtp_port */
 void route_init(const struct config *cfg);
+/* route_kind_name - "legacy", "hosted" or "mx" (logs, metrics labels) */
+const char *route_kind_name(enum route_kind);
 /* route_for_rcpt - the route of rcpt (as written, local@domain) now.
  * why gets the reason for ROUTE_DEFER / ROUTE_FAIL. Loop thread. */
 enum route_result route_for_rcpt(const char *rcpt, struct route *r, char *why, size_t whylen);

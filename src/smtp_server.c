@@ -115,6 +115,7 @@ struct smtp_session {
 
 	/* transaction */
 	char *sender;			/* "" for <> */
+	uint64_t txn_start_us;		/* MAIL accepted (monotonic) */
 	struct smtp_mail_params mp;
 	char **rcpts;			/* canonical (smtp_mailbox_canonical) */
 	char **orcpts;			/* as written, NULL when the same */
@@ -346,6 +347,12 @@ cmd_mail(struct smtp_session *s, const char *args)
 	}
 	s->sender = xstrdup(path.null ? "" : path.mbox.text);
 	filter_mail(s->filter, s->sender);
+	s->txn_start_us = mx_mono_us();
+	/* The queue ID is known from MAIL on, as Postfix's, so that every line
+	 * of the transaction carries it: grep ID tells the message's story. */
+	spool_new_id(s->qid);
+	log_info("%s smtp mail id=%s from=<%s> client=%s helo=<%s> tls=%s", s->id,
+	    s->qid, s->sender, s->addr, s->helo, io_is_tls(s->io) ? "yes" : "no");
 	smtp_enter_state(s, S_MAIL);
 	smtp_reply(s, "250 2.1.0 Ok");
 }
@@ -376,7 +383,8 @@ smtp_check_srs(struct smtp_session *s, const struct smtp_mailbox *m,
 
 	if (r == SRS_OK) {
 		*nofilter = 1;
-		log_info("%s smtp rcpt srs to=<%s> orig=<%s>", s->id, shown, orig);
+		log_info("%s smtp rcpt srs id=%s to=<%s> orig=<%s>", s->id, s->qid,
+		    shown, orig);
 		return 0;
 	}
 	mx_stats.rcpt_unknown++;
@@ -385,8 +393,8 @@ smtp_check_srs(struct smtp_session *s, const struct smtp_mailbox *m,
 	else
 		smtp_reply(s, "550 5.7.1 <%s>: Recipient address rejected: %s",
 		    shown, r == SRS_EXPIRED ? "expired SRS address" : "invalid SRS address");
-	log_info("%s smtp rcpt refused to=<%s> reason=srs (%s)", s->id, shown,
-	    srs_result_name(r));
+	log_info("%s smtp rcpt refused id=%s to=<%s> reason=srs (%s)", s->id,
+	    s->qid, shown, srs_result_name(r));
 	return -1;
 }
 
@@ -412,13 +420,15 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p,
 	    store_domain(m->domain) == NULL) {
 		mx_stats.rcpt_relay_denied++;
 		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", shown);
-		log_info("%s smtp rcpt refused to=<%s> reason=relay", s->id, shown);
+		log_info("%s smtp rcpt refused id=%s to=<%s> reason=relay", s->id,
+		    s->qid, shown);
 		return -1;
 	}
 	if ((a = store_address(canon, cfg->recipient_delimiter)) == NULL) {
 		mx_stats.rcpt_unknown++;
 		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
-		log_info("%s smtp rcpt refused to=<%s> reason=unknown", s->id, shown);
+		log_info("%s smtp rcpt refused id=%s to=<%s> reason=unknown", s->id,
+		    s->qid, shown);
 		return -1;
 	}
 	*nofilter = a->nofilter;
@@ -472,6 +482,9 @@ smtp_rcpt_verdict(struct smtp_session *s)
 		}
 		return;
 	case FILTER_REFUSE:
+		/* filter.c logged which filter and why, under the session ID */
+		log_info("%s smtp rcpt refused id=%s to=<%s> reason=filter", s->id,
+		    s->qid, shown);
 		smtp_pending_clear(s);
 		smtp_rcpt_state(s);
 		smtp_reply(s, "%s", reply);
@@ -480,6 +493,7 @@ smtp_rcpt_verdict(struct smtp_session *s)
 		break;
 	}
 	mx_stats.rcpt_accepted++;
+	log_info("%s smtp rcpt accepted id=%s to=<%s>", s->id, s->qid, shown);
 	smtp_rcpt_add(s);
 	smtp_rcpt_state(s);
 	smtp_reply(s, "250 2.1.5 Ok");
@@ -597,7 +611,6 @@ cmd_data(struct smtp_session *s, const char *args)
 		smtp_reply(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	spool_new_id(s->qid);
 	memset(&env, 0, sizeof(env));
 	env.client_addr = s->addr;
 	env.client_port = s->port;
@@ -994,6 +1007,8 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 	s->msg = NULL;
 	if (ok) {
 		mx_stats.messages_accepted++;
+		stats_observe(&mx_stats.smtp_transaction,
+		    (double)(mx_mono_us() - s->txn_start_us) / 1e6);
 		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s",
 		    s->id, s->qid, s->sender, s->nrcpts,
 		    (unsigned long long)s->data.size, s->addr);

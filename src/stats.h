@@ -1,9 +1,27 @@
-/* stats.h - counters since start, read by relayctl status/stats (loop thread) */
+/* stats.h - counters since start, read by relayctl status/stats and the
+ * Prometheus endpoint (loop thread)
+ *
+ * Adding a counter: a field here, the code that counts it, and one row in
+ * stats_rows[] (stats.c); relayctl stats and GET /metrics both read that
+ * table.
+ */
 #ifndef MX_STATS_H
 #define MX_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+
+#define STATS_HIST_BUCKETS_MAX	16	/* finite upper bounds of a histogram */
+
+/* a histogram: counts per bucket (not cumulative), the last is +Inf */
+struct mx_hist {
+	const double *bounds;		/* ascending, nbounds of them */
+	int nbounds;
+	uint64_t counts[STATS_HIST_BUCKETS_MAX + 1];
+	uint64_t count;
+	double sum;
+};
 
 struct mx_stats {
 	time_t started;
@@ -29,6 +47,9 @@ struct mx_stats {
 	uint64_t bounces_sent;
 	/* deliveries (2xx) by route: index enum route_kind */
 	uint64_t deliveries_by_route[3];
+	/* attempts answered 4xx (or failed to connect) / 5xx, by route */
+	uint64_t attempts_deferred_by_route[3];
+	uint64_t attempts_bounced_by_route[3];
 	uint64_t switches;		/* mode changes committed */
 
 	/* filters (filter.c, spf.c, dnsbl.c): evaluations and verdicts */
@@ -45,8 +66,34 @@ struct mx_stats {
 	uint64_t dnsbl_clean;		/* clients in no zone */
 	uint64_t dnsbl_tempfail;	/* clients some zone did not answer for */
 	uint64_t dnsbl_refused;		/* recipients refused: listed (554) */
+
+	/* seconds from arrival to a 2xx of the downstream, per recipient */
+	struct mx_hist delivery_latency;
+	/* seconds from MAIL accepted to "250 queued" */
+	struct mx_hist smtp_transaction;
 };
 
 extern struct mx_stats mx_stats;
+
+enum stats_kind { STATS_COUNTER, STATS_GAUGE };
+
+/* one counter or gauge of struct mx_stats, as relayctl stats and
+ * GET /metrics show it */
+struct stats_row {
+	const char *key;	/* relayctl stats name (and JSON key) */
+	size_t off;		/* its int64_t/uint64_t field in struct mx_stats */
+	enum stats_kind kind;
+	const char *metric;	/* Prometheus family; NULL: relayctl only */
+	const char *labels;	/* `name="value",...`, "" for none */
+	const char *help;	/* the family's HELP (first row of a family) */
+};
+
+extern const struct stats_row stats_rows[];
+extern const size_t stats_nrows;
+
+/* stats_value - the current value of a row */
+int64_t stats_value(const struct stats_row *);
+/* stats_observe - count v (seconds) in histogram h */
+void stats_observe(struct mx_hist *h, double v);
 
 #endif

@@ -173,7 +173,7 @@ my @back = grep { $_->{text} =~ /srs-rt/ } $mxsink->messages;
 is(scalar @back, 1, 'the bounce was delivered once');
 is_deeply($back[0]{rcpts} // [], ['<a@sender.test>'], 'to the original sender a@sender.test');
 is($back[0]{mail} // '', '<>', 'still from <>');
-like($mx->log, qr/smtp rcpt srs to=<\Q$srs\E> orig=<a\@sender\.test>/i, 'log: SRS reversed at RCPT');
+like($mx->log, qr/smtp rcpt srs id=\S+ to=<\Q$srs\E> orig=<a\@sender\.test>/i, 'log: SRS reversed at RCPT');
 
 # case-folded SRS addresses still verify (some MTAs lower-case local parts)
 my $c = $mx->session;

@@ -47,7 +47,6 @@
 #define FUZZ_STEPS_MAX	64
 #define FUZZ_REPLY_MAX	(1 << 20)
 
-struct mx_stats mx_stats;
 
 /* --- log.h double: format everything (ASan sees bad arguments), print
  * nothing (a session logs several lines per command) --------------------- */
