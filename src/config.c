@@ -1016,7 +1016,7 @@ config_new(void)
 	cfg->tls_outbound = TLS_OUT_OPPORTUNISTIC;
 	cfg->tls_ciphers = xstrdup(TLS_CIPHERS_DEFAULT);
 	cfg->tls_ciphersuites = xstrdup(TLS_CIPHERSUITES_DEFAULT);
-	cfg->tls_min_protocol = TLS_PROTO_1_2;
+	cfg->tls_min_protocol = TLS_PROTO_1_2;	/* RFC 8996: TLS 1.0 and 1.1 are deprecated */
 	cfg->reject_bare_lf = 1;
 	cfg->nul_bytes = NUL_REJECT;
 	cfg->long_lines = LONG_LINES_FOLD;

@@ -1447,9 +1447,10 @@ smtp_accept_error(struct evconnlistener *l, void *arg)
 	}
 	/* Out of descriptors or memory: the sessions we have end and free
 	 * theirs; until then wait instead of spinning on the readable socket. */
-	srv->accept_pause_ms = srv->accept_pause_ms == 0 ? SMTP_ACCEPT_PAUSE_MIN_MS :
-	    srv->accept_pause_ms * 2 > SMTP_ACCEPT_PAUSE_MAX_MS ?
-	    SMTP_ACCEPT_PAUSE_MAX_MS : srv->accept_pause_ms * 2;
+	if (srv->accept_pause_ms == 0)
+		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MIN_MS;
+	else if ((srv->accept_pause_ms *= 2) > SMTP_ACCEPT_PAUSE_MAX_MS)
+		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MAX_MS;
 	log_warnx("smtp accept: %s; pausing for %d ms", strerror(err),
 	    srv->accept_pause_ms);
 	for (int i = 0; i < srv->nlisteners; i++)
