@@ -47,6 +47,16 @@
 #define RATE_PERIOD_MAX		86400
 #define RATE_PERIOD_DEFAULT	60
 #define PORT_MAX		65535
+#define MX_WATCH_INTERVAL_MIN	1
+#define MX_WATCH_INTERVAL_MAX	86400
+#define MX_WATCH_INTERVAL_DEFAULT	300
+#define VERIFY_LIFETIME_MAX	(365 * 86400)
+#define VERIFY_POSITIVE_DEFAULT	(31 * 86400)	/* Postfix's address_verify_positive_expire_time */
+#define VERIFY_NEGATIVE_DEFAULT	(3 * 3600)	/* Postfix's negative refresh time */
+#define VERIFY_TIMEOUT_MAX	300
+#define VERIFY_TIMEOUT_DEFAULT	30
+#define VERIFY_RATE_MAX		100000
+#define VERIFY_RATE_DEFAULT	60
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
 
@@ -82,7 +92,7 @@ static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret, check_listen,
     check_ciphers, check_ciphersuites;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
-    elem_allow_zone;
+    elem_allow_zone, elem_mx_name;
 
 #define OFF(f)	offsetof(struct config, f)
 #define GROUP(k)		{ k, K_GROUP, NULL, 0, 0, 0, NULL, NULL }
@@ -103,6 +113,7 @@ static const struct key_rule key_rules[] = {
 	BOOL("server.reject_bare_lf", reject_bare_lf),
 	CHOICE("server.nul_bytes", nul_bytes),
 	CHOICE("server.long_lines", long_lines),
+	LIST("server.mx_names", nmx_names, 1, CONFIG_MAX_LIST, elem_mx_name),
 
 	GROUP("paths"),
 	STR("paths.spool", spool, check_abspath),
@@ -142,6 +153,7 @@ static const struct key_rule key_rules[] = {
 
 	GROUP("dns"),
 	LIST("dns.nameservers", nnameservers, 0, CONFIG_MAX_LIST, elem_nameserver),
+	INT("dns.authoritative_port", authoritative_port, 1, PORT_MAX),
 
 	GROUP("filters"),
 	GROUP("filters.spf"),
@@ -157,6 +169,19 @@ static const struct key_rule key_rules[] = {
 	INT("filters.rate_limit.connections", rate_connections, 0,
 	    RATE_CONNECTIONS_MAX),
 	INT("filters.rate_limit.period", rate_period, 1, RATE_PERIOD_MAX),
+
+	GROUP("switch"),
+	BOOL("switch.require_propagation", require_propagation),
+	INT("switch.mx_watch_interval", mx_watch_interval, MX_WATCH_INTERVAL_MIN,
+	    MX_WATCH_INTERVAL_MAX),
+
+	GROUP("verify"),
+	INT("verify.positive_lifetime", verify_positive_lifetime, 1,
+	    VERIFY_LIFETIME_MAX),
+	INT("verify.negative_lifetime", verify_negative_lifetime, 1,
+	    VERIFY_LIFETIME_MAX),
+	INT("verify.timeout", verify_timeout, 1, VERIFY_TIMEOUT_MAX),
+	INT("verify.max_probes_per_minute", verify_rate, 1, VERIFY_RATE_MAX),
 
 	GROUP("srs"),
 	STR("srs.domain", srs_domain, check_domain),
@@ -504,6 +529,16 @@ parse_listen(const char *v, struct listen_addr *la, char *why, size_t len)
 		    "\"[IPv6]:port\" with a numeric address and a port 1-65535", v);
 		return -1;
 	}
+	return 0;
+}
+
+/* elem_mx_name - a host name the fleet's MX records point at */
+static int
+elem_mx_name(struct config *cfg, int i, const char *v, char *why, size_t len)
+{
+	if (check_domain(v, why, len) == -1)
+		return -1;
+	cfg->mx_names[i] = mx_lower(xstrdup(v));
 	return 0;
 }
 
@@ -1036,8 +1071,24 @@ config_new(void)
 	cfg->rate_connections = 0;
 	cfg->rate_period = RATE_PERIOD_DEFAULT;
 
+	cfg->require_propagation = 1;
+	cfg->verify_positive_lifetime = VERIFY_POSITIVE_DEFAULT;
+	cfg->verify_negative_lifetime = VERIFY_NEGATIVE_DEFAULT;
+	cfg->verify_timeout = VERIFY_TIMEOUT_DEFAULT;
+	cfg->verify_rate = VERIFY_RATE_DEFAULT;
+	cfg->authoritative_port = DNS_DEFAULT_PORT;
+	cfg->mx_watch_interval = MX_WATCH_INTERVAL_DEFAULT;
+
 	cfg->recipient_delimiter = '+';
 	return cfg;
+}
+
+/* mx_names_default - server.mx_names defaults to [ server.hostname ] */
+static void
+mx_names_default(struct config *cfg)
+{
+	if (cfg->nmx_names == 0 && cfg->hostname != NULL)
+		cfg->mx_names[cfg->nmx_names++] = mx_lower(xstrdup(cfg->hostname));
 }
 
 /* config_defaults - a config holding every default (no file) */
@@ -1047,6 +1098,7 @@ config_defaults(void)
 	struct config *cfg = config_new();
 
 	cfg->hostname = host_fqdn();
+	mx_names_default(cfg);
 	return cfg;
 }
 
@@ -1116,6 +1168,7 @@ config_load(const char *path, char *err, size_t errlen)
 	ld.cfg->path = xstrdup(path);
 	if (ld.cfg->hostname == NULL)
 		ld.cfg->hostname = host_fqdn();
+	mx_names_default(ld.cfg);
 	return ld.cfg;
 }
 
@@ -1138,6 +1191,8 @@ config_free(struct config *cfg)
 	free(cfg->tls_ciphers);
 	free(cfg->tls_ciphersuites);
 	free(cfg->hosting_destination);
+	for (i = 0; i < cfg->nmx_names; i++)
+		free(cfg->mx_names[i]);
 	for (i = 0; i < cfg->ndnsbl_zones; i++)
 		free(cfg->dnsbl_zones[i]);
 	for (i = 0; i < cfg->ndnsbl_allow_zones; i++)

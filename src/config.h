@@ -62,6 +62,9 @@ struct config {
 	int reject_bare_lf;		/* 500 5.5.2 to a command line ended by a bare LF */
 	int nul_bytes;			/* enum nul_policy */
 	int long_lines;			/* enum long_line_policy */
+	char *mx_names[CONFIG_MAX_LIST];	/* the fleet's MX names, lower case;
+						 * default [ hostname ] */
+	int nmx_names;
 
 	/* paths */
 	char *spool;
@@ -98,6 +101,7 @@ struct config {
 	/* dns: empty list = /etc/resolv.conf */
 	struct listen_addr nameservers[CONFIG_MAX_LIST];
 	int nnameservers;
+	int authoritative_port;		/* the MX watch asks a domain's NS here */
 
 	/* filters */
 	int spf_enabled;
@@ -112,6 +116,16 @@ struct config {
 	int helo_check;			/* refuse filtered recipients after an invalid HELO */
 	int rate_connections;		/* per client and period; 0: no rate limit */
 	int rate_period;		/* seconds */
+
+	/* switch: the migration assistant (SPEC 10) */
+	int require_propagation;	/* switch to hosted waits for the MX change */
+	int mx_watch_interval;		/* seconds between MX looks per domain */
+
+	/* verify: recipient verification at the old server (SPEC 10) */
+	int verify_positive_lifetime;	/* seconds an accepted address is kept */
+	int verify_negative_lifetime;	/* seconds a rejected one is kept */
+	int verify_timeout;		/* seconds the RCPT waits, then 450 */
+	int verify_rate;		/* probes per domain and minute */
 
 	/* srs */
 	char *srs_domain;

@@ -26,6 +26,7 @@
 
 #include "control.h"
 #include "control_cmds.h"
+#include "control_pilot.h"
 #include "ctlproto.h"
 #include "jsonw.h"
 #include "log.h"
@@ -445,6 +446,7 @@ control_init(struct event_base *base, const struct config *cfg, char *err,
 	}
 	ctl.base = base;
 	ctl.path = xstrdup(sun.sun_path);
+	control_pilot_init(base);
 	if (mx_stats.started == 0)
 		mx_stats.started = time(NULL);
 	log_info("control listening path=%s", ctl.path);

@@ -18,7 +18,10 @@
 
 #include "control.h"
 #include "control_cmds.h"
+#include "control_check.h"
+#include "control_pilot.h"
 #include "control_queue.h"
+#include "control_verify.h"
 #include "control_switch.h"
 #include "expand.h"
 #include "jsonw.h"
@@ -68,6 +71,7 @@ json_domain(struct jsonw *w, const struct domain_info *d)
 	jsonw_kv_string(w, "mode", store_mode_name(d->mode));
 	jsonw_kv_int(w, "created", (int64_t)store_domain_created(d));
 	jsonw_kv_int(w, "addresses", (int64_t)store_domain_naddresses(d));
+	jsonw_kv_bool(w, "verify_legacy", d->verify_legacy);
 	json_servers(w, d);
 }
 
@@ -370,7 +374,9 @@ render_domain_result(struct ctl_ctx *ctx, const char *name, const char *what)
 			server_text(&d->servers[i], sv, sizeof(sv));
 			evbuffer_add_printf(ctx->out, "%s%s", i ? ", " : "", sv);
 		}
-		evbuffer_add_printf(ctx->out, "%s\n", d->nservers ? "" : "none");
+		evbuffer_add_printf(ctx->out, "%s%s\n", d->nservers ? "" : "none",
+		    d->verify_legacy ? "; unknown recipients verified at the "
+		    "legacy servers" : "");
 		if (d->nservers == 0 && d->mode == MODE_LEGACY)
 			evbuffer_add_printf(ctx->out, "note: without legacy servers "
 			    "its mail waits in the queue; add some with "
@@ -429,11 +435,26 @@ cmd_domain_add(struct ctl_ctx *ctx)
 	store_domain_add(name, m, sv, n, domain_add_done, ctx);
 }
 
+/* servers_set_done - the servers are set; now --verify-legacy */
+static void
+servers_set_done(struct store_result *res, void *arg)
+{
+	struct ctl_ctx *ctx = arg;
+	const char *v = ctl_args_get(&ctx->args, "--verify-legacy");
+
+	if (res->status)
+		control_fail(ctx, CTL_REFUSED, "%s", res->msg);
+	else
+		store_domain_set_verify(ctx->args.pos[0], strcmp(v, "on") == 0,
+		    domain_set_done, ctx);
+}
+
 static void
 cmd_domain_set(struct ctl_ctx *ctx)
 {
 	struct legacy_server sv[STORE_MAX_SERVERS];
 	const struct domain_info *d;
+	const char *v = ctl_args_get(&ctx->args, "--verify-legacy");
 	int n;
 
 	if (ctl_args_has(&ctx->args, "--mode")) {
@@ -441,16 +462,26 @@ cmd_domain_set(struct ctl_ctx *ctx)
 		    "\"relayctl switch %.300s hosted|legacy\"", ctx->args.pos[0]);
 		return;
 	}
-	if (!ctl_args_has(&ctx->args, "--legacy")) {
+	if (!ctl_args_has(&ctx->args, "--legacy") && v == NULL) {
 		control_fail(ctx, CTL_USAGE, "domain set: nothing to set; usage: "
 		    "relayctl %s", ctx->spec->usage);
+		return;
+	}
+	if (v != NULL && strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		control_fail(ctx, CTL_USAGE, "--verify-legacy %.100s: expected on "
+		    "or off", v);
 		return;
 	}
 	if ((d = arg_known_domain(ctx, ctx->args.pos[0])) == NULL ||
 	    arg_servers(ctx, sv, &n) == -1)
 		return;
 	mx_lower((char *)ctx->args.pos[0]);
-	store_domain_set_servers(d->name, sv, n, domain_set_done, ctx);
+	if (!ctl_args_has(&ctx->args, "--legacy"))
+		store_domain_set_verify(d->name, strcmp(v, "on") == 0,
+		    domain_set_done, ctx);
+	else
+		store_domain_set_servers(d->name, sv, n, v ? servers_set_done :
+		    domain_set_done, ctx);
 }
 
 /* removed_reply - a remove command's answer: "KIND NAME: removed", with
@@ -569,6 +600,7 @@ cmd_domain_show(struct ctl_ctx *ctx)
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
 		json_domain(w, d);
+		control_pilot_json(w, d);
 		jsonw_object_end(w);
 		jsonw_free(w);
 		control_reply(ctx, CTL_OK);
@@ -585,6 +617,9 @@ cmd_domain_show(struct ctl_ctx *ctx)
 	}
 	if (d->nservers == 0)
 		evbuffer_add_printf(ctx->out, "legacy servers:  none\n");
+	evbuffer_add_printf(ctx->out, "verify legacy:   %s\n",
+	    d->verify_legacy ? "on" : "off");
+	control_pilot_human(ctx->out, d);
 	control_reply(ctx, CTL_OK);
 }
 
@@ -920,6 +955,10 @@ cmd_address_list(struct ctl_ctx *ctx)
 {
 	char name[SMTP_DOMAIN_MAX + 1];
 
+	if (ctl_args_has(&ctx->args, "--verified")) {
+		cmd_address_list_verified(ctx);
+		return;
+	}
 	if (arg_domain(ctx, ctx->args.pos[0], name, sizeof(name)) == 0)
 		store_address_scan(name, render_list, ctx, scan_done, ctx);
 }
@@ -1047,6 +1086,41 @@ import_done(struct store_result *res, void *arg)
 	control_reply(ctx, res->status ? CTL_REFUSED : CTL_OK);
 }
 
+/* an import whose text the command made (address learn) */
+struct import_own {
+	struct ctl_ctx *ctx;
+	char *text;
+};
+
+static void
+import_own_done(struct store_result *res, void *arg)
+{
+	struct import_own *o = arg;
+
+	import_done(res, o->ctx);
+	free(o->text);
+	free(o);
+}
+
+void
+control_import_text(struct ctl_ctx *ctx, const char *domain, const char *label,
+    char *text, size_t len)
+{
+	struct store_import_params p;
+	struct import_own *o = xcalloc(1, sizeof(*o));
+
+	o->ctx = ctx;
+	o->text = text;
+	memset(&p, 0, sizeof(p));
+	p.domain = domain;
+	p.file = label;
+	p.text = text;
+	p.len = len;
+	p.render = render_import;
+	p.render_arg = ctx;
+	store_import(&p, import_own_done, o);
+}
+
 static void
 cmd_import(struct ctl_ctx *ctx)
 {
@@ -1080,9 +1154,11 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "domain list", cmd_domain_list, 0 },
 	{ "domain show", cmd_domain_show, 0 },
 	{ "address add", cmd_address_add, CTL_CMD_WRITES },
+	{ "address set", cmd_address_set, CTL_CMD_WRITES },
 	{ "address remove", cmd_address_remove, CTL_CMD_WRITES },
 	{ "address show", cmd_address_show, 0 },
 	{ "address list", cmd_address_list, 0 },
+	{ "address learn", cmd_address_learn, CTL_CMD_WRITES },
 	{ "import", cmd_import, CTL_CMD_WRITES },
 	{ "export", cmd_export, 0 },
 	{ "queue list", cmd_queue_list, 0 },
@@ -1091,6 +1167,7 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
 	{ "switch", cmd_switch, CTL_CMD_WRITES },
 	{ "history", cmd_history, 0 },
+	{ "check", cmd_check, 0 },
 };
 
 const struct ctl_handler *

@@ -42,4 +42,9 @@ void control_reply(struct ctl_ctx *, int status);
 void control_fail(struct ctl_ctx *, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* control_import_text - import text (taken over: freed when done) into
+ * domain as relayctl import does, label naming it in the report */
+void control_import_text(struct ctl_ctx *, const char *domain,
+    const char *label, char *text, size_t len);
+
 #endif

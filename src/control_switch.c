@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control_pilot.h"
 #include "control_switch.h"
 #include "jsonw.h"
 #include "log.h"
@@ -82,6 +83,8 @@ render_done(struct switch_req *r)
 		    !r->changed ? "not needed" : r->force ? "skipped (--force)" :
 		    "not needed");
 		jsonw_kv_int(w, "inflight", r->inflight);
+		if (store_domain(r->domain))
+			control_pilot_json(w, store_domain(r->domain));
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
@@ -184,6 +187,11 @@ run_done(const struct switch_outcome *oc, void *arg)
 			    "deliver%s in flight to the old route)\n", r->domain,
 			    store_mode_name(r->from), store_mode_name(r->to),
 			    r->inflight, r->inflight == 1 ? "y" : "ies");
+		if (store_domain(r->domain) &&
+		    control_pilot_human(r->ctx->out, store_domain(r->domain)) > 0)
+			evbuffer_add_printf(r->ctx->out, "note: the switch "
+			    "leaves the pilot addresses above on their own route "
+			    "(relayctl address set ADDRESS --route domain)\n");
 	}
 	if (r->wait && r->changed && r->inflight > 0 &&
 	    switch_wait_start(oc->old, wait_done, r) != NULL)
@@ -370,6 +378,23 @@ struct history_req {
 	struct store_sched sched;
 };
 
+/* history_from, history_to - a domain's modes, or a pilot's routes */
+static const char *
+history_from(const struct store_switch_rec *r)
+{
+	return r->event != STORE_EV_SWITCH ? r->from_text :
+	    store_mode_name(r->from);
+}
+
+static const char *
+history_to(const struct store_switch_rec *r)
+{
+	return r->event != STORE_EV_SWITCH ? r->to_text :
+	    store_mode_name(r->to);
+}
+
+static const char *const event_names[] = { "switch", "route", "mx" };
+
 static void
 history_json(struct history_req *h, const char *domain,
     const struct store_switch_rec *rows, size_t n, struct evbuffer *out)
@@ -386,8 +411,10 @@ history_json(struct history_req *h, const char *domain,
 		jsonw_kv_int(w, "time", (int64_t)rows[i].time);
 		jsonw_kv_string(w, "time_iso", switch_format_time(rows[i].time,
 		    when, sizeof(when)));
-		jsonw_kv_string(w, "from", store_mode_name(rows[i].from));
-		jsonw_kv_string(w, "to", store_mode_name(rows[i].to));
+		jsonw_kv_string(w, "from", history_from(&rows[i]));
+		jsonw_kv_string(w, "to", history_to(&rows[i]));
+		jsonw_kv_string(w, "event", event_names[rows[i].event]);
+		jsonw_kv_string(w, "address", rows[i].address);
 		jsonw_kv_int(w, "uid", (int64_t)rows[i].uid);
 		jsonw_kv_bool(w, "applied", rows[i].applied);
 		jsonw_kv_string(w, "note", rows[i].note);
@@ -428,11 +455,13 @@ render_history(const char *domain, const struct store_switch_rec *rows,
 		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6s  %s\n", "TIME",
 		    "FROM", "TO", "UID", "NOTE");
 	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s\n",
+		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s%s%s%s\n",
 		    switch_format_time(rows[i].time, when, sizeof(when)),
-		    store_mode_name(rows[i].from), store_mode_name(rows[i].to),
+		    history_from(&rows[i]), history_to(&rows[i]),
 		    (unsigned)rows[i].uid, rows[i].applied ? "" : "NOT APPLIED: ",
-		    rows[i].note);
+		    rows[i].address ? "address " : rows[i].event == STORE_EV_MX ?
+		    "MX: " : "", rows[i].address ? rows[i].address : "",
+		    rows[i].address ? " route: " : "", rows[i].note);
 	if (h->has_sched)
 		evbuffer_add_printf(out, "scheduled: switch to %s at %s (uid %u%s)\n",
 		    store_mode_name(h->sched.mode), switch_format_time(h->sched.at,

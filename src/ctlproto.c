@@ -199,11 +199,17 @@ static const struct ctl_option opts_domain_add[] = {
 	{ "--mode", 1 }, { "--legacy", 1 }, { NULL, 0 }
 };
 static const struct ctl_option opts_domain_set[] = {
-	{ "--legacy", 1 }, { "--mode", 1 }, { NULL, 0 }
+	{ "--legacy", 1 }, { "--mode", 1 }, { "--verify-legacy", 1 }, { NULL, 0 }
+};
+static const struct ctl_option opts_address_list[] = {
+	{ "--verified", 0 }, { NULL, 0 }
 };
 static const struct ctl_option opts_force[] = { { "--force", 0 }, { NULL, 0 } };
 static const struct ctl_option opts_address_add[] = {
 	{ "--alias", 1 }, { "--cc", 1 }, { "--nofilter", 0 }, { NULL, 0 }
+};
+static const struct ctl_option opts_address_set[] = {
+	{ "--route", 1 }, { "--force", 0 }, { NULL, 0 }
 };
 static const struct ctl_option opts_import[] = {
 	{ "--dry-run", 0 }, { "--strict", 0 }, { "--nofilter", 0 }, { NULL, 0 }
@@ -225,15 +231,18 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "domain add", 1, 1, 0, opts_domain_add,
 	    "domain add DOMAIN [--mode legacy|hosted] [--legacy HOST[:PORT][/PREF]]..." },
 	{ "domain set", 1, 1, 0, opts_domain_set,
-	    "domain set DOMAIN --legacy HOST[:PORT][/PREF]..." },
+	    "domain set DOMAIN [--legacy HOST[:PORT][/PREF]...] [--verify-legacy on|off]" },
 	{ "domain remove", 1, 1, 0, opts_force, "domain remove DOMAIN [--force]" },
 	{ "domain list", 0, 0, 0, opts_none, "domain list" },
 	{ "domain show", 1, 1, 0, opts_none, "domain show DOMAIN" },
 	{ "address add", 1, 1, 0, opts_address_add,
 	    "address add ADDRESS [--alias DEST[,DEST...]] [--cc DEST[,DEST...]] [--nofilter]" },
+	{ "address set", 1, 1, 0, opts_address_set,
+	    "address set ADDRESS --route hosted|legacy|domain [--force]" },
 	{ "address remove", 1, 1, 0, opts_none, "address remove ADDRESS" },
 	{ "address show", 1, 1, 0, opts_none, "address show ADDRESS" },
-	{ "address list", 1, 1, 0, opts_none, "address list DOMAIN" },
+	{ "address list", 1, 1, 0, opts_address_list, "address list DOMAIN [--verified]" },
+	{ "address learn", 1, 1, 0, opts_none, "address learn DOMAIN" },
 	{ "import", 2, 2, CTL_SPEC_SENDS_FILE, opts_import,
 	    "import DOMAIN FILE [--dry-run] [--strict] [--nofilter]" },
 	{ "export", 1, 1, 0, opts_none, "export DOMAIN" },
@@ -244,6 +253,7 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "switch", 1, 2, 0, opts_switch,
 	    "switch DOMAIN hosted|legacy [--force] [--wait] [--at TIME] | switch DOMAIN --cancel" },
 	{ "history", 1, 1, 0, opts_none, "history DOMAIN" },
+	{ "check", 1, 1, 0, opts_none, "check DOMAIN" },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 

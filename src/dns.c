@@ -60,6 +60,9 @@ struct dns_req {
 	int tries;
 	struct event *ev;
 	struct dns_req *prev, *next;	/* live UDP requests */
+	/* dns_query_at: this server instead of dns.nameservers */
+	struct sockaddr_storage at;
+	socklen_t atlen;
 };
 
 /* a worker thread's question, answered on the loop */
@@ -427,7 +430,9 @@ raw_send(struct dns_req *r)
 {
 	unsigned char q[DNS_QUERY_MAX];
 	struct timeval tv = { DNS_TIMEOUT_SECS, 0 };
-	const struct sockaddr *sa = (struct sockaddr *)&dns.servers[r->server];
+	const struct sockaddr *sa = r->atlen ? (struct sockaddr *)&r->at :
+	    (struct sockaddr *)&dns.servers[r->server];
+	socklen_t salen = r->atlen ? r->atlen : dns.serverlen[r->server];
 	int qlen;
 
 	if (r->ev) {
@@ -442,7 +447,7 @@ raw_send(struct dns_req *r)
 	r->fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (r->fd < 0)
 		return -1;
-	if (connect(r->fd, sa, dns.serverlen[r->server]) < 0 ||
+	if (connect(r->fd, sa, salen) < 0 ||
 	    send(r->fd, q, (size_t)qlen, 0) != qlen)
 		log_debug("dns send %s: %s", r->name, strerror(errno));
 	r->ev = event_new(dns.base, r->fd, EV_READ | EV_PERSIST, raw_event, r);
@@ -450,11 +455,18 @@ raw_send(struct dns_req *r)
 	return 0;
 }
 
+/* req_nservers - the servers r may ask */
+static int
+req_nservers(const struct dns_req *r)
+{
+	return r->atlen ? 1 : dns.nservers;
+}
+
 /* raw_retry - next server, or the next round; give up after DNS_TRIES */
 static void
 raw_retry(struct dns_req *r, struct dns_answer *a)
 {
-	if (++r->server >= dns.nservers) {
+	if (++r->server >= req_nservers(r)) {
 		r->server = 0;
 		r->tries++;
 	}
@@ -532,12 +544,12 @@ raw_start(struct dns_req *r, const char *name, int type)
 	if (dns.udp_reqs)
 		dns.udp_reqs->prev = r;
 	dns.udp_reqs = r;
-	if (dns.nservers == 0 || n >= sizeof(r->name) || raw_send(r) < 0) {
+	if (req_nservers(r) == 0 || n >= sizeof(r->name) || raw_send(r) < 0) {
 		struct timeval now = { 0, 0 };
 		/* report from the loop, never from inside the call */
 		memset(&a, 0, sizeof(a));
 		r->tries = DNS_TRIES;
-		r->server = dns.nservers;
+		r->server = req_nservers(r);
 		if (r->ev)
 			event_free(r->ev);
 		r->ev = evtimer_new(dns.base, raw_event, r);
@@ -561,6 +573,29 @@ dns_query(const char *name, int type, dns_query_cb cb, void *arg)
 	struct dns_req *r = dns_req_new(REQ_RAW, arg);
 
 	r->cb.raw = cb;
+	return raw_start(r, name, type);
+}
+
+struct dns_req *
+dns_query_at(const struct dns_addr *server, int port, const char *name,
+    int type, dns_query_cb cb, void *arg)
+{
+	struct dns_req *r = dns_req_new(REQ_RAW, arg);
+	struct sockaddr_in *sin = (struct sockaddr_in *)&r->at;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&r->at;
+
+	r->cb.raw = cb;
+	if (server->family == AF_INET6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = server->a.v6;
+		sin6->sin6_port = htons((uint16_t)port);
+		r->atlen = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_addr = server->a.v4;
+		sin->sin_port = htons((uint16_t)port);
+		r->atlen = sizeof(*sin);
+	}
 	return raw_start(r, name, type);
 }
 

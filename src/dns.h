@@ -81,6 +81,10 @@ struct dns_req *dns_resolve_addr(const char *host, dns_addr_cb cb, void *arg);
 struct dns_req *dns_resolve_mx(const char *domain, dns_mx_cb cb, void *arg);
 /* dns_query - any type (ns_t_txt, ns_t_ptr, ...) */
 struct dns_req *dns_query(const char *name, int type, dns_query_cb cb, void *arg);
+/* dns_query_at - as dns_query, asking server:port only (a domain's
+ * authoritative name server, whose answer is no cache's) */
+struct dns_req *dns_query_at(const struct dns_addr *server, int port,
+    const char *name, int type, dns_query_cb cb, void *arg);
 /* dns_cancel - the callback will not run */
 void dns_cancel(struct dns_req *);
 

@@ -31,7 +31,10 @@
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
+#include "control_check.h"
+#include "mxwatch.h"
 #include "switch.h"
+#include "verify.h"
 #include "tls.h"
 #include "util.h"
 #include "worker.h"
@@ -179,6 +182,9 @@ reload_apply(void *arg)
 	mta_reload(op->nw);
 	queue_set_config(op->nw);
 	switch_set_config(op->nw);
+	mxwatch_set_config(op->nw);
+	control_check_set_config(op->nw);
+	verify_set_config(op->nw);
 	/* sessions and filters may still point into the old one: kept */
 	config_retired = xrealloc(config_retired,
 	    sizeof(*config_retired) * (size_t)(nconfig_retired + 1));
@@ -306,6 +312,11 @@ main(int argc, char **argv)
 		fatalx("queue: %s", err);
 	if (switch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("switch: %s", err);
+	if (mxwatch_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
+	control_check_init(base, cfg);
+	if (verify_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (control_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("control: %s", err);
 
@@ -329,6 +340,8 @@ main(int argc, char **argv)
 	smtp_server_free(srv);
 	metrics_close();
 	control_close();
+	mxwatch_close();
+	verify_close();
 	switch_close();
 	mta_close();
 	readahead_close();	/* after mta: releases readers of closed sessions */

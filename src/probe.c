@@ -1,4 +1,5 @@
-/* probe.c - RCPT probe of the hosting before a switch (SPEC 7 preflight)
+/* probe.c - RCPT probe of the hosting before a switch (SPEC 7 preflight),
+ * and of a legacy server for relayctl check (SPEC 10)
  *
  * The probe is a series of mta jobs in RCPT-only mode: MAIL FROM:<>, one
  * RCPT TO per mailbox (pipelined when the server offers it), RSET, no
@@ -117,6 +118,7 @@ probe_job_done(struct mta_job *job, void *arg)
 	}
 	if (job->relay[0])
 		mx_strlcpy(p->res.server, job->relay, sizeof(p->res.server));
+	mx_strlcpy(p->res.tls, job->tls, sizeof(p->res.tls));
 	if (!job->attempted || job->mail_refused) {
 		/* no RCPT was asked: the hosting cannot be used now */
 		snprintf(p->res.error, sizeof(p->res.error), "%s%.*s",
@@ -152,8 +154,16 @@ struct probe *
 probe_start(struct event_base *base, char *const *addrs, size_t n,
     probe_done_fn done, void *arg)
 {
+	return probe_start_route(base, NULL, addrs, n, done, arg);
+}
+
+struct probe *
+probe_start_route(struct event_base *base, const struct route *route,
+    char *const *addrs, size_t n, probe_done_fn done, void *arg)
+{
 	struct probe *p = xcalloc(1, sizeof(*p));
 	struct timeval now = { 0, 0 };
+	int ok = 0;
 
 	p->done = done;
 	p->arg = arg;
@@ -161,8 +171,13 @@ probe_start(struct event_base *base, char *const *addrs, size_t n,
 	for (size_t i = 0; i < n; i++)
 		p->addrs[i] = xstrdup(addrs[i]);
 	p->n = n;
-	if (route_for_hosting(&p->route, p->res.error, sizeof(p->res.error)) == 0 &&
-	    n > 0) {
+	if (route != NULL) {
+		p->route = *route;
+		ok = 1;
+	} else
+		ok = route_for_hosting(&p->route, p->res.error,
+		    sizeof(p->res.error)) == 0;
+	if (ok && n > 0) {
 		probe_submit(p);	/* done never runs inside mta_submit */
 		return p;
 	}

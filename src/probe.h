@@ -25,6 +25,7 @@ struct probe_result {
 	int ok;				/* every address got an answer to RCPT */
 	char error[PROBE_ERR_MAX];	/* !ok: why the probe could not finish */
 	char server[320];		/* "HOST[IP]:PORT" or the unix path */
+	char tls[128];			/* the TLS of the last batch, or "" */
 	size_t naccepted;
 	struct probe_refusal *refused;	/* in address order */
 	size_t nrefused;
@@ -38,6 +39,11 @@ typedef void (*probe_done_fn)(const struct probe_result *, void *arg);
  * exactly once, never from inside probe_start. */
 struct probe *probe_start(struct event_base *, char *const *addrs, size_t n,
     probe_done_fn done, void *arg);
+struct route;
+/* probe_start_route - as probe_start, at route instead of the hosting
+ * (a legacy server, for relayctl check) */
+struct probe *probe_start_route(struct event_base *, const struct route *,
+    char *const *addrs, size_t n, probe_done_fn done, void *arg);
 /* probe_cancel - stop; done will not run */
 void probe_cancel(struct probe *);
 

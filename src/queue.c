@@ -119,6 +119,7 @@ static struct {
 	const struct config *cfg;
 	struct dict *msgs;		/* id -> struct queue_msg */
 	struct dict *flight;		/* "domain\nroute key" -> long, see flight_add */
+	struct dict *recent;		/* domain -> struct recent_legacy */
 	struct qsched_heap heap;
 	struct event *timer;
 	struct worker *reader;		/* opens files, reads headers */
@@ -129,6 +130,53 @@ static struct {
 
 static void queue_arm(void);
 static void bounce_start(struct queue_msg *, struct queue_bounces *);
+
+/* Deliveries to the legacy servers in the last hour (relayctl check):
+ * per domain, one counter per minute of the last RECENT_MINUTES */
+#define RECENT_MINUTES	60
+
+struct recent_legacy {
+	time_t minute[RECENT_MINUTES];	/* the minute (t / 60) of each slot */
+	unsigned count[RECENT_MINUTES];
+};
+
+static void
+recent_add(const char *addr, time_t now)
+{
+	const char *at = strrchr(addr, '@');
+	char dom[SMTP_DOMAIN_MAX + 1];
+	struct recent_legacy *r;
+	time_t m = now / 60;
+	int i = (int)(m % RECENT_MINUTES);
+
+	if (at == NULL || q.recent == NULL)
+		return;
+	mx_strlcpy(dom, at + 1, sizeof(dom));
+	mx_lower(dom);
+	if ((r = dict_get(q.recent, dom)) == NULL) {
+		r = xcalloc(1, sizeof(*r));
+		dict_put(q.recent, dom, r);
+	}
+	if (r->minute[i] != m) {
+		r->minute[i] = m;
+		r->count[i] = 0;
+	}
+	r->count[i]++;
+}
+
+int
+queue_legacy_recent(const char *domain)
+{
+	const struct recent_legacy *r = q.recent ? dict_get(q.recent, domain) :
+	    NULL;
+	time_t m = time(NULL) / 60;
+	int n = 0;
+
+	for (int i = 0; r && i < RECENT_MINUTES; i++)
+		if (m - r->minute[i] < RECENT_MINUTES)
+			n += (int)r->count[i];
+	return n;
+}
 
 const char *
 queue_rstate_name(enum queue_rstate s)
@@ -631,6 +679,8 @@ job_result(struct queue_job *j, struct mta_rcpt *mr, time_t now,
 		log_result(m, r, relay, mr->status, "sent", mr->reply);
 		mx_stats.deliveries_sent++;
 		mx_stats.deliveries_by_route[j->mj.route.kind]++;
+		if (j->mj.route.kind == ROUTE_LEGACY)
+			recent_add(mr->addr, now);
 		stats_observe(&mx_stats.delivery_latency,
 		    (double)(mx_now_us() - m->arrival_us) / 1e6);
 		queue_set_reply(r, mr->reply);
@@ -1422,6 +1472,7 @@ queue_init(struct event_base *base, const struct config *cfg, char *err,
 	q.cfg = cfg;
 	q.msgs = dict_new();
 	q.flight = dict_new();
+	q.recent = dict_new();
 	qsched_init(&q.heap);
 	if ((q.timer = evtimer_new(base, queue_run, NULL)) == NULL) {
 		snprintf(err, errlen, "queue: evtimer_new failed");
@@ -1470,6 +1521,8 @@ queue_close(void)
 	dict_walk(q.msgs, free_msg_fn, NULL);
 	dict_free(q.msgs, NULL);
 	dict_free(q.flight, free);
+	dict_free(q.recent, free);
+	q.recent = NULL;
 	q.flight = NULL;
 	q.msgs = NULL;
 }

@@ -121,6 +121,9 @@ void queue_set_config(const struct config *cfg);
  * with route_key has started (MAIL FROM) and has no result yet */
 int queue_inflight(const char *domain, const char *route_key);
 
+/* queue_legacy_recent - deliveries of domain's recipients to its legacy
+ * servers in the last hour (domain lower case) */
+int queue_legacy_recent(const char *domain);
 /* queue_make_due - every deferred recipient (of domain, when not NULL) is
  * due now (queue flush, the switch); returns how many it moved */
 int queue_make_due(const char *domain_or_null);

@@ -103,6 +103,28 @@ route_legacy(const struct domain_info *d, struct route *r, char *why, size_t why
 	return ROUTE_OK;
 }
 
+void
+route_for_server(const struct legacy_server *s, struct route *r)
+{
+	struct route_hop *h;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = ROUTE_LEGACY;
+	h = &r->hops[r->nhops++];
+	mx_strlcpy(h->host, s->host, sizeof(h->host));
+	h->port = s->port;
+	mx_strlcpy(r->key, "smtp:", sizeof(r->key));
+	route_key_add(r, h);
+}
+
+enum route_result
+route_for_legacy(const struct domain_info *d, struct route *r, char *why,
+    size_t whylen)
+{
+	memset(r, 0, sizeof(*r));
+	return route_legacy(d, r, why, whylen);
+}
+
 /* rcpt_entry - the table entry of rcpt (canonical) in its domain, or NULL */
 static const struct addr_info *
 rcpt_entry(const char *rcpt)
@@ -169,7 +191,8 @@ route_of(const char *rcpt, int leaf, struct route *r, char *why, size_t whylen)
 		snprintf(why, whylen, "domain of %s is no longer hosted here", rcpt);
 		return ROUTE_FAIL;
 	}
-	if (d->mode == MODE_HOSTED)
+	/* a pilot address goes by its own override (SPEC 10) */
+	if (store_address_mode(d, rcpt_entry(rcpt)) == MODE_HOSTED)
 		return route_hosted(d, rcpt, leaf, r, why, whylen);
 	return route_legacy(d, r, why, whylen);
 }
@@ -198,9 +221,12 @@ expand_lookup(const char *addr, const struct addr_info **a, void *arg)
 	*a = NULL;
 	if (at == NULL || (d = store_domain(at + 1)) == NULL)
 		return EXPAND_DOM_FOREIGN;
-	if (d->mode != MODE_HOSTED)
-		return EXPAND_DOM_LEGACY;
+	/* a pilot address goes by its own override (SPEC 10) */
 	*a = rcpt_entry(addr);
+	if (store_address_mode(d, *a) != MODE_HOSTED) {
+		*a = NULL;
+		return EXPAND_DOM_LEGACY;
+	}
 	return EXPAND_DOM_HOSTED;
 }
 

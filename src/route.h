@@ -1,6 +1,7 @@
 /* route.h - where a recipient goes, decided at each delivery attempt
  *
- * From the recipient's domain as it is now (SPEC 6): legacy -> the
+ * From the recipient's domain as it is now (SPEC 6), or the address's own
+ * override when it is a pilot (SPEC 10): legacy -> the
  * domain's servers by preference (address records, not MX); hosted ->
  * hosting.destination, after alias expansion (route_expand); a bounce or
  * an external forward -> its domain by MX.
@@ -62,6 +63,14 @@ int route_expand(const char *addr, struct expand_result *res);
 /* route_for_hosting - hosting.destination as a route (hosted mailboxes,
  * the switch's preflight): 0, or -1 with why */
 int route_for_hosting(struct route *r, char *why, size_t whylen);
+struct legacy_server;
+struct domain_info;
+/* route_for_legacy - d's legacy servers, whatever its mode (recipient
+ * verification asks them); ROUTE_DEFER when it has none */
+enum route_result route_for_legacy(const struct domain_info *d,
+    struct route *r, char *why, size_t whylen);
+/* route_for_server - one legacy server alone (relayctl check asks each) */
+void route_for_server(const struct legacy_server *s, struct route *r);
 /* route_for_mx - delivery by MX lookup to domain (bounces) */
 void route_for_mx(const char *domain, struct route *r);
 /* route_is_current - is r still the route its domain would get now (for

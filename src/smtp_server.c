@@ -38,6 +38,7 @@
 #include "srs.h"
 #include "stats.h"
 #include "store.h"
+#include "verify.h"
 #include "util.h"
 
 #define SMTP_ADDR_MAX	INET6_ADDRSTRLEN
@@ -59,6 +60,7 @@ enum smtp_state {
 	S_MAIL,		/* MAIL accepted */
 	S_RCPT,		/* at least one recipient accepted */
 	S_FILTER,	/* a RCPT waits for the filters' lookups */
+	S_VERIFY,	/* a RCPT waits for the old server's word (verify.h) */
 	S_DATA,		/* receiving the message */
 	S_SPOOL,	/* DATA paused until the spool writer catches up */
 	S_COMMIT,	/* waiting for the spool's group commit */
@@ -67,7 +69,8 @@ enum smtp_state {
 };
 
 static const char *state_names[] = {
-	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "data", "spool",
+	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "verify", "data",
+	"spool",
 	"commit", "tls", "closing",
 };
 
@@ -124,6 +127,7 @@ struct smtp_session {
 	char *pending_orcpt;		/* its written form, NULL when the same */
 	int spool_busy;			/* the spool writer is behind: S_SPOOL */
 	int pending_nofilter;
+	struct verify_wait *verify;	/* S_VERIFY: the probe we wait for */
 	struct smtp_data data;
 	struct spool_msg *msg;
 	char qid[SPOOL_ID_LEN + 1];
@@ -186,6 +190,8 @@ smtp_pending_clear(struct smtp_session *s)
 	free(s->pending_rcpt);
 	free(s->pending_orcpt);
 	s->pending_rcpt = s->pending_orcpt = NULL;
+	verify_cancel(s->verify);
+	s->verify = NULL;
 }
 
 /* smtp_txn_reset - forget the transaction (RSET, EHLO, after DATA) */
@@ -401,7 +407,8 @@ smtp_check_srs(struct smtp_session *s, const struct smtp_mailbox *m,
 /* smtp_check_rcpt - the relay decision (SPEC 5, 9). canon is the
  * recipient's canonical form: the table is looked up by it alone. Returns
  * 0 when the recipient is a known address of a hosted domain, or a valid
- * SRS address under srs.domain; else replies. */
+ * SRS address under srs.domain; 1 (no reply yet) when the address is not
+ * in the table; else replies and returns -1. */
 static int
 smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p,
     const char *canon, int *nofilter)
@@ -424,15 +431,20 @@ smtp_check_rcpt(struct smtp_session *s, const struct smtp_path *p,
 		    s->qid, shown);
 		return -1;
 	}
-	if ((a = store_address(canon, cfg->recipient_delimiter)) == NULL) {
-		mx_stats.rcpt_unknown++;
-		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
-		log_info("%s smtp rcpt refused id=%s to=<%s> reason=unknown", s->id,
-		    s->qid, shown);
-		return -1;
-	}
+	if ((a = store_address(canon, cfg->recipient_delimiter)) == NULL)
+		return 1;
 	*nofilter = a->nofilter;
 	return 0;
+}
+
+/* smtp_rcpt_unknown - SPEC 5's answer to an address not in the table */
+static void
+smtp_rcpt_unknown(struct smtp_session *s, const char *shown)
+{
+	mx_stats.rcpt_unknown++;
+	smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: User unknown", shown);
+	log_info("%s smtp rcpt refused id=%s to=<%s> reason=unknown", s->id,
+	    s->qid, shown);
 }
 
 static void smtp_rcpt_wake(void *arg);
@@ -514,13 +526,89 @@ smtp_rcpt_wake(void *arg)
 	smtp_process(s);
 }
 
+/* smtp_verify_answer - the word on the pending RCPT of an address not in
+ * the table: accepted (then the filters, as for a table address),
+ * refused as unknown, or 450 when nobody can tell (SPEC 5: never a 5xx
+ * for our own trouble) */
+static void
+smtp_verify_answer(struct smtp_session *s, enum verify_result r,
+    const char *reply)
+{
+	char shown[SMTP_PATH_MAX + 1];
+
+	/* as the client wrote it, as every other RCPT reply */
+	smtp_sanitize(shown, sizeof(shown), s->pending_orcpt ? s->pending_orcpt :
+	    s->pending_rcpt);
+	switch (r) {
+	case VERIFY_YES:
+		log_info("%s smtp rcpt verified id=%s to=<%s>", s->id, s->qid,
+		    shown);
+		smtp_rcpt_verdict(s);
+		return;
+	case VERIFY_NO:
+		smtp_pending_clear(s);
+		smtp_rcpt_state(s);
+		smtp_rcpt_unknown(s, shown);
+		return;
+	default:
+		smtp_pending_clear(s);
+		smtp_rcpt_state(s);
+		smtp_reply(s, "450 4.1.1 <%s>: Recipient address rejected: "
+		    "unverified address: %s", shown, reply);
+		log_info("%s smtp rcpt deferred id=%s to=<%s> reason=unverified",
+		    s->id, s->qid, shown);
+	}
+}
+
+/* smtp_verify_wake - the probe a RCPT waited for answered (loop) */
+static void
+smtp_verify_wake(enum verify_result r, const char *reply, void *arg)
+{
+	struct smtp_session *s = arg;
+	char text[VERIFY_REPLY_MAX];
+
+	s->verify = NULL;
+	if (s->state != S_VERIFY || s->pending_rcpt == NULL)
+		return;
+	/* the old server's text goes into our reply: no CR or LF from it */
+	smtp_sanitize(text, sizeof(text), reply);
+	smtp_verify_answer(s, r, text);
+	if (s->state == S_FILTER)
+		return;
+	io_resume(s->io);
+	smtp_process(s);
+}
+
+/* smtp_rcpt_verify - the pending RCPT is not in the table: ask the old
+ * server when its domain verifies (waiting in S_VERIFY), else refuse */
+static void
+smtp_rcpt_verify(struct smtp_session *s)
+{
+	const char *at = strrchr(s->pending_rcpt, '@');
+	const struct domain_info *d = at ? store_domain(at + 1) : NULL;
+	enum verify_result r;
+
+	if (d == NULL) {
+		smtp_verify_answer(s, VERIFY_NO, "");
+		return;
+	}
+	r = verify_rcpt(s->pending_rcpt, d, smtp_verify_wake, s, &s->verify);
+	if (r != VERIFY_WAIT) {
+		smtp_verify_answer(s, r, r == VERIFY_TEMP ?
+		    "too many verifications, try again later" : "");
+		return;
+	}
+	smtp_enter_state(s, S_VERIFY);
+	io_pause(s->io);
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
 	const char *rest;
 	char err[128], canon[SMTP_PATH_MAX + 1];
-	int nofilter = 0;
+	int nofilter = 0, rc;
 
 	if (s->state != S_MAIL && s->state != S_RCPT) {
 		smtp_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -555,12 +643,16 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
-	if (smtp_check_rcpt(s, &path, canon, &nofilter) < 0)
+	if ((rc = smtp_check_rcpt(s, &path, canon, &nofilter)) < 0)
 		return;
 	s->pending_rcpt = xstrdup(canon);
 	s->pending_orcpt = strcmp(canon, path.mbox.text) != 0 ?
 	    xstrdup(path.mbox.text) : NULL;
 	s->pending_nofilter = nofilter;
+	if (rc == 1) {
+		smtp_rcpt_verify(s);
+		return;
+	}
 	smtp_rcpt_verdict(s);
 }
 
@@ -1200,7 +1292,8 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 			return;
 		}
 		if (s->state == S_COMMIT || s->state == S_TLS ||
-		    s->state == S_FILTER || s->state == S_SPOOL)
+		    s->state == S_FILTER || s->state == S_VERIFY ||
+		    s->state == S_SPOOL)
 			break;
 		io_resume(s->io);
 		smtp_process(s);

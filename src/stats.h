@@ -67,6 +67,15 @@ struct mx_stats {
 	uint64_t dnsbl_tempfail;	/* clients some zone did not answer for */
 	uint64_t dnsbl_refused;		/* recipients refused: listed (554) */
 
+	/* recipient verification at the old server (verify.c) */
+	uint64_t verify_probes;		/* RCPT probes started */
+	uint64_t verify_accepted;	/* RCPTs answered 250 by a probe */
+	uint64_t verify_rejected;	/* ... 550 by a probe */
+	uint64_t verify_tempfail;	/* ... 450: timeout, 4xx, rate, trouble */
+	uint64_t verify_cache_positive;	/* answered 250 from the cache */
+	uint64_t verify_cache_negative;	/* answered 550 from the cache */
+	uint64_t verify_rate_limited;	/* 450: the domain's probe rate */
+
 	/* seconds from arrival to a 2xx of the downstream, per recipient */
 	struct mx_hist delivery_latency;
 	/* seconds from MAIL accepted to "250 queued" */

@@ -91,6 +91,7 @@ store_addr_dup(const struct addr_info *a)
 	c->address = xstrdup(a->address);
 	c->kind = a->kind;
 	c->nofilter = a->nofilter;
+	c->route = a->route;
 	c->dests = list_dup(a->dests, a->ndests);
 	c->ndests = a->ndests;
 	c->cc = list_dup(a->cc, a->ncc);
@@ -129,6 +130,17 @@ store_server_format(const struct legacy_server *s, char *buf, size_t len)
 
 /* Index (loop thread) */
 
+static void
+verified_free_cb(void *p)
+{
+	struct store_verified *v = p;
+
+	if (v == NULL)
+		return;
+	free(v->address);
+	free(v);
+}
+
 void
 store_entry_free(void *p)
 {
@@ -137,6 +149,7 @@ store_entry_free(void *p)
 	if (d == NULL)
 		return;
 	dict_free(d->addrs, addr_free_cb);
+	dict_free(d->verified, verified_free_cb);
 	free(d->info.servers);
 	free(d->info.name);
 	free(d);
@@ -151,6 +164,7 @@ store_entry_new(const char *name, enum domain_mode mode, time_t created)
 	d->info.mode = mode;
 	d->created = created;
 	d->addrs = dict_new();
+	d->verified = dict_new();
 	return d;
 }
 
@@ -302,17 +316,32 @@ apply_domain(const char *name)
 	return d;
 }
 
-/* apply_addr - put a (taken over) into its domain's table */
+/* apply_addr - put a (taken over) into its domain's table; a pilot's
+ * override is not part of the definition and stays */
 static void
 apply_addr(struct addr_info *a)
 {
 	struct domain_entry *d = apply_domain(import_address_domain(a->address));
+	const struct addr_info *old;
 
 	if (d == NULL) {
 		store_addr_free(a);
 		return;
 	}
+	if ((old = dict_get(d->addrs, a->address)) != NULL)
+		a->route = old->route;
 	store_addr_free(dict_put(d->addrs, a->address, a));
+}
+
+/* apply_route - a committed pilot override */
+static void
+apply_route(struct store_op *op)
+{
+	struct domain_entry *d = apply_domain(import_address_domain(op->name));
+	struct addr_info *a = d ? dict_get(d->addrs, op->name) : NULL;
+
+	if (a != NULL)
+		a->route = op->route;
 }
 
 /* apply_mode - a committed mode change (and/or a fired schedule) */
@@ -328,6 +357,21 @@ apply_mode(struct store_op *op)
 	/* only the schedule that fired: a newer one stays */
 	if (op->sched_fire && d->has_sched && d->sched.at == op->sched.at)
 		d->has_sched = 0;
+}
+
+/* store_verified_apply - a committed verification into its domain */
+void
+store_verified_apply(struct store_op *op)
+{
+	struct domain_entry *d = apply_domain(import_address_domain(op->name));
+	struct store_verified *v;
+
+	if (d == NULL)
+		return;
+	v = xcalloc(1, sizeof(*v));
+	*v = op->verified;
+	v->address = xstrdup(op->name);
+	verified_free_cb(dict_put(d->verified, v->address, v));
 }
 
 /* apply_op - make the index show a committed change. Returns the number of
@@ -394,6 +438,20 @@ apply_op(struct store_op *op, size_t budget, int *more)
 	case OP_SCHED_CANCEL:
 		if ((d = apply_domain(op->name)) != NULL)
 			d->has_sched = 0;
+		return 1;
+	case OP_ADDR_ROUTE:
+		apply_route(op);
+		return 1;
+	case OP_MX_RECORD:
+		if ((d = apply_domain(op->name)) != NULL)
+			d->mx = op->mx;
+		return 1;
+	case OP_DOMAIN_VERIFY:
+		if ((d = apply_domain(op->name)) != NULL)
+			d->info.verify_legacy = op->flag;
+		return 1;
+	case OP_VERIFIED_PUT:
+		store_verified_apply(op);
 		return 1;
 	}
 	return 1;
@@ -643,14 +701,18 @@ store_domain_sched(const struct domain_info *d)
 struct mbox_arg {
 	char **v;
 	size_t n;
+	struct domain_info as;		/* the domain in the mode asked */
+	int all;			/* every address */
 };
 
 static int
 mbox_cb(const char *key, void *val, void *arg)
 {
 	struct mbox_arg *m = arg;
+	const struct addr_info *a = val;
 
-	if (((struct addr_info *)val)->kind == ADDR_MAILBOX)
+	if (m->all || (a->kind == ADDR_MAILBOX &&
+	    store_address_mode(&m->as, a) == MODE_HOSTED))
 		m->v[m->n++] = xstrdup(key);
 	return 0;
 }
@@ -661,12 +723,16 @@ str_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-size_t
-store_domain_mailboxes(const struct domain_info *d, char ***out)
+static size_t
+domain_addresses(const struct domain_info *d, enum domain_mode mode, int all,
+    char ***out)
 {
 	const struct domain_entry *e = (const struct domain_entry *)d;
 	struct mbox_arg m;
 
+	m.all = all;
+	m.as = *d;
+	m.as.mode = mode;
 	m.v = xcalloc(dict_count(e->addrs) + 1, sizeof(char *));
 	m.n = 0;
 	dict_walk(e->addrs, mbox_cb, &m);
@@ -674,6 +740,226 @@ store_domain_mailboxes(const struct domain_info *d, char ***out)
 		qsort(m.v, m.n, sizeof(*m.v), str_cmp);
 	*out = m.v;
 	return m.n;
+}
+
+/* Pilot addresses */
+
+static const char *const route_names[] = { "domain", "hosted", "legacy" };
+
+const char *
+store_route_name(enum addr_route r)
+{
+	return (unsigned)r < MX_ARRAY_LEN(route_names) ? route_names[r] : "domain";
+}
+
+int
+store_route_parse(const char *s, enum addr_route *out)
+{
+	for (size_t i = 0; i < MX_ARRAY_LEN(route_names); i++)
+		if (strcmp(s, route_names[i]) == 0) {
+			*out = (enum addr_route)i;
+			return 0;
+		}
+	return -1;
+}
+
+enum domain_mode
+store_address_mode(const struct domain_info *d, const struct addr_info *a)
+{
+	if (a != NULL && a->route == ADDR_ROUTE_HOSTED)
+		return MODE_HOSTED;
+	if (a != NULL && a->route == ADDR_ROUTE_LEGACY)
+		return MODE_LEGACY;
+	return d->mode;
+}
+
+struct override_arg {
+	struct store_override *v;
+	size_t n;
+};
+
+static int
+override_cb(const char *key, void *val, void *arg)
+{
+	struct override_arg *o = arg;
+	const struct addr_info *a = val;
+
+	if (a->route != ADDR_ROUTE_DOMAIN) {
+		o->v[o->n].address = xstrdup(key);
+		o->v[o->n++].route = a->route;
+	}
+	return 0;
+}
+
+static int
+override_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_override *)a)->address,
+	    ((const struct store_override *)b)->address);
+}
+
+size_t
+store_domain_overrides(const struct domain_info *d, struct store_override **out)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+	struct override_arg o;
+
+	o.v = xcalloc(dict_count(e->addrs) + 1, sizeof(*o.v));
+	o.n = 0;
+	dict_walk(e->addrs, override_cb, &o);
+	if (o.n > 1)
+		qsort(o.v, o.n, sizeof(*o.v), override_cmp);
+	*out = o.v;
+	return o.n;
+}
+
+void
+store_overrides_free(struct store_override *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].address);
+	free(v);
+}
+
+void
+store_address_set_route(const char *address, enum addr_route route, uid_t uid,
+    const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_ADDR_ROUTE, done, arg);
+
+	op->name = mx_lower(xstrdup(address));
+	op->route = route;
+	op->uid = uid;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op_submit(op);
+}
+
+/* The MX watch */
+
+static const char *const picture_names[] = { "unknown", "other", "mixed", "ours" };
+
+const char *
+store_mx_picture_name(enum mx_picture p)
+{
+	return (unsigned)p < MX_ARRAY_LEN(picture_names) ? picture_names[p] :
+	    "unknown";
+}
+
+const struct store_mx *
+store_domain_mx(const struct domain_info *d)
+{
+	return &((const struct domain_entry *)d)->mx;
+}
+
+void
+store_mx_record(const char *domain, const struct store_mx *mx,
+    enum mx_picture from, const char *note, store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_MX_RECORD, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->mx = *mx;
+	op->from_picture = from;
+	op->note = xstrndup(note ? note : "", STORE_NOTE_MAX);
+	op_submit(op);
+}
+
+size_t
+store_domain_mailboxes(const struct domain_info *d, enum domain_mode mode,
+    char ***out)
+{
+	return domain_addresses(d, mode, 0, out);
+}
+
+size_t
+store_domain_addresses(const struct domain_info *d, char ***out)
+{
+	return domain_addresses(d, d->mode, 1, out);
+}
+
+/* Recipient verification */
+
+void
+store_domain_set_verify(const char *domain, int on, store_done_fn done,
+    void *arg)
+{
+	struct store_op *op = op_new(OP_DOMAIN_VERIFY, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->flag = on != 0;
+	op_submit(op);
+}
+
+void
+store_verified_put(const char *address, time_t verified, time_t expires,
+    store_done_fn done, void *arg)
+{
+	struct store_op *op = op_new(OP_VERIFIED_PUT, done, arg);
+
+	op->name = xstrdup(address);
+	op->verified.verified = verified;
+	op->verified.expires = expires;
+	op_submit(op);
+}
+
+const struct store_verified *
+store_verified_get(const char *address, time_t now)
+{
+	const char *at = strrchr(address, '@');
+	struct domain_entry *d;
+	const struct store_verified *v;
+
+	if (at == NULL ||
+	    (d = (struct domain_entry *)store_domain(at + 1)) == NULL)
+		return NULL;
+	v = dict_get(d->verified, address);
+	return v && v->expires > now ? v : NULL;
+}
+
+struct verified_arg {
+	struct store_verified *v;
+	size_t n;
+};
+
+static int
+verified_cb(const char *key, void *val, void *arg)
+{
+	struct verified_arg *va = arg;
+	const struct store_verified *v = val;
+
+	va->v[va->n] = *v;
+	va->v[va->n++].address = xstrdup(v->address);
+	return 0;
+}
+
+static int
+verified_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct store_verified *)a)->address,
+	    ((const struct store_verified *)b)->address);
+}
+
+size_t
+store_domain_verified(const struct domain_info *d, struct store_verified **out)
+{
+	const struct domain_entry *e = (const struct domain_entry *)d;
+	struct verified_arg va;
+
+	va.v = xcalloc(dict_count(e->verified) + 1, sizeof(*va.v));
+	va.n = 0;
+	dict_walk(e->verified, verified_cb, &va);
+	if (va.n > 1)
+		qsort(va.v, va.n, sizeof(*va.v), verified_cmp);
+	*out = va.v;
+	return va.n;
+}
+
+void
+store_verified_free(struct store_verified *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].address);
+	free(v);
 }
 
 int

@@ -28,9 +28,12 @@ struct domain_info {
 	enum domain_mode mode;
 	struct legacy_server *servers;
 	int nservers;
+	int verify_legacy;	/* ask the old server about unknown RCPTs */
 };
 
 enum addr_kind { ADDR_MAILBOX = 0, ADDR_ALIAS = 1 };
+/* a pilot's override of its domain's mode (see store_address_set_route) */
+enum addr_route { ADDR_ROUTE_DOMAIN = 0, ADDR_ROUTE_HOSTED, ADDR_ROUTE_LEGACY };
 
 struct addr_info {
 	char *address;		/* lower case local@domain */
@@ -40,6 +43,7 @@ struct addr_info {
 	char **cc;		/* auto-CC destinations of a mailbox */
 	int ncc;
 	int nofilter;		/* 1: "Do Not Filter" */
+	enum addr_route route;	/* a pilot's override of the domain's mode */
 };
 
 /* store_open - open (create, migrate) the database under statedir, load the
@@ -82,6 +86,7 @@ struct store_result {
 	long count;			/* domain remove: addresses removed with it */
 	struct evbuffer *body;		/* import and scans: what the renderer wrote */
 	enum domain_mode from_mode;	/* domain mode writes: the mode before */
+	enum addr_route from_route;	/* address route writes: the one before */
 };
 /* done - on the loop thread; the result is only valid during the call
  * (take res->body with evbuffer_add_buffer if it is wanted) */
@@ -168,6 +173,13 @@ struct store_sched {
 	time_t created;
 };
 
+/* what a history row records */
+enum store_event {
+	STORE_EV_SWITCH = 0,		/* a domain's mode (from, to) */
+	STORE_EV_ROUTE,			/* a pilot's override (from_text, to_text) */
+	STORE_EV_MX,			/* the MX picture changed (from_text, to_text) */
+};
+
 /* one row of the switch history */
 struct store_switch_rec {
 	long long id;
@@ -176,6 +188,10 @@ struct store_switch_rec {
 	uid_t uid;
 	int applied;			/* 0: a refused scheduled switch */
 	const char *note;
+	enum store_event event;		/* what the row records */
+	const char *address;		/* STORE_EV_ROUTE: the pilot */
+	const char *from_text, *to_text;	/* not a switch: the route names
+					 * or the MX pictures, as stored */
 };
 
 /* store_domain_set_mode - set the domain's mode and append a history row
@@ -198,9 +214,13 @@ void store_schedule_set(const char *domain, const struct store_sched *,
 void store_schedule_cancel(const char *domain, store_done_fn, void *);
 /* store_domain_sched - the pending scheduled switch of d, or NULL */
 const struct store_sched *store_domain_sched(const struct domain_info *d);
-/* store_domain_mailboxes - the mailbox addresses of d (not aliases),
- * sorted; *out and each string are malloc'd */
-size_t store_domain_mailboxes(const struct domain_info *d, char ***out);
+/* store_domain_mailboxes - the mailbox addresses of d (not aliases) that
+ * go to the hosting when d is in mode (pilots by their own route), sorted;
+ * *out and each string are malloc'd */
+size_t store_domain_mailboxes(const struct domain_info *d,
+    enum domain_mode mode, char ***out);
+/* store_domain_addresses - every table address of d, sorted, as above */
+size_t store_domain_addresses(const struct domain_info *d, char ***out);
 
 /* runs on the worker thread with the domain's history, oldest first */
 typedef void (*store_history_render_fn)(const char *domain,
@@ -211,6 +231,91 @@ typedef void (*store_history_render_fn)(const char *domain,
  * when the domain is unknown and has no history */
 void store_history_scan(const char *domain, store_history_render_fn render,
     void *render_arg, store_done_fn, void *);
+
+/*
+ * Pilot addresses (SPEC 10, relayctl address set ADDRESS --route): one
+ * address routed by its own mode instead of its domain's. The override
+ * lives beside the table entry (its own table, so that address add and
+ * import, which replace the entry, keep it) and is dropped with it.
+ */
+struct store_override {
+	char *address;
+	enum addr_route route;
+};
+
+const char *store_route_name(enum addr_route);
+/* store_route_parse - "hosted", "legacy" or "domain"; 0, or -1 */
+int store_route_parse(const char *s, enum addr_route *out);
+/* store_address_mode - the mode a's mail is routed by now: a's override,
+ * else d's mode (a may be NULL: not in the table) */
+enum domain_mode store_address_mode(const struct domain_info *d,
+    const struct addr_info *a);
+/* store_domain_overrides - d's pilot addresses sorted by address; free
+ * with store_overrides_free */
+size_t store_domain_overrides(const struct domain_info *d,
+    struct store_override **out);
+void store_overrides_free(struct store_override *, size_t n);
+/* store_address_set_route - set (or with ADDR_ROUTE_DOMAIN drop) the
+ * override of a table address and append a history row (uid, note) in one
+ * transaction; refused when the address is not in the table.
+ * res->outcome STORE_UPDATED or STORE_UNCHANGED, res->from_route the
+ * override before. */
+void store_address_set_route(const char *address, enum addr_route route,
+    uid_t uid, const char *note, store_done_fn, void *);
+
+/*
+ * The MX watch (SPEC 10, mxwatch.h): what was last seen of each domain's
+ * MX records, kept so that the propagation time survives a restart.
+ */
+enum mx_picture {
+	MX_UNKNOWN = 0,			/* never looked, or only DNS trouble */
+	MX_OTHER,			/* no record points at us (or no MX) */
+	MX_MIXED,			/* some do, some do not */
+	MX_OURS,			/* every record points at server.mx_names */
+};
+
+struct store_mx {
+	enum mx_picture picture;
+	time_t checked;			/* last answer */
+	time_t since;			/* MX_OURS: first seen so, else 0 */
+	long prev_ttl;			/* MX_OURS: the TTL published before
+					 * since; -1 unknown (never seen other) */
+	long other_ttl;			/* the largest TTL seen while not ours */
+};
+
+const char *store_mx_picture_name(enum mx_picture);
+/* store_domain_mx - the domain's last MX picture (zeroes: never looked) */
+const struct store_mx *store_domain_mx(const struct domain_info *d);
+/* store_mx_record - keep the domain's MX picture; when it changed, a
+ * history row (STORE_EV_MX, from, to, note) in the same transaction
+ * (not for a first look finding no record of ours: no news) */
+void store_mx_record(const char *domain, const struct store_mx *mx,
+    enum mx_picture from, const char *note, store_done_fn, void *);
+
+/*
+ * Recipient verification at the old server (SPEC 10, verify.h): the
+ * domain's flag, and the addresses the old server accepted (the positive
+ * cache, kept so that relayctl address learn can add them to the table).
+ */
+struct store_verified {
+	char *address;
+	time_t verified;		/* when the old server accepted it */
+	time_t expires;			/* the cache entry's end */
+};
+
+/* store_domain_set_verify - the domain's --verify-legacy flag */
+void store_domain_set_verify(const char *domain, int on, store_done_fn, void *);
+/* store_verified_put - keep address as accepted by the old server */
+void store_verified_put(const char *address, time_t verified, time_t expires,
+    store_done_fn, void *);
+/* store_verified_get - the unexpired entry of a (canonical) address at
+ * now, or NULL */
+const struct store_verified *store_verified_get(const char *address, time_t now);
+/* store_domain_verified - d's entries sorted by address (expired ones
+ * too); free with store_verified_free */
+size_t store_domain_verified(const struct domain_info *d,
+    struct store_verified **out);
+void store_verified_free(struct store_verified *, size_t n);
 
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 #include <event2/buffer.h>
@@ -70,6 +71,32 @@ static const char *const store_migrations[] = {
 	"  uid INTEGER NOT NULL,"
 	"  force INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL);",
+	/* 3: the migration assistant. History rows of other events than a
+	 * switch: a pilot's override ('route', naming the address; from/to
+	 * hold route names) and a change of the MX picture ('mx'; from/to
+	 * hold picture names). Pilot overrides beside the entry, which
+	 * address add and import replace. The MX watch's last picture. */
+	"ALTER TABLE switch_history ADD COLUMN event TEXT NOT NULL DEFAULT 'switch';"
+	"ALTER TABLE switch_history ADD COLUMN address TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE address_routes ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  route TEXT NOT NULL CHECK (route IN ('hosted', 'legacy')));"
+	"CREATE TABLE mx_watch ("
+	"  domain TEXT PRIMARY KEY NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  picture TEXT NOT NULL,"
+	"  checked INTEGER NOT NULL,"
+	"  since INTEGER NOT NULL,"
+	"  prev_ttl INTEGER NOT NULL,"
+	"  other_ttl INTEGER NOT NULL);"
+	/* recipient verification at the old server: the domain's flag and
+	 * the addresses the old server accepted */
+	"ALTER TABLE domains ADD COLUMN verify_legacy INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE verified_addresses ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  domain TEXT NOT NULL REFERENCES domains(name) ON DELETE CASCADE,"
+	"  verified INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL);",
 };
 
 
@@ -279,6 +306,7 @@ tx_begin(struct store_op *op)
 	return 0;
 }
 
+static int db_exec_name(struct store_op *, const char *, int);
 static void refuse(struct store_op *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -412,23 +440,31 @@ out:
 	tx_end(op, 1);
 }
 
+/* job_addr_remove - the entry and its pilot override, if any */
 static void
 job_addr_remove(struct store_op *op)
 {
-	sqlite3_stmt *s = db_prepare("DELETE FROM addresses WHERE address = ?1");
+	sqlite3_stmt *s;
 
-	if (s == NULL) {
-		db_fail(op, "address remove");
+	if (tx_begin(op) == -1)
 		return;
+	if ((s = db_prepare("DELETE FROM addresses WHERE address = ?1")) == NULL) {
+		db_fail(op, "address remove");
+		goto out;
 	}
 	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		db_fail(op, "address remove");
 	else if (sqlite3_changes(db) == 0)
 		refuse(op, "address %s: not found", op->name);
+	else if (db_exec_name(op, "DELETE FROM address_routes "
+	    "WHERE address = ?1", 0) == -1)
+		db_fail(op, "address remove");
 	else
 		op->res.outcome = STORE_REMOVED;
 	sqlite3_finalize(s);
+out:
+	tx_end(op, 1);
 }
 
 static int
@@ -809,6 +845,24 @@ job_sched_cancel(struct store_op *op)
 		op->res.outcome = STORE_REMOVED;
 }
 
+/* history_event - columns 7 and 8, and for other events than a switch
+ * the texts of columns 2 and 3 */
+static void
+history_event(sqlite3_stmt *s, struct store_switch_rec *r)
+{
+	const char *ev = (const char *)sqlite3_column_text(s, 7);
+	const char *addr = (const char *)sqlite3_column_text(s, 8);
+
+	r->event = ev && strcmp(ev, "route") == 0 ? STORE_EV_ROUTE :
+	    ev && strcmp(ev, "mx") == 0 ? STORE_EV_MX : STORE_EV_SWITCH;
+	r->address = addr && *addr ? xstrdup(addr) : NULL;
+	r->from_text = r->to_text = NULL;
+	if (r->event == STORE_EV_SWITCH)
+		return;
+	r->from_text = xstrdup((const char *)sqlite3_column_text(s, 2));
+	r->to_text = xstrdup((const char *)sqlite3_column_text(s, 3));
+}
+
 static void
 job_history(struct store_op *op)
 {
@@ -818,7 +872,8 @@ job_history(struct store_op *op)
 	int ex, rc;
 
 	if ((s = db_prepare("SELECT id, time, from_mode, to_mode, uid, note, "
-	    "applied FROM switch_history WHERE domain = ?1 ORDER BY id")) == NULL) {
+	    "applied, event, address FROM switch_history WHERE domain = ?1 "
+	    "ORDER BY id")) == NULL) {
 		db_fail(op, "history");
 		return;
 	}
@@ -835,6 +890,7 @@ job_history(struct store_op *op)
 		rows[n].uid = (uid_t)sqlite3_column_int64(s, 4);
 		rows[n].note = xstrdup((const char *)sqlite3_column_text(s, 5));
 		rows[n].applied = sqlite3_column_int(s, 6) != 0;
+		history_event(s, &rows[n]);
 		n++;
 	}
 	if (rc != SQLITE_DONE)
@@ -849,9 +905,206 @@ job_history(struct store_op *op)
 	}
 	if (op->res.status == 0)
 		op->history_render(op->name, rows, n, op->res.body, op->render_arg);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free((char *)rows[i].note);
+		free((char *)rows[i].address);
+		free((char *)rows[i].from_text);
+		free((char *)rows[i].to_text);
+	}
 	free(rows);
+}
+
+/* Pilot addresses (worker thread) */
+
+/* db_route_get - the stored override of address: 1 found (the entry
+ * exists), 0 no such entry, -1 error */
+static int
+db_route_get(const char *address, enum addr_route *route)
+{
+	sqlite3_stmt *s = db_prepare("SELECT r.route FROM addresses a "
+	    "LEFT JOIN address_routes r ON r.address = a.address "
+	    "WHERE a.address = ?1");
+	const unsigned char *t;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
+	*route = ADDR_ROUTE_DOMAIN;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && (t = sqlite3_column_text(s, 0)) != NULL)
+		store_route_parse((const char *)t, route);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* db_route_history - the override's history row in its domain's history */
+static int
+db_route_history(struct store_op *op, enum addr_route from)
+{
+	sqlite3_stmt *s = db_prepare("INSERT INTO switch_history "
+	    "(domain, time, from_mode, to_mode, uid, note, applied, event, "
+	    "address) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'route', ?7)");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_text(s, 1, import_address_domain(op->name), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)time(NULL));
+	sqlite3_bind_text(s, 3, store_route_name(from), -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, store_route_name(op->route), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)op->uid);
+	sqlite3_bind_text(s, 6, op->note ? op->note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, op->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* job_addr_route - the override and its history row, one transaction */
+static void
+job_addr_route(struct store_op *op)
+{
+	enum addr_route from;
+	sqlite3_stmt *s = NULL;
+	int ex;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((ex = db_route_get(op->name, &from)) == 0) {
+		refuse(op, "address %s: not found (a pilot address must be in "
+		    "the table)", op->name);
+		goto out;
+	}
+	op->res.from_route = from;
+	op->res.outcome = from == op->route ? STORE_UNCHANGED : STORE_UPDATED;
+	if (ex < 0 || from == op->route)
+		goto out;
+	if (op->route == ADDR_ROUTE_DOMAIN)
+		ex = db_exec_name(op, "DELETE FROM address_routes "
+		    "WHERE address = ?1", 0);
+	else if ((s = db_prepare("INSERT OR REPLACE INTO address_routes "
+	    "(address, domain, route) VALUES (?1, ?2, ?3)")) == NULL)
+		ex = -1;
+	else {
+		sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, import_address_domain(op->name), -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, store_route_name(op->route), -1,
+		    SQLITE_STATIC);
+		ex = sqlite3_step(s) == SQLITE_DONE ? 0 : -1;
+		sqlite3_finalize(s);
+	}
+	if (ex == 0)
+		ex = db_route_history(op, from);
+out:
+	if (ex < 0)
+		db_fail(op, "address set");
+	tx_end(op, 1);
+}
+
+/* The MX watch (worker thread) */
+
+/* job_mx_record - the picture, and a history row when it changed */
+static void
+job_mx_record(struct store_op *op)
+{
+	const struct store_mx *m = &op->mx;
+	sqlite3_stmt *s;
+	int ok;
+
+	if (tx_begin(op) == -1)
+		return;
+	if ((s = db_prepare("INSERT OR REPLACE INTO mx_watch (domain, picture, "
+	    "checked, since, prev_ttl, other_ttl) "
+	    "SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE EXISTS "
+	    "(SELECT 1 FROM domains WHERE name = ?1)")) == NULL) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, store_mx_picture_name(m->picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)m->checked);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)m->since);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)m->prev_ttl);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)m->other_ttl);
+	ok = sqlite3_step(s) == SQLITE_DONE;
+	sqlite3_finalize(s);
+	if (!ok) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	if (sqlite3_changes(db) == 0) {
+		refuse(op, "domain %s: not found", op->name);
+		goto out;
+	}
+	/* a first look finding the records elsewhere is no news worth a row */
+	if (op->from_picture == m->picture ||
+	    (op->from_picture == MX_UNKNOWN && m->picture == MX_OTHER))
+		goto out;
+	if ((s = db_prepare("INSERT INTO switch_history (domain, time, "
+	    "from_mode, to_mode, uid, note, applied, event) "
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 'mx')")) == NULL) {
+		db_fail(op, "mx record");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)m->checked);
+	sqlite3_bind_text(s, 3, store_mx_picture_name(op->from_picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, store_mx_picture_name(m->picture), -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)getuid());
+	sqlite3_bind_text(s, 6, op->note ? op->note : "", -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "mx record");
+	sqlite3_finalize(s);
+out:
+	tx_end(op, 1);
+}
+
+/* Recipient verification (worker thread) */
+
+static void
+job_domain_verify(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("UPDATE domains SET verify_legacy = ?2 "
+	    "WHERE name = ?1");
+
+	if (s == NULL) {
+		db_fail(op, "domain set");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, op->flag);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "domain set");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: not found", op->name);
+	sqlite3_finalize(s);
+}
+
+static void
+job_verified_put(struct store_op *op)
+{
+	sqlite3_stmt *s = db_prepare("INSERT OR REPLACE INTO verified_addresses "
+	    "(address, domain, verified, expires) SELECT ?1, ?2, ?3, ?4 "
+	    "WHERE EXISTS (SELECT 1 FROM domains WHERE name = ?2)");
+
+	if (s == NULL) {
+		db_fail(op, "verified");
+		return;
+	}
+	sqlite3_bind_text(s, 1, op->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, import_address_domain(op->name), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)op->verified.verified);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)op->verified.expires);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		db_fail(op, "verified");
+	else if (sqlite3_changes(db) == 0)
+		refuse(op, "domain %s: not found", import_address_domain(op->name));
+	sqlite3_finalize(s);
 }
 
 /* store_db_job - worker thread: one job */
@@ -872,6 +1125,10 @@ store_db_job(void *arg)
 	case OP_SCHED_SET: job_sched_set(op); break;
 	case OP_SCHED_CANCEL: job_sched_cancel(op); break;
 	case OP_HISTORY: job_history(op); break;
+	case OP_ADDR_ROUTE: job_addr_route(op); break;
+	case OP_MX_RECORD: job_mx_record(op); break;
+	case OP_DOMAIN_VERIFY: job_domain_verify(op); break;
+	case OP_VERIFIED_PUT: job_verified_put(op); break;
 	}
 }
 
@@ -911,7 +1168,8 @@ store_migrate(char *err, size_t errlen)
 static int
 load_domains(struct dict *domains)
 {
-	sqlite3_stmt *s = db_prepare("SELECT name, mode, created FROM domains");
+	sqlite3_stmt *s = db_prepare("SELECT name, mode, created, verify_legacy "
+	    "FROM domains");
 	struct domain_entry *d;
 	int rc;
 
@@ -922,6 +1180,7 @@ load_domains(struct dict *domains)
 		d = store_entry_new(name, strcmp((const char *)sqlite3_column_text(s, 1),
 		    "hosted") == 0 ? MODE_HOSTED : MODE_LEGACY,
 		    (time_t)sqlite3_column_int64(s, 2));
+		d->info.verify_legacy = sqlite3_column_int(s, 3) != 0;
 		store_entry_free(dict_put(domains, name, d));
 	}
 	sqlite3_finalize(s);
@@ -973,6 +1232,86 @@ load_addresses(struct dict *domains, size_t *count)
 		struct addr_info *a = addr_from_row(s);
 		store_addr_free(dict_put(d->addrs, a->address, a));
 		(*count)++;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* load_routes - the pilots' overrides into their table entries */
+static int
+load_routes(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, address, route "
+	    "FROM address_routes");
+	struct domain_entry *d;
+	struct addr_info *a;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		d = dict_get(domains, (const char *)sqlite3_column_text(s, 0));
+		a = d ? dict_get(d->addrs, (const char *)sqlite3_column_text(s, 1)) :
+		    NULL;
+		if (a != NULL)
+			store_route_parse((const char *)sqlite3_column_text(s, 2),
+			    &a->route);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* load_mx - the MX watch's last pictures */
+static int
+load_mx(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT domain, picture, checked, since, "
+	    "prev_ttl, other_ttl FROM mx_watch");
+	struct domain_entry *d;
+	const char *p;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((d = dict_get(domains, (const char *)sqlite3_column_text(s,
+		    0))) == NULL)
+			continue;
+		p = (const char *)sqlite3_column_text(s, 1);
+		d->mx.picture = MX_UNKNOWN;
+		for (int i = MX_UNKNOWN; i <= MX_OURS; i++)
+			if (strcmp(p, store_mx_picture_name(i)) == 0)
+				d->mx.picture = i;
+		d->mx.checked = (time_t)sqlite3_column_int64(s, 2);
+		d->mx.since = (time_t)sqlite3_column_int64(s, 3);
+		d->mx.prev_ttl = (long)sqlite3_column_int64(s, 4);
+		d->mx.other_ttl = (long)sqlite3_column_int64(s, 5);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* load_verified - the addresses the old servers accepted */
+static int
+load_verified(struct dict *domains)
+{
+	sqlite3_stmt *s = db_prepare("SELECT address, domain, verified, "
+	    "expires FROM verified_addresses");
+	struct domain_entry *d;
+	struct store_verified *v;
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((d = dict_get(domains, (const char *)sqlite3_column_text(s,
+		    1))) == NULL)
+			continue;
+		v = xcalloc(1, sizeof(*v));
+		v->address = xstrdup((const char *)sqlite3_column_text(s, 0));
+		v->verified = (time_t)sqlite3_column_int64(s, 2);
+		v->expires = (time_t)sqlite3_column_int64(s, 3);
+		free(dict_put(d->verified, v->address, v));
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : -1;
@@ -1031,7 +1370,8 @@ store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen)
 {
 	if (load_domains(domains) == -1 || load_servers(domains) == -1 ||
 	    load_addresses(domains, naddr) == -1 ||
-	    load_schedules(domains) == -1) {
+	    load_routes(domains) == -1 || load_schedules(domains) == -1 ||
+	    load_mx(domains) == -1 || load_verified(domains) == -1) {
 		snprintf(err, errlen, "loading the state store: %s",
 		    sqlite3_errmsg(db));
 		return -1;

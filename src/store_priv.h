@@ -14,12 +14,15 @@ struct domain_entry {
 	struct dict *addrs;		/* "local@domain" -> struct addr_info */
 	int has_sched;			/* a switch is scheduled: sched */
 	struct store_sched sched;
+	struct store_mx mx;		/* the MX watch's last picture */
+	struct dict *verified;		/* address -> struct store_verified */
 };
 
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
 	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
-	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY
+	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY,
+	OP_ADDR_ROUTE, OP_MX_RECORD, OP_DOMAIN_VERIFY, OP_VERIFIED_PUT
 };
 
 struct store_op {
@@ -50,12 +53,20 @@ struct store_op {
 	int sched_fire;			/* drop the schedule due at sched.at */
 	struct store_sched sched;
 	store_history_render_fn history_render;
+
+	enum addr_route route;		/* OP_ADDR_ROUTE */
+	struct store_mx mx;		/* OP_MX_RECORD, from in from_picture */
+	enum mx_picture from_picture;
+	int flag;			/* OP_DOMAIN_VERIFY */
+	struct store_verified verified;	/* OP_VERIFIED_PUT (address: name) */
 };
 
 /* store.c */
 struct domain_entry *store_entry_new(const char *name, enum domain_mode mode,
     time_t created);
 void store_entry_free(void *entry);
+/* store_verified_apply - an OP_VERIFIED_PUT into the index */
+void store_verified_apply(struct store_op *op);
 /* store_changes_free - drop the import changes not applied to the index */
 void store_changes_free(struct store_op *op);
 

@@ -31,6 +31,7 @@
 #include "smtp_parse.h"
 #include "stats.h"
 #include "store.h"
+#include "mxwatch.h"
 #include "switch.h"
 #include "util.h"
 
@@ -442,7 +443,15 @@ op_preflight(struct switch_op *op, const struct domain_info *d)
 		op_refuse(op, NULL, "preflight: hosting.destination is not set");
 		return -1;
 	}
-	n = store_domain_mailboxes(d, &mb);
+	/* SPEC 10: mail still reaching the old server through cached MX
+	 * records would miss the switch */
+	if (sw.cfg->require_propagation && mxwatch_gate(d->name,
+	    store_domain_mx(d), time(NULL), msg, sizeof(msg)) == -1) {
+		op_refuse(op, NULL, msg);
+		return -1;
+	}
+	/* a pilot kept at the old server is not asked (SPEC 10) */
+	n = store_domain_mailboxes(d, MODE_HOSTED, &mb);
 	op->probe = probe_start(sw.base, mb, n, probe_done, op);
 	for (size_t i = 0; i < n; i++)
 		free(mb[i]);

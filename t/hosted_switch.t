@@ -24,9 +24,12 @@ my $dns = MxPeers::DNS->new(
 	mx => [['yahoo.com', 'mx.yahoo.com', 10], ['down.test', 'mx.down.test', 10]],
 	# nothing listens on 127.0.0.9: forwards to down.test are deferred
 	a => [['mx.yahoo.com', '127.0.0.1'], ['mx.down.test', '127.0.0.9']]);
+# switch.require_propagation off: this test is about the switch itself, not
+# the MX propagation gate (t/check_mx.t tests that)
 my $mx = delivery_daemon(hosting => $dove->destination, dns => $dns,
     bounce_sink => $mxsink, delivery => { retry_schedule => [600] },
-    config => { srs => { domain => $SRSDOM, secret => 'switch-test-secret-0123456789' } });
+    config => { switch => { require_propagation => JSON::PP::false },
+	srs => { domain => $SRSDOM, secret => 'switch-test-secret-0123456789' } });
 
 $mx->ctl_ok('domain', 'add', $D, '--legacy', '127.0.0.1:' . $old->port);
 $mx->ctl_ok('address', 'add', "$_\@$D") for qw(mary jane joe);

@@ -16,8 +16,11 @@ watchdog(60);
 my $N = 5;
 my $old = MxPeers::Sink->new(soft => 'RCPT');		# the old server defers
 my $dove = MxPeers::Dovecot->new(users => ['joe@example.test']);
+# switch.require_propagation off: this test is about the switch itself, not
+# the MX propagation gate (t/check_mx.t tests that)
 my $mx = delivery_daemon(hosting => $dove->destination,
-    delivery => { retry_schedule => [600] });
+    delivery => { retry_schedule => [600] },
+    config => { switch => { require_propagation => JSON::PP::false } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $old->port);
 $mx->ctl_ok('address', 'add', 'joe@example.test');
 

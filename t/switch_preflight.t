@@ -19,8 +19,11 @@ my @boxes = map { "user$_\@example.test" } 1 .. $NBOX;
 # Dovecot knows every mailbox but user137
 my $dove = MxPeers::Dovecot->new(users => [grep { $_ ne 'user137@example.test' } @boxes]);
 my $slow = MxPeers::Sink->new(extra => ['-w', 3]);	# 3 s before the DATA reply
+# switch.require_propagation off: this test is about the switch itself, not
+# the MX propagation gate (t/check_mx.t tests that)
 my $mx = delivery_daemon(hosting => $dove->destination,
-    delivery => { retry_schedule => [600] });
+    delivery => { retry_schedule => [600] },
+    config => { switch => { require_propagation => JSON::PP::false } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $slow->port);
 my $file = $mx->dir . '/import.txt';
 spew($file, join("\n", @boxes, 'info: user1, someone@elsewhere.test') . "\n");

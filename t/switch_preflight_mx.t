@@ -29,9 +29,12 @@ my $dns = MxPeers::DNS->new(
     mx => [['hosting.test', 'mx1.hosting.test', 10], ['hosting.test', 'mx2.hosting.test', 20]],
     a => [['mx1.hosting.test', '127.0.0.2'], ['mx2.hosting.test', '127.0.0.1']]);
 my $old = MxPeers::Sink->new;
+# switch.require_propagation off: this test is about the switch itself, not
+# the MX propagation gate (t/check_mx.t tests that)
 my $mx = delivery_daemon(dns => $dns, hosting => 'smtp:hosting.test',
     delivery => { smtp_port => $pf->port },
-    config => { tls => { outbound => 'required' } });
+    config => { switch => { require_propagation => JSON::PP::false },
+	tls => { outbound => 'required' } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '[127.0.0.1]:' . $old->port);
 $mx->ctl_ok('address', 'add', "$_\@example.test") for qw(joe mary bob);
 

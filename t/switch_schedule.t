@@ -15,7 +15,10 @@ watchdog(60);
 
 my $hosting = MxPeers::Sink->new(lmtp => 1);
 my $old = MxPeers::Sink->new;
-my $mx = delivery_daemon(hosting => "lmtp:[127.0.0.1]:" . $hosting->port);
+# switch.require_propagation off: this test is about the switch itself, not
+# the MX propagation gate (t/check_mx.t tests that)
+my $mx = delivery_daemon(hosting => "lmtp:[127.0.0.1]:" . $hosting->port,
+    config => { switch => { require_propagation => JSON::PP::false } });
 $mx->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $old->port);
 $mx->ctl_ok('domain', 'add', 'bare.test', '--mode', 'hosted');
 $mx->ctl_ok('address', 'add', 'joe@example.test');

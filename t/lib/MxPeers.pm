@@ -577,22 +577,50 @@ use warnings;
 use Carp qw(croak);
 use Time::HiRes qw(time sleep);
 
+# Also ns => 'IP': the zone's NS record (ns.ZONE at IP, this server
+# itself on its port), for the MX watch's authoritative questions; ttl => N:
+# the TTL of every answer (default dnsmasq's). restart(mx => ...) starts it
+# again on the same port with other records.
 sub new {
 	my ($class, %o) = @_;
 	my $self = bless { %o }, $class;
 	$self->{port} //= MxPeers::free_port_tcp_udp();
 	$self->{dir} //= MxTest::tmpdir();
+	MxPeers::_register($self);
+	return $self->_start;
+}
+
+sub restart {
+	my ($self, %o) = @_;
+	$self->stop;
+	@{$self}{keys %o} = values %o;
+	# the old socket may linger a moment after the process is gone
+	my $deadline = time + 5;
+	while (1) {
+		my $ok = eval { $self->_start; 1 };
+		return $self if $ok;
+		die $@ if time > $deadline;
+		delete $self->{pid};
+		sleep 0.2;
+	}
+}
+
+sub _start {
+	my ($self) = @_;
+	my %o = %$self;
 	my $d = $self->{dir};
 	my $zone = $o{zone} // 'test';
 	my @argv = ('dnsmasq', '--keep-in-foreground', "--port=$self->{port}",
 	    '--listen-address=127.0.0.1', '--bind-interfaces', '--no-resolv',
 	    '--no-hosts', "--pid-file=$d/dnsmasq.pid", "--log-facility=$d/dnsmasq.log",
-	    '--log-queries', '--user=root', "--auth-zone=$zone", "--auth-server=ns.$zone");
+	    '--log-queries', '--user=root', "--auth-zone=$zone",
+	    $o{ns} ? ("--auth-server=ns.$zone,$o{ns}", "--host-record=ns.$zone,$o{ns}") :
+	    "--auth-server=ns.$zone");
+	push @argv, "--auth-ttl=$o{ttl}", "--local-ttl=$o{ttl}" if defined $o{ttl};
 	push @argv, "--mx-host=$_->[0],$_->[1]," . ($_->[2] // 10) for @{$o{mx} || []};
 	push @argv, "--host-record=$_->[0],$_->[1]" for @{$o{a} || []};
 	push @argv, "--txt-record=$_->[0],\"$_->[1]\"" for @{$o{txt} || []};
 	$self->{log} = "$d/dnsmasq.stderr";
-	MxPeers::_register($self);
 	$self->{pid} = MxPeers::_spawn($self->{log}, @argv);
 	# ready when it answers a query for the first MX (or any name)
 	my $probe = @{$o{mx} || []} ? $o{mx}[0][0] : "ns.$zone";
