@@ -20,6 +20,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <strings.h>
@@ -402,6 +403,8 @@ fuzz_setup(void)
 	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
 	fz_base = event_base_new_with_config(ec);
 	event_config_free(ec);
+	/* as mxrelayd does: a client gone mid-reply is EPIPE, not a signal */
+	signal(SIGPIPE, SIG_IGN);
 	cfg = config_defaults();
 	free(cfg->hostname);
 	cfg->hostname = strdup("mx.fuzz.test");
