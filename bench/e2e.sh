@@ -30,6 +30,11 @@
 #   N_SMALL=2000 N_LARGE=500     messages per run for sizes <= 16384 / above
 #   RUNS=1                       runs per cell (median reported)
 #   SERVERS="postfix mxrelayd"
+#   MILTER=rspamd                also run "mxrelayd+rspamd": the same relay
+#                                with a private rspamd (proxy worker, milter
+#                                mode, self-scan, DNS from a private dnsmasq)
+#                                as filters.milters, in the same run
+#   RSPAMD_WORKERS=1             its proxy workers
 #   RUN_TIMEOUT=300              seconds allowed per run (then the run fails)
 #   TMPDIR                       where the queues live (a real disk for fsync)
 #   BENCH_KEEP=1                 keep the temp dir
@@ -43,7 +48,12 @@ CLIENTS_LIST=${CLIENTS_LIST:-1 10 50}
 N_SMALL=${N_SMALL:-2000}
 N_LARGE=${N_LARGE:-500}
 RUNS=${RUNS:-1}
-SERVERS=${SERVERS:-postfix mxrelayd}
+MILTER=${MILTER:-}
+if [ "$MILTER" = rspamd ]; then
+	SERVERS=${SERVERS:-postfix mxrelayd mxrelayd+rspamd}
+else
+	SERVERS=${SERVERS:-postfix mxrelayd}
+fi
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 SMTP_SINK=${SMTP_SINK:-smtp-sink}
 
@@ -77,6 +87,53 @@ sink_stop() {
 	SINK_PID=""
 }
 
+RSPAMD_PORT=""
+
+# rspamd_start - one private rspamd for the whole run: only the proxy
+# worker, in milter mode, scanning itself; its DNS is a private dnsmasq
+# that answers for .test at once and refuses the rest (no upstream)
+rspamd_start() {
+	local d=$BENCH_DIR/rspamd dns i=0
+	mkdir -p "$d/db" "$d/run" "$d/local.d"
+	dns=$(free_port) || die "no free port"
+	dnsmasq --keep-in-foreground --port="$dns" --listen-address=127.0.0.1 \
+	    --bind-interfaces --no-resolv --no-hosts --user=root \
+	    --pid-file="$d/dnsmasq.pid" --auth-zone=test --auth-server=ns.test \
+	    2>"$d/dnsmasq.log" &
+	bench_track $!
+	RSPAMD_PORT=$(free_port) || die "no free port"
+	printf 'use = ["x-spamd-result"];\nskip_local = false;\n' \
+	    >"$d/local.d/milter_headers.conf"
+	cat >"$d/rspamd.conf" <<CONF
+.include "\$CONFDIR/common.conf"
+options {
+    pidfile = "$d/run/rspamd.pid";
+    .include "\$CONFDIR/options.inc"
+    dns { nameserver = ["127.0.0.1:$dns"]; timeout = 1s; retransmits = 1; }
+    local_addrs = [];
+}
+logging { type = "file"; filename = "$d/rspamd.log"; level = "warning"; }
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:$RSPAMD_PORT";
+    milter = yes;
+    timeout = 120s;
+    upstream "local" { default = yes; self_scan = yes; }
+    count = ${RSPAMD_WORKERS:-1};
+}
+CONF
+	rspamd -f -i -u root -g root -c "$d/rspamd.conf" --var "LOCAL_CONFDIR=$d" \
+	    --var "DBDIR=$d/db" --var "RUNDIR=$d/run" --var "LOGDIR=$d" >"$d/stdout" 2>&1 &
+	bench_track $!
+	# a milter sends no banner: ready once it accepts a connection
+	while ! perl -MIO::Socket::INET -e 'exit !IO::Socket::INET->new(
+	    PeerAddr => "127.0.0.1", PeerPort => $ARGV[0], Timeout => 1)' "$RSPAMD_PORT"; do
+		i=$((i + 1))
+		[ "$i" -ge 60 ] && { tail -n 20 "$d/rspamd.log" >&2; die "rspamd did not come up"; }
+		sleep 1
+	done
+	note "rspamd ${RSPAMD_WORKERS:-1} proxy worker(s) on 127.0.0.1:$RSPAMD_PORT"
+}
+
 # relay_up - start a fresh relay $1 for $2 clients, delivering to the sink; set PORT
 relay_up() {
 	case $1 in
@@ -88,7 +145,10 @@ relay_up() {
 		"$POSTFIX" -c "$PF_DIR/etc" reload >/dev/null 2>&1 || die "postfix reload failed"
 		sleep 1	# the reload restarts qmgr asynchronously
 		PORT=$PF_PORT ;;
-	mxrelayd)
+	mxrelayd|mxrelayd+rspamd)
+		MX_FILTERS_EXTRA=""
+		[ "$1" = mxrelayd+rspamd ] &&
+			MX_FILTERS_EXTRA="milters = ( { name = \"rspamd\"; socket = \"inet:127.0.0.1:$RSPAMD_PORT\"; timeout = 30; } );"
 		mx_start
 		mx_ctl domain add example.test --legacy "[127.0.0.1]:$SINK_PORT" >/dev/null ||
 			die "relayctl domain add failed"
@@ -101,7 +161,7 @@ relay_up() {
 relay_down() {
 	case $1 in
 	postfix) pf_stop; rm -rf "$BENCH_DIR/pf" ;;
-	mxrelayd) mx_stop; rm -rf "$BENCH_DIR/mx" ;;
+	mxrelayd|mxrelayd+rspamd) mx_stop; rm -rf "$BENCH_DIR/mx" ;;
 	esac
 }
 
@@ -136,7 +196,7 @@ one_run() {
 		if [ "$(date +%s)" -ge "$deadline" ]; then
 			note "$s: timeout after $RUN_TIMEOUT s: sink has $got of $n"
 			[ -z "$tack" ] && { kill "$src" 2>/dev/null; wait "$src" 2>/dev/null; bench_untrack "$src"; }
-			[ "$s" = mxrelayd ] && tail -n 5 "$MX_DIR/log" >&2
+			[ "$s" != postfix ] && tail -n 5 "$MX_DIR/log" >&2
 			relay_down "$s"; sink_stop
 			return 1
 		fi
@@ -154,7 +214,7 @@ one_run() {
 }
 
 bench_init
-case " $SERVERS " in *" mxrelayd "*)
+case " $SERVERS " in *" mxrelayd"*)
 	mx_check_binaries
 	# run private copies: a rebuild of the tree during the run does not
 	# replace the binary under the benchmark
@@ -164,6 +224,10 @@ case " $SERVERS " in *" mxrelayd "*)
 	RELAYCTL=$BENCH_DIR/relayctl.bin ;;
 esac
 command -v "$SMTP_SOURCE" >/dev/null || die "smtp-source not found (apt-get install postfix)"
+case " $SERVERS " in *" mxrelayd+rspamd "*)
+	command -v rspamd >/dev/null || die "rspamd not found (apt-get install rspamd)"
+	rspamd_start ;;
+esac
 command -v "$SMTP_SINK" >/dev/null || die "smtp-sink not found (apt-get install postfix)"
 
 note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), postfix $(postconf -dh mail_version)," \
@@ -226,3 +290,36 @@ for size in $SIZES; do
 	done
 done
 echo "s: first connection until the sink has every message; ack s: until every message was acknowledged (250)"
+
+# with MILTER=rspamd: the same cells through rspamd, and what it adds to
+# each message (ack time per message and client)
+case " $SERVERS " in *" mxrelayd+rspamd "*)
+	printf '\n%8s %7s %6s | %9s %9s %9s | %9s %11s\n' size clients msgs "mx+r s" \
+	    "mx+r ack" "mx+r m/s" "mx+r/mx" "ms/msg +r"
+	for size in $SIZES; do
+		n=$N_SMALL
+		[ "$size" -gt 16384 ] && n=$N_LARGE
+		for clients in $CLIENTS_LIST; do
+			mk="$size/$clients/mxrelayd"; rk="$size/$clients/mxrelayd+rspamd"
+			# shellcheck disable=SC2086
+			mrate=$(rate "$n" ${E2E[$mk]:-fail})
+			# shellcheck disable=SC2086
+			rrate=$(rate "$n" ${E2E[$rk]:-fail})
+			# shellcheck disable=SC2086
+			mack=$(secs ${ACK[$mk]:-fail})
+			# shellcheck disable=SC2086
+			rack=$(secs ${ACK[$rk]:-fail})
+			ratio="-"; added="-"
+			if [ "$mrate" != "-" ] && [ "$rrate" != "-" ]; then
+				ratio=$(awk -v a="$rrate" -v b="$mrate" 'BEGIN { printf "%.2f", a / b }')
+				added=$(awk -v a="$rack" -v b="$mack" -v n="$n" -v c="$clients" \
+				    'BEGIN { printf "%.2f", (a - b) * 1000 * c / n }')
+			fi
+			# shellcheck disable=SC2086
+			printf '%8s %7s %6s | %9s %9s %9s | %9s %11s\n' "$size" "$clients" "$n" \
+			    "$(secs ${E2E[$rk]:-fail})" "$rack" "$rrate" "$ratio" "$added"
+		done
+	done
+	echo "ms/msg +r: (ack time with rspamd - without) x clients / messages: the latency rspamd adds to a message"
+	;;
+esac

@@ -190,6 +190,7 @@ limits = {
 filters = {
   spf = { enabled = false; };
   dnsbl = { zones = [ ]; };
+  ${MX_FILTERS_EXTRA:-}
 };
 EOF
 	"$MXRELAYD" -c "$MX_DIR/mxrelay.conf" 2>"$MX_DIR/log" &

@@ -47,6 +47,8 @@
 #define RATE_PERIOD_MAX		86400
 #define RATE_PERIOD_DEFAULT	60
 #define PORT_MAX		65535
+#define MILTER_TIMEOUT_MAX	3600
+#define MILTER_TIMEOUT_DEFAULT	30
 #define MX_WATCH_INTERVAL_MIN	1
 #define MX_WATCH_INTERVAL_MAX	86400
 #define MX_WATCH_INTERVAL_DEFAULT	300
@@ -58,7 +60,7 @@
 #define VERIFY_RATE_MAX		100000
 #define VERIFY_RATE_DEFAULT	60
 
-enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST };
+enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST, K_GROUPLIST };
 
 struct loader {
 	const char *path;
@@ -87,7 +89,8 @@ struct key_rule {
 };
 
 static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
-    apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_choice;
+    apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_milters,
+    apply_quarantine_expiry, apply_choice;
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret, check_listen,
     check_ciphers, check_ciphersuites;
@@ -169,6 +172,10 @@ static const struct key_rule key_rules[] = {
 	INT("filters.rate_limit.connections", rate_connections, 0,
 	    RATE_CONNECTIONS_MAX),
 	INT("filters.rate_limit.period", rate_period, 1, RATE_PERIOD_MAX),
+	{ "filters.milters", K_GROUPLIST, apply_milters, OFF(nmilters),
+	    0, CONFIG_MAX_MILTERS, NULL, NULL },
+	{ "filters.quarantine_expiry", K_STRING, apply_quarantine_expiry,
+	    OFF(quarantine_expiry_drop), 0, 0, NULL, NULL },
 
 	GROUP("switch"),
 	BOOL("switch.require_propagation", require_propagation),
@@ -883,6 +890,122 @@ apply_delimiter(struct loader *ld, const config_setting_t *s, const char *key,
 	return 0;
 }
 
+/* milter_socket - "inet:ADDRESS:PORT" ([v6] in brackets) or "unix:/PATH" */
+static int
+milter_socket(struct milter_conf *m, const char *v, char *why, size_t len)
+{
+	int port;
+
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/' || mx_strlcpy(m->unix_path, v + 5,
+		    sizeof(m->unix_path)) >= sizeof(m->unix_path)) {
+			snprintf(why, len, "\"%s\": unix: needs an absolute path "
+			    "shorter than %zu bytes", v, sizeof(m->unix_path));
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(v, "inet:", 5) != 0 || mx_split_hostport(v + 5, m->host,
+	    sizeof(m->host), &port, 0) < 0 || port == 0 ||
+	    (!is_addr(AF_INET, m->host) && !is_addr(AF_INET6, m->host))) {
+		snprintf(why, len, "\"%s\" must be inet:ADDRESS:PORT (a numeric "
+		    "address, IPv6 in brackets) or unix:/PATH", v);
+		return -1;
+	}
+	m->port = port;
+	return 0;
+}
+
+/* milter_entry - one group of filters.milters */
+static int
+milter_entry(struct loader *ld, const config_setting_t *g, const char *key,
+    struct milter_conf *m)
+{
+	int i, n = config_setting_length(g);
+	char why[CONFIG_ERR_MAX];
+
+	m->timeout = MILTER_TIMEOUT_DEFAULT;
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(g, (unsigned)i);
+		const char *name = config_setting_name(e);
+		int t = config_setting_type(e);
+		const char *sv = t == CONFIG_TYPE_STRING ?
+		    config_setting_get_string(e) : NULL;
+
+		if (strcmp(name, "name") == 0 && sv) {
+			if (*sv == '\0' || strlen(sv) >= sizeof(m->name) ||
+			    strpbrk(sv, " =\t\"") != NULL)
+				return load_error(ld, e, key, "name must be 1 to %zu "
+				    "characters without spaces, = or quotes",
+				    sizeof(m->name) - 1);
+			mx_strlcpy(m->name, sv, sizeof(m->name));
+		} else if (strcmp(name, "socket") == 0 && sv) {
+			if (milter_socket(m, sv, why, sizeof why) < 0)
+				return load_error(ld, e, key, "%s", why);
+			m->socket = xstrdup(sv);
+		} else if (strcmp(name, "timeout") == 0 &&
+		    (t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64)) {
+			long long v = config_setting_get_int64(e);
+
+			if (v < 1 || v > MILTER_TIMEOUT_MAX)
+				return load_error(ld, e, key, "timeout must be an "
+				    "integer between 1 and %d", MILTER_TIMEOUT_MAX);
+			m->timeout = (int)v;
+		} else if (strcmp(name, "on_error") == 0 && sv) {
+			if (strcmp(sv, "tempfail") == 0)
+				m->on_error_accept = 0;
+			else if (strcmp(sv, "accept") == 0)
+				m->on_error_accept = 1;
+			else
+				return load_error(ld, e, key, "on_error \"%s\" must "
+				    "be tempfail or accept", sv);
+		} else
+			return load_error(ld, e, key, "unknown or mistyped key \"%s\" "
+			    "(name, socket: strings; timeout: integer; on_error: "
+			    "string)", name);
+	}
+	if (m->name[0] == '\0' || m->socket == NULL)
+		return load_error(ld, g, key, "every milter needs a name and a socket");
+	return 0;
+}
+
+/* apply_quarantine_expiry - held mail that expires: "bounce" or "drop" */
+static int
+apply_quarantine_expiry(struct loader *ld, const config_setting_t *s,
+    const char *key, const struct key_rule *r)
+{
+	const char *v = config_setting_get_string(s);
+
+	if (strcmp(v, "bounce") != 0 && strcmp(v, "drop") != 0)
+		return load_error(ld, s, key, "\"%s\" must be bounce or drop", v);
+	ld->cfg->quarantine_expiry_drop = strcmp(v, "drop") == 0;
+	return 0;
+}
+
+/* apply_milters - filters.milters: the chain, in order; names unique */
+static int
+apply_milters(struct loader *ld, const config_setting_t *s, const char *key,
+    const struct key_rule *r)
+{
+	struct config *cfg = ld->cfg;
+	int i, j, n;
+
+	if ((n = list_length(ld, s, key, r->min, r->max)) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+
+		cfg->nmilters = i + 1;	/* so config_free sees the socket */
+		if (milter_entry(ld, g, key, &cfg->milters[i]) < 0)
+			return -1;
+		for (j = 0; j < i; j++)
+			if (strcmp(cfg->milters[j].name, cfg->milters[i].name) == 0)
+				return load_error(ld, g, key, "milter name \"%s\" "
+				    "is used twice", cfg->milters[i].name);
+	}
+	return 0;
+}
+
 /*
  * The walk.
  */
@@ -914,6 +1037,15 @@ kind_matches(enum key_kind kind, const config_setting_t *s)
 		return t == CONFIG_TYPE_INT || t == CONFIG_TYPE_INT64;
 	case K_BOOL:
 		return t == CONFIG_TYPE_BOOL;
+	case K_GROUPLIST:
+		if (t != CONFIG_TYPE_LIST)
+			return 0;
+		n = config_setting_length(s);
+		for (i = 0; i < n; i++)
+			if (!config_setting_is_group(config_setting_get_elem(s,
+			    (unsigned)i)))
+				return 0;
+		return 1;
 	case K_STRLIST:
 	case K_INTLIST:
 		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST)
@@ -941,6 +1073,7 @@ type_error(struct loader *ld, const config_setting_t *s, const char *key,
 		[K_BOOL] = "a boolean (true or false)",
 		[K_STRLIST] = "a list of strings [ \"...\" ]",
 		[K_INTLIST] = "a list of integers [ ... ]",
+		[K_GROUPLIST] = "a list of groups ( { ... }, ... )",
 	};
 
 	if (r->kind == K_INT)
@@ -1197,6 +1330,8 @@ config_free(struct config *cfg)
 		free(cfg->dnsbl_zones[i]);
 	for (i = 0; i < cfg->ndnsbl_allow_zones; i++)
 		free(cfg->dnsbl_allow_zones[i]);
+	for (i = 0; i < cfg->nmilters; i++)
+		free(cfg->milters[i].socket);
 	free(cfg->srs_domain);
 	free(cfg->srs_secret);
 	free(cfg->metrics_listen);

@@ -41,6 +41,20 @@ enum long_line_policy { LONG_LINES_FOLD, LONG_LINES_REFUSE };
 #define TLS_CIPHERSUITES_DEFAULT \
 	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
+#define CONFIG_MAX_MILTERS	8
+#define CONFIG_MILTER_NAME_MAX	32
+
+/* one milter of filters.milters */
+struct milter_conf {
+	char name[CONFIG_MILTER_NAME_MAX];
+	char *socket;			/* as written, for logs */
+	char host[64];			/* inet: numeric address */
+	int port;
+	char unix_path[108];		/* unix: */
+	int timeout;			/* seconds, per reply */
+	int on_error_accept;		/* 0: tempfail (default), 1: accept */
+};
+
 /* the answers of a DNSBL zone that count as a listing ("zone=127.0.0.2,
  * 127.0.0.3"); none given: any 127.0.0.0/8 answer but 127.255.255.0/24,
  * the "query refused" codes of several lists */
@@ -116,6 +130,9 @@ struct config {
 	int helo_check;			/* refuse filtered recipients after an invalid HELO */
 	int rate_connections;		/* per client and period; 0: no rate limit */
 	int rate_period;		/* seconds */
+	struct milter_conf milters[CONFIG_MAX_MILTERS];	/* in chain order */
+	int nmilters;
+	int quarantine_expiry_drop;	/* held mail expires: 0 bounce, 1 drop */
 
 	/* switch: the migration assistant (SPEC 10) */
 	int require_propagation;	/* switch to hosted waits for the MX change */

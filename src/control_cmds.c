@@ -26,6 +26,7 @@
 #include "expand.h"
 #include "jsonw.h"
 #include "log.h"
+#include "milter.h"
 #include "route.h"
 #include "stats.h"
 #include "spool.h"
@@ -290,6 +291,35 @@ cmd_status(struct ctl_ctx *ctx)
 
 /* stats: counters since start, from the table in stats.c */
 
+/* the per-milter rows: milter_NAME_VERDICT, _errors, _messages, _time_ms */
+struct milter_rows {
+	struct ctl_ctx *ctx;
+	struct jsonw *w;
+};
+
+static void
+stats_milter_row(struct milter_rows *mr, const char *name, const char *what,
+    uint64_t v)
+{
+	char key[CONFIG_MILTER_NAME_MAX + 32];
+
+	snprintf(key, sizeof(key), "milter_%s_%s", name, what);
+	if (mr->w)
+		jsonw_kv_int(mr->w, key, (int64_t)v);
+	else
+		evbuffer_add_printf(mr->ctx->out, "%-28s %" PRIu64 "\n", key, v);
+}
+
+static void
+stats_milter(const char *name, const struct milter_stat *st, void *arg)
+{
+	for (int a = MILTER_ACCEPT; a <= MILTER_QUARANTINE; a++)
+		stats_milter_row(arg, name, milter_action_name(a), st->verdicts[a]);
+	stats_milter_row(arg, name, "errors", st->errors);
+	stats_milter_row(arg, name, "messages", st->messages);
+	stats_milter_row(arg, name, "time_ms", st->time_ms);
+}
+
 static void
 cmd_stats(struct ctl_ctx *ctx)
 {
@@ -300,12 +330,15 @@ cmd_stats(struct ctl_ctx *ctx)
 		jsonw_object_begin(w);
 		for (size_t i = 0; i < stats_nrows; i++)
 			jsonw_kv_int(w, stats_rows[i].key, stats_value(&stats_rows[i]));
+		milter_stat_walk(stats_milter, &(struct milter_rows){ ctx, w });
 		jsonw_object_end(w);
 		jsonw_free(w);
-	} else
+	} else {
 		for (size_t i = 0; i < stats_nrows; i++)
 			evbuffer_add_printf(ctx->out, "%-28s %" PRId64 "\n",
 			    stats_rows[i].key, stats_value(&stats_rows[i]));
+		milter_stat_walk(stats_milter, &(struct milter_rows){ ctx, NULL });
+	}
 	control_reply(ctx, CTL_OK);
 }
 
@@ -1165,6 +1198,7 @@ static const struct ctl_handler ctl_handlers[] = {
 	{ "queue show", cmd_queue_show, 0 },
 	{ "queue flush", cmd_queue_flush, CTL_CMD_WRITES },
 	{ "queue delete", cmd_queue_delete, CTL_CMD_WRITES },
+	{ "queue release", cmd_queue_release, CTL_CMD_WRITES },
 	{ "switch", cmd_switch, CTL_CMD_WRITES },
 	{ "history", cmd_history, 0 },
 	{ "check", cmd_check, 0 },

@@ -105,6 +105,8 @@ json_msg_head(struct jsonw *w, const struct queue_msg *m)
 	jsonw_kv_int(w, "size", (int64_t)m->size);
 	jsonw_kv_string(w, "sender", m->sender);
 	jsonw_kv_bool(w, "bounce", m->route_mx);
+	if (m->held)
+		jsonw_kv_string(w, "held", m->held);
 }
 
 void
@@ -114,12 +116,18 @@ cmd_queue_list(struct ctl_ctx *ctx)
 	const struct queue_msg **v;
 	const char *dom;
 	struct jsonw *w = NULL;
-	size_t n;
+	size_t n, kept = 0;
 	int64_t nr = 0;
+	int held = ctl_args_has(&ctx->args, "--held");
 
 	if (arg_queue_domain(ctx, dbuf, sizeof(dbuf), &dom) < 0)
 		return;
 	n = queue_snapshot(dom, &v);
+	/* --held: only quarantined messages */
+	for (size_t i = 0; i < n; i++)
+		if (!held || v[i]->held)
+			v[kept++] = v[i];
+	n = kept;
 	if (ctx->json) {
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
@@ -138,8 +146,10 @@ cmd_queue_list(struct ctl_ctx *ctx)
 			jsonw_array_begin(w);
 		} else
 			evbuffer_add_printf(ctx->out, "%-16s  %-19s  %10" PRIu64
-			    "  <%s>%s\n", m->id, qtime(m->arrival, t, sizeof(t)),
-			    m->size, m->sender, m->route_mx ? "  (bounce)" : "");
+			    "  <%s>%s%s%s%s\n", m->id, qtime(m->arrival, t, sizeof(t)),
+			    m->size, m->sender, m->route_mx ? "  (bounce)" : "",
+			    m->held ? "  (held: " : "", m->held ? m->held : "",
+			    m->held ? ")" : "");
 		for (int k = 0; k < m->nrcpts; k++) {
 			if (!rcpt_shown(&m->rcpts[k], dom, 0))
 				continue;
@@ -161,8 +171,9 @@ cmd_queue_list(struct ctl_ctx *ctx)
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else if (n == 0)
-		evbuffer_add_printf(ctx->out, "queue is empty%s%s\n",
-		    dom ? " for " : "", dom ? dom : "");
+		evbuffer_add_printf(ctx->out, "%s%s%s\n", held ?
+		    "no held message" : "queue is empty", dom ? " for " : "",
+		    dom ? dom : "");
 	else
 		evbuffer_add_printf(ctx->out, "%zu message%s, %" PRId64
 		    " recipient%s waiting\n", n, n == 1 ? "" : "s", nr,
@@ -329,4 +340,40 @@ cmd_queue_delete(struct ctl_ctx *ctx)
 	if (queue_delete(id, ctl_args_has(&ctx->args, "--bounce"), delete_done,
 	    ctx) < 0)
 		control_fail(ctx, CTL_REFUSED, "queue ID %s: not in the queue", id);
+}
+
+static void
+release_done(int ok, void *arg)
+{
+	struct ctl_ctx *ctx = arg;
+	struct jsonw *w;
+
+	if (!ok) {
+		control_fail(ctx, CTL_REFUSED, "queue ID %s: release could not "
+		    "be made durable (see the log)", ctx->args.pos[0]);
+		return;
+	}
+	if (ctx->json) {
+		w = jsonw_new(ctx->out);
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "id", ctx->args.pos[0]);
+		jsonw_kv_string(w, "result", "released");
+		jsonw_object_end(w);
+		jsonw_free(w);
+	} else
+		evbuffer_add_printf(ctx->out, "%s: released\n", ctx->args.pos[0]);
+	control_reply(ctx, CTL_OK);
+}
+
+void
+cmd_queue_release(struct ctl_ctx *ctx)
+{
+	char id[SPOOL_ID_LEN + 1];
+
+	if (arg_queue_id(ctx, id) < 0)
+		return;
+	mx_strlcpy((char *)ctx->args.pos[0], id, SPOOL_ID_LEN + 1);
+	if (queue_release(id, release_done, ctx) < 0)
+		control_fail(ctx, CTL_REFUSED, "queue ID %s: not a held message "
+		    "in the queue", id);
 }

@@ -218,6 +218,9 @@ static const struct ctl_option opts_import[] = {
 static const struct ctl_option opts_queue_delete[] = {
 	{ "--bounce", 0 }, { NULL, 0 }
 };
+static const struct ctl_option opts_queue_list[] = {
+	{ "--held", 0 }, { NULL, 0 }
+};
 
 static const struct ctl_option opts_switch[] = {
 	{ "--force", 0 }, { "--wait", 0 }, { "--at", 1 }, { "--cancel", 0 },
@@ -246,10 +249,11 @@ static const struct ctl_command_spec ctl_commands[] = {
 	{ "import", 2, 2, CTL_SPEC_SENDS_FILE, opts_import,
 	    "import DOMAIN FILE [--dry-run] [--strict] [--nofilter]" },
 	{ "export", 1, 1, 0, opts_none, "export DOMAIN" },
-	{ "queue list", 0, 1, 0, opts_none, "queue list [DOMAIN]" },
+	{ "queue list", 0, 1, 0, opts_queue_list, "queue list [DOMAIN] [--held]" },
 	{ "queue show", 1, 1, 0, opts_none, "queue show ID" },
 	{ "queue flush", 0, 1, 0, opts_none, "queue flush [DOMAIN]" },
 	{ "queue delete", 1, 1, 0, opts_queue_delete, "queue delete ID [--bounce]" },
+	{ "queue release", 1, 1, 0, opts_none, "queue release ID" },
 	{ "switch", 1, 2, 0, opts_switch,
 	    "switch DOMAIN hosted|legacy [--force] [--wait] [--at TIME] | switch DOMAIN --cancel" },
 	{ "history", 1, 1, 0, opts_none, "history DOMAIN" },

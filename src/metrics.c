@@ -20,6 +20,7 @@
 
 #include "dict.h"
 #include "log.h"
+#include "milter.h"
 #include "metrics.h"
 #include "queue.h"
 #include "smtp_parse.h"
@@ -295,6 +296,57 @@ render_domains(struct evbuffer *out)
 	free(v);
 }
 
+/* one family of the per-milter counters: which one is arg's field */
+struct milter_family {
+	struct evbuffer *out;
+	const char *name;
+	int what;			/* -1 errors, -2 messages, -3 time; else a verdict */
+};
+
+static void
+put_milter(const char *milter, const struct milter_stat *st, void *arg)
+{
+	struct milter_family *f = arg;
+
+	if (f->what >= 0) {
+		for (int a = MILTER_ACCEPT; a <= MILTER_QUARANTINE; a++) {
+			series_open(f->out, f->name, "milter", milter);
+			evbuffer_add_printf(f->out, "\",verdict=\"%s\"} %" PRIu64 "\n",
+			    milter_action_name(a), st->verdicts[a]);
+		}
+		return;
+	}
+	series_open(f->out, f->name, "milter", milter);
+	if (f->what == -3)
+		evbuffer_add_printf(f->out, "\"} %.3f\n", (double)st->time_ms / 1000);
+	else
+		evbuffer_add_printf(f->out, "\"} %" PRIu64 "\n",
+		    f->what == -1 ? st->errors : st->messages);
+}
+
+/* render_milters - filters.milters: verdicts, failures, messages and the
+ * time they took, per milter (relayctl stats: milter_NAME_*) */
+static void
+render_milters(struct evbuffer *out)
+{
+	static const struct { const char *name, *help; int what; } fams[] = {
+		{ "mxrelay_milter_verdicts_total", "messages by milter and "
+		    "verdict (a failure counts as its on_error verdict)", 0 },
+		{ "mxrelay_milter_errors_total", "milters down, late or breaking "
+		    "the protocol", -1 },
+		{ "mxrelay_milter_messages_total", "messages through the milter", -2 },
+		{ "mxrelay_milter_seconds_total", "seconds from DATA to the "
+		    "milter's verdict, summed over its messages", -3 },
+	};
+
+	for (size_t i = 0; i < MX_ARRAY_LEN(fams); i++) {
+		struct milter_family f = { out, fams[i].name, fams[i].what };
+
+		family(out, fams[i].name, "counter", fams[i].help);
+		milter_stat_walk(put_milter, &f);
+	}
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -308,6 +360,7 @@ metrics_render(struct evbuffer *out)
 	evbuffer_add_printf(out, "mxrelay_start_time_seconds %lld\n",
 	    (long long)mx_stats.started);
 	render_rows(out);
+	render_milters(out);
 	render_queue(out, now);
 	render_fs(out);
 	render_domains(out);

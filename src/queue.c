@@ -270,6 +270,8 @@ msg_new(struct spool_entry *e)
 	m->crc = e->body_crc;
 	m->nrcpts = e->nrcpts;
 	m->rcpts = xcalloc((size_t)e->nrcpts, sizeof(*m->rcpts));
+	m->held = e->held;
+	e->held = NULL;
 	m->fd = -1;
 	qsched_node_init(&m->sched);
 	for (int i = 0; i < e->nrcpts; i++) {
@@ -319,6 +321,7 @@ msg_free(struct queue_msg *m)
 	}
 	free(m->rcpts);
 	free(m->sender);
+	free(m->held);
 	for (int i = 0; i < m->nstory; i++)
 		free(m->story[i]);
 	free(m->story);
@@ -339,6 +342,9 @@ msg_due(const struct queue_msg *m)
 {
 	time_t due = 0;
 
+	/* held: looked at again when it expires (queue_run) */
+	if (m->held)
+		return m->arrival + q.cfg->max_lifetime;
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		time_t t = r->next > 0 ? r->next : 1;
@@ -999,6 +1005,27 @@ open_done(void *arg)
 		queue_arm();
 }
 
+static void
+held_expired(int ok, int nbounced, void *arg)
+{
+	(void)ok;
+	(void)nbounced;
+	(void)arg;
+}
+
+/* held_expire - a quarantined message outlived max_lifetime: it goes as
+ * other mail does, bounced, or dropped (filters.quarantine_expiry) */
+static void
+held_expire(struct queue_msg *m)
+{
+	int bounce = !q.cfg->quarantine_expiry_drop;
+
+	log_info("%s queue held message expired action=%s reason=\"%s\"", m->id,
+	    bounce ? "bounce" : "drop", m->held);
+	story_add(m, "held message expired: %s", bounce ? "bounced" : "dropped");
+	queue_delete(m->id, bounce, held_expired, NULL);
+}
+
 /* queue_run - timer: take due messages, as many as the in-flight limit
  * allows, and open them on the reader worker */
 static void
@@ -1016,6 +1043,10 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 	    nd->due <= now) {
 		qsched_pop(&q.heap);
 		m = (struct queue_msg *)((char *)nd - offsetof(struct queue_msg, sched));
+		if (m->held) {
+			held_expire(m);
+			continue;
+		}
 		if (b == NULL)
 			b = xcalloc(1, sizeof(*b));
 		m->opening = 1;
@@ -1246,6 +1277,8 @@ queue_add(struct spool_entry *e, void *arg)
 	story_add(m, "%s from=<%s> size=%" PRIu64 " nrcpt=%d",
 	    q.loading ? "found in the spool at start" : "queued", m->sender,
 	    m->size, m->nrcpts);
+	if (m->held)
+		story_add(m, "held (quarantine) reason=\"%s\"", m->held);
 	spool_entry_free(e);
 	if (dict_put(q.msgs, m->id, m) != NULL)
 		fatalx("%s queue: duplicate queue ID", m->id);
@@ -1456,6 +1489,49 @@ queue_delete(const char *id, int bounce, queue_delete_fn cb, void *arg)
 	m->deleted = 1;
 	log_info("%s delete requested bounce=%d", m->id, bounce);
 	queue_msg_sync(m);
+	return 0;
+}
+
+struct release_req {
+	char id[SPOOL_ID_LEN + 1];
+	queue_release_fn cb;
+	void *arg;
+};
+
+/* release_done - the release record is durable: schedule the message */
+static void
+release_done(int ok, void *arg)
+{
+	struct release_req *rr = arg;
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, rr->id) : NULL;
+
+	if (ok && m != NULL && m->held) {
+		log_info("%s queue released", m->id);
+		story_add(m, "released from quarantine");
+		free(m->held);
+		m->held = NULL;
+		queue_msg_sync(m);
+	}
+	rr->cb(ok && m != NULL, rr->arg);
+	free(rr);
+}
+
+int
+queue_release(const char *id, queue_release_fn cb, void *arg)
+{
+	struct queue_msg *m = q.msgs ? dict_get(q.msgs, id) : NULL;
+	struct release_req *rr;
+	char rec[64];
+	size_t n;
+
+	if (m == NULL || m->held == NULL || m->deleted)
+		return -1;
+	rr = xcalloc(1, sizeof(*rr));
+	mx_strlcpy(rr->id, id, sizeof(rr->id));
+	rr->cb = cb;
+	rr->arg = arg;
+	n = spool_release_record(rec, sizeof(rec), time(NULL));
+	spool_append_state(m->id, rec, n, release_done, rr);
 	return 0;
 }
 

@@ -87,6 +87,8 @@ struct queue_msg {
 	int nrcpts;
 	int nlive;		/* recipients not final yet */
 	struct queue_rcpt *rcpts;
+	char *held;		/* quarantined by a milter: the reason; no
+				 * attempt until queue_release */
 	/* what happened to it since this daemon has held it, one log line
 	 * each with its time (relayctl queue show); not kept across restarts */
 	char **story;
@@ -154,6 +156,12 @@ typedef void (*queue_show_fn)(const struct queue_msg *m,
 int queue_show(const char *id, queue_show_fn cb, void *arg);
 
 /* ok: the file is gone for good; nbounced: recipients in the DSN */
+/* queue_release - end the quarantine of a held message: its release
+ * record is made durable, then it is scheduled at once; cb(ok, arg).
+ * -1 when id is unknown or not held (cb is not called). */
+typedef void (*queue_release_fn)(int ok, void *arg);
+int queue_release(const char *id, queue_release_fn cb, void *arg);
+
 typedef void (*queue_delete_fn)(int ok, int nbounced, void *arg);
 /* queue_delete - remove a message; bounce: send a DSN to its sender for
  * the waiting recipients first (not for <>). Recipients in an attempt

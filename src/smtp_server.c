@@ -29,8 +29,10 @@
 #include "filter.h"
 #include "ioev.h"
 #include "log.h"
+#include "milter.h"
 #include "ratelimit.h"
 #include "smtp_data.h"
+#include "smtp_milter.h"
 #include "smtp_parse.h"
 #include "smtp_server.h"
 #include "spf.h"
@@ -62,7 +64,9 @@ enum smtp_state {
 	S_FILTER,	/* a RCPT waits for the filters' lookups */
 	S_VERIFY,	/* a RCPT waits for the old server's word (verify.h) */
 	S_DATA,		/* receiving the message */
-	S_SPOOL,	/* DATA paused until the spool writer catches up */
+	S_SPOOL,	/* DATA paused until the spool writer (or a milter)
+			 * catches up */
+	S_MILTER,	/* message received, waiting for the milters' verdict */
 	S_COMMIT,	/* waiting for the spool's group commit */
 	S_TLS,		/* TLS handshake in progress */
 	S_CLOSING,	/* last reply being sent */
@@ -70,8 +74,7 @@ enum smtp_state {
 
 static const char *state_names[] = {
 	"pregreet", "helo", "ready", "mail", "rcpt", "filter", "verify", "data",
-	"spool",
-	"commit", "tls", "closing",
+	"spool", "milter", "commit", "tls", "closing",
 };
 
 struct smtp_server {
@@ -122,11 +125,15 @@ struct smtp_session {
 	struct smtp_mail_params mp;
 	char **rcpts;			/* canonical (smtp_mailbox_canonical) */
 	char **orcpts;			/* as written, NULL when the same */
+	int *rcpt_nofilter;		/* per recipient: skips the milters */
 	int nrcpts;
 	char *pending_rcpt;		/* S_FILTER: the RCPT waiting for its verdict */
 	char *pending_orcpt;		/* its written form, NULL when the same */
 	int spool_busy;			/* the spool writer is behind: S_SPOOL */
 	int pending_nofilter;
+	struct milter_txn *milter;	/* filters.milters: this message's chain */
+	int milter_busy;		/* a milter is behind: S_SPOOL */
+	char milter_log[MILTER_LOG_MAX];	/* verdicts for the queued line */
 	struct verify_wait *verify;	/* S_VERIFY: the probe we wait for */
 	struct smtp_data data;
 	struct spool_msg *msg;
@@ -207,7 +214,13 @@ smtp_txn_reset(struct smtp_session *s)
 	free(s->rcpts);
 	free(s->orcpts);
 	s->rcpts = s->orcpts = NULL;
+	free(s->rcpt_nofilter);
+	s->rcpt_nofilter = NULL;
 	s->nrcpts = 0;
+	milter_txn_abort(s->milter);
+	s->milter = NULL;
+	s->milter_busy = 0;
+	s->milter_log[0] = '\0';
 	memset(&s->mp, 0, sizeof(s->mp));
 	smtp_pending_clear(s);
 	if (s->filter)
@@ -222,7 +235,7 @@ smtp_txn_reset(struct smtp_session *s)
 	}
 	s->spool_busy = 0;
 	s->qid[0] = '\0';
-	if (s->state >= S_READY && s->state <= S_SPOOL)
+	if (s->state >= S_READY && s->state <= S_MILTER)
 		smtp_enter_state(s, S_READY);
 }
 
@@ -471,6 +484,8 @@ smtp_rcpt_add(struct smtp_session *s)
 		}
 	s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
 	s->orcpts = xrealloc(s->orcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
+	s->rcpt_nofilter = xrealloc(s->rcpt_nofilter, sizeof(int) * (size_t)(s->nrcpts + 1));
+	s->rcpt_nofilter[s->nrcpts] = s->pending_nofilter;
 	s->rcpts[s->nrcpts] = s->pending_rcpt;
 	s->orcpts[s->nrcpts] = s->pending_orcpt;
 	s->nrcpts++;
@@ -683,6 +698,51 @@ smtp_received(struct smtp_session *s, char *buf, size_t len)
 	    helo, s->addr, tls, smtp_hostname(s), proto, s->qid, date);
 }
 
+/* smtp_msg_write - message octets to the spool and the milters */
+static void
+smtp_msg_write(struct smtp_session *s, const char *p, size_t n)
+{
+	if (spool_msg_write(s->msg, p, n))
+		s->spool_busy = 1;
+	if (s->milter && milter_txn_write(s->milter, p, n))
+		s->milter_busy = 1;
+}
+
+/* smtp_milter_start - the milters see the message when it has filtered
+ * recipients (nofilter ones skip them, SPEC 5) */
+static void
+smtp_milter_start(struct smtp_session *s)
+{
+	struct milter_info in;
+	const char **rc;
+	int n = 0;
+
+	if (s->srv->cfg->nmilters == 0)
+		return;
+	rc = xcalloc((size_t)s->nrcpts, sizeof(char *));
+	for (int i = 0; i < s->nrcpts; i++)
+		if (!s->rcpt_nofilter[i])
+			rc[n++] = s->rcpts[i];
+	if (n > 0) {
+		memset(&in, 0, sizeof(in));
+		in.sid = s->id;
+		in.qid = s->qid;
+		in.client_addr = s->addr;
+		in.client_port = s->port;
+		in.helo = s->helo;
+		if (io_is_tls(s->io)) {
+			in.tls_version = io_tls_version(s->io);
+			in.tls_cipher = io_tls_cipher(s->io);
+			in.tls_bits = io_tls_bits(s->io);
+		}
+		in.sender = s->sender;
+		in.rcpts = rc;
+		in.nrcpts = n;
+		s->milter = milter_txn_start(s->srv->base, s->srv->cfg, &in);
+	}
+	free(rc);
+}
+
 static void
 cmd_data(struct smtp_session *s, const char *args)
 {
@@ -719,11 +779,12 @@ cmd_data(struct smtp_session *s, const char *args)
 	env.orcpts = (const char *const *)s->orcpts;
 	env.nrcpts = s->nrcpts;
 	s->msg = spool_msg_open(s->qid, &env);
+	smtp_milter_start(s);
 	/* RFC 7208 9.1: Received-SPF above our Received: */
 	if ((n = filter_headers(s->filter, trace, sizeof(trace))) > 0)
-		spool_msg_write(s->msg, trace, n);
+		smtp_msg_write(s, trace, n);
 	smtp_received(s, received, sizeof(received));
-	spool_msg_write(s->msg, received, strlen(received));
+	smtp_msg_write(s, received, strlen(received));
 	smtp_data_init(&s->data, (uint64_t)cfg->max_message_size,
 	    (cfg->nul_bytes == NUL_STRIP ? DATA_OPT_STRIP_NUL : 0) |
 	    (cfg->long_lines == LONG_LINES_FOLD ? DATA_OPT_FOLD : 0));
@@ -1079,6 +1140,7 @@ smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 }
 
 static void smtp_data_out(void *ctx, const char *p, size_t n);
+static void smtp_milter_done(void *arg, struct milter_result *res);
 
 /* smtp_shutdown_session - SIGTERM: tell the client and close (SPEC 2) */
 static void
@@ -1101,9 +1163,11 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 		mx_stats.messages_accepted++;
 		stats_observe(&mx_stats.smtp_transaction,
 		    (double)(mx_mono_us() - s->txn_start_us) / 1e6);
-		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s",
-		    s->id, s->qid, s->sender, s->nrcpts,
-		    (unsigned long long)s->data.size, s->addr);
+		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s%s%s%s",
+		    s->id, s->qid, s->sender, spool_msg_nrcpts(m),
+		    (unsigned long long)s->data.size, s->addr,
+		    s->milter_log[0] ? " milters=\"" : "", s->milter_log,
+		    s->milter_log[0] ? "\"" : "");
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else if (spool_msg_error(m) == ENOSPC || spool_msg_error(m) == EDQUOT)
 		smtp_reply(s, "452 4.3.1 Error: insufficient system storage");
@@ -1151,30 +1215,90 @@ smtp_data_end(struct smtp_session *s)
 		smtp_txn_reset(s);
 		return;
 	}
-	smtp_enter_state(s, S_COMMIT);
 	io_pause(s->io);
+	if (s->milter) {
+		smtp_enter_state(s, S_MILTER);
+		milter_txn_end(s->milter, smtp_milter_done, s);
+		return;
+	}
+	smtp_enter_state(s, S_COMMIT);
 	spool_msg_commit(s->msg, smtp_commit_done, s);
+}
+
+/* smtp_milter_done - the chain's verdict (loop): commit the message as
+ * the milters left it, or refuse it */
+static void
+smtp_milter_done(void *arg, struct milter_result *res)
+{
+	struct smtp_session *s = arg;
+	struct smtp_milter_msg m = { s->id, s->qid, s->msg, s->rcpts, s->orcpts,
+	    s->rcpt_nofilter, s->nrcpts, s->mp.smtputf8,
+	    s->srv->cfg->recipient_delimiter };
+	char reply[SMTP_MILTER_REPLY_MAX];
+
+	s->milter = NULL;	/* it freed itself */
+	mx_strlcpy(s->milter_log, res->log, sizeof(s->milter_log));
+	switch (smtp_milter_apply(&m, res, reply, sizeof(reply))) {
+	case SMTP_MILTER_COMMIT:
+		smtp_enter_state(s, S_COMMIT);
+		spool_msg_commit(s->msg, smtp_commit_done, s);
+		return;
+	case SMTP_MILTER_DROP:
+		log_info("%s smtp message discarded id=%s from=<%s> milters=\"%s\"",
+		    s->id, s->qid, s->sender, s->milter_log);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+		break;
+	case SMTP_MILTER_REFUSE:
+		mx_stats.messages_refused++;
+		log_info("%s smtp message refused id=%s from=<%s> reply=\"%s\" "
+		    "milters=\"%s\"", s->id, s->qid, s->sender, reply, s->milter_log);
+		smtp_reply(s, "%s", reply);
+		break;
+	}
+	smtp_enter_state(s, S_READY);
+	smtp_txn_reset(s);
+	if (s->srv->stopping) {
+		smtp_shutdown_session(s);
+		return;
+	}
+	io_resume(s->io);
+	smtp_process(s);
 }
 
 static void
 smtp_data_out(void *ctx, const char *p, size_t n)
 {
-	struct smtp_session *s = ctx;
-
-	if (spool_msg_write(s->msg, p, n))
-		s->spool_busy = 1;
+	smtp_msg_write(ctx, p, n);
 }
 
-/* smtp_spool_drained - the spool writer caught up: read DATA again */
+/* smtp_data_resume - the spool writer and the milters caught up: read
+ * DATA again */
+static void
+smtp_data_resume(struct smtp_session *s)
+{
+	if (s->spool_busy || s->milter_busy)
+		return;
+	smtp_enter_state(s, S_DATA);
+	io_resume(s->io);
+	smtp_process(s);
+}
+
 static void
 smtp_spool_drained(void *arg)
 {
 	struct smtp_session *s = arg;
 
 	s->spool_busy = 0;
-	smtp_enter_state(s, S_DATA);
-	io_resume(s->io);
-	smtp_process(s);
+	smtp_data_resume(s);
+}
+
+static void
+smtp_milter_drained(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->milter_busy = 0;
+	smtp_data_resume(s);
 }
 
 /* smtp_data_late - is the DATA phase past data_timeout plus the time
@@ -1199,7 +1323,7 @@ smtp_data_input(struct smtp_session *s)
 	size_t used;
 	int done = 0;
 
-	while (!done && !s->spool_busy &&
+	while (!done && !s->spool_busy && !s->milter_busy &&
 	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
 		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &done,
 		    smtp_data_out, s);
@@ -1207,13 +1331,17 @@ smtp_data_input(struct smtp_session *s)
 	}
 	if (done) {
 		s->spool_busy = 0;
+		s->milter_busy = 0;
 		smtp_data_end(s);
 	} else if (smtp_data_late(s)) {
 		smtp_deadline(s, "data");
-	} else if (s->spool_busy) {
+	} else if (s->spool_busy || s->milter_busy) {
 		smtp_enter_state(s, S_SPOOL);
 		io_pause(s->io);
-		spool_msg_on_drain(s->msg, smtp_spool_drained, s);
+		if (s->spool_busy)
+			spool_msg_on_drain(s->msg, smtp_spool_drained, s);
+		if (s->milter_busy)
+			milter_txn_on_drain(s->milter, smtp_milter_drained, s);
 	}
 	return done;
 }
@@ -1293,7 +1421,7 @@ smtp_io(struct io *io, enum io_event ev, void *arg)
 		}
 		if (s->state == S_COMMIT || s->state == S_TLS ||
 		    s->state == S_FILTER || s->state == S_VERIFY ||
-		    s->state == S_SPOOL)
+		    s->state == S_SPOOL || s->state == S_MILTER)
 			break;
 		io_resume(s->io);
 		smtp_process(s);

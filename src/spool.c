@@ -54,6 +54,7 @@ struct spool_msg {
 	char *sender;
 	time_t arrival;
 	int body_8bit, smtputf8, route_mx;
+	off_t rcpts_off;		/* where the "rcpts" line is */
 	off_t size_off;			/* where the size digits are */
 	off_t body_off;			/* first octet of the message */
 	uint64_t size;
@@ -69,6 +70,12 @@ struct spool_msg {
 	spool_commit_fn cb;
 	void *arg;
 	int ok;
+	/* spool_msg_rewrite: the message is written anew at commit */
+	int rewrite;
+	spool_rewrite_fn rw_fn;
+	void (*rw_free)(void *);
+	void *rw_arg;
+	char *held;			/* spool_msg_hold: the reason */
 	struct spool_msg *next;
 };
 
@@ -212,6 +219,12 @@ spool_msg_id(const struct spool_msg *m)
 	return m->id;
 }
 
+int
+spool_msg_nrcpts(const struct spool_msg *m)
+{
+	return m->nrcpts;
+}
+
 int64_t
 spool_count_messages(void)
 {
@@ -221,7 +234,7 @@ spool_count_messages(void)
 /* spool_header - the envelope block; size digits are patched at commit */
 static char *
 spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
-    size_t *size_pos)
+    size_t *rcpts_pos, size_t *size_pos)
 {
 	char *h = NULL;
 	size_t cap = 512, len = 0;
@@ -247,6 +260,7 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
 	    e->body_8bit ? "8bitmime" : "7bit", e->smtputf8);
 	if (e->route_mx)
 		HDR_ADD("route mx\n");
+	*rcpts_pos = len;
 	HDR_ADD("rcpts %d\n", e->nrcpts);
 	for (i = 0; i < e->nrcpts; i++) {
 		HDR_ADD("rcpt %d <%s>\n", i, e->rcpts[i]);
@@ -269,7 +283,7 @@ spool_chunk_job(void *arg)
 
 	if (m->fd < 0 && !m->werr) {
 		m->fd = openat(spool.incfd, m->id,
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (m->fd < 0)
 			m->werr = errno;
 	}
@@ -323,11 +337,11 @@ struct spool_msg *
 spool_msg_open(const char *id, const struct spool_envelope *e)
 {
 	struct spool_msg *m;
-	size_t size_pos;
+	size_t rcpts_pos, size_pos;
 	time_t arrival = time(NULL);
 	char *h;
 
-	h = spool_header(id, e, arrival, &size_pos);
+	h = spool_header(id, e, arrival, &rcpts_pos, &size_pos);
 	m = xcalloc(1, sizeof(*m));
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = -1;
@@ -344,6 +358,7 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->body_8bit = e->body_8bit;
 	m->smtputf8 = e->smtputf8;
 	m->route_mx = e->route_mx;
+	m->rcpts_off = (off_t)rcpts_pos;
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
@@ -410,6 +425,9 @@ spool_msg_free(struct spool_msg *m)
 	free(m->sender);
 	free(m->wbuf);
 	free(m->spare);
+	if (m->rw_free)
+		m->rw_free(m->rw_arg);
+	free(m->held);
 	free(m);
 }
 
@@ -432,6 +450,186 @@ spool_msg_finish(struct spool_msg *m)
 		return -1;
 	}
 	return 0;
+}
+
+void
+spool_msg_rewrite(struct spool_msg *m, const char *const *rcpts,
+    const char *const *orcpts, int nrcpts, spool_rewrite_fn fn,
+    void (*free_fn)(void *), void *arg)
+{
+	for (int i = 0; i < m->nrcpts; i++) {
+		free(m->rcpts[i]);
+		free(m->orcpts[i]);
+	}
+	free(m->rcpts);
+	free(m->orcpts);
+	m->nrcpts = nrcpts;
+	m->rcpts = xcalloc((size_t)nrcpts + 1, sizeof(char *));
+	m->orcpts = xcalloc((size_t)nrcpts + 1, sizeof(char *));
+	for (int i = 0; i < nrcpts; i++) {
+		m->rcpts[i] = xstrdup(rcpts[i]);
+		if (orcpts != NULL && orcpts[i] != NULL)
+			m->orcpts[i] = xstrdup(orcpts[i]);
+	}
+	if (m->rw_free)
+		m->rw_free(m->rw_arg);
+	m->rewrite = 1;
+	m->rw_fn = fn;
+	m->rw_free = free_fn;
+	m->rw_arg = arg;
+}
+
+void
+spool_msg_hold(struct spool_msg *m, const char *reason)
+{
+	char *r = xstrndup(reason, SPOOL_REPLY_MAX - 1);
+
+	/* one line: control characters become spaces */
+	for (char *p = r; *p; p++)
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			*p = ' ';
+	free(m->held);
+	m->held = r;
+}
+
+#define SPOOL_RELEASE	"release"
+
+size_t
+spool_release_record(char *buf, size_t len, time_t now)
+{
+	int n = snprintf(buf, len, "%s %lld\n", SPOOL_RELEASE, (long long)now);
+
+	return n > 0 && (size_t)n < len ? (size_t)n : 0;
+}
+
+#define SPOOL_RW_SUFFIX	".rw"
+#define SPOOL_SIZE_LINE	(5 + SPOOL_SIZE_DIGITS + 2)	/* "size DIGITS\n\n" */
+
+/* the new file of a rewrite as it is written */
+struct spool_rw {
+	int fd;
+	uint64_t size;
+	uint32_t crc;
+};
+
+static int
+spool_rw_write(void *arg, const char *p, size_t n)
+{
+	struct spool_rw *w = arg;
+
+	w->size += n;
+	w->crc = mx_crc32(w->crc, p, n);
+	return write_all(w->fd, p, n);
+}
+
+/* spool_rw_copy - octets [off, off+len) of fd into the new file */
+static int
+spool_rw_copy(struct spool_rw *w, int fd, off_t off, uint64_t len, int count)
+{
+	char buf[8192];
+	ssize_t r;
+
+	while (len > 0) {
+		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+
+		if ((r = pread(fd, buf, n, off)) <= 0) {
+			if (r == 0)
+				errno = EIO;
+			return -1;
+		}
+		if ((count ? spool_rw_write(w, buf, (size_t)r) :
+		    write_all(w->fd, buf, (size_t)r)) < 0)
+			return -1;
+		off += r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+/* spool_msg_rewrite_file - worker: incoming/ID (finished) written anew as
+ * incoming/ID.rw: the envelope up to its rcpts line as it was, the new
+ * recipients, then the rewritten message; renamed into queue/ID */
+static int
+spool_msg_rewrite_file(struct spool_msg *m)
+{
+	char name[SPOOL_ID_LEN + sizeof(SPOOL_RW_SUFFIX)], line[SPOOL_ADDR_MAX + 64];
+	char digits[SPOOL_SIZE_DIGITS + 1];
+	struct spool_rw w = { -1, 0, 0 };
+	off_t size_off;
+	int n, rc = -1;
+
+	snprintf(name, sizeof(name), "%s%s", m->id, SPOOL_RW_SUFFIX);
+	w.fd = openat(spool.incfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (w.fd < 0 || spool_rw_copy(&w, m->fd, 0, (uint64_t)m->rcpts_off, 0) < 0)
+		goto out;
+	if (m->held) {
+		char *l = NULL;
+		int k = xasprintf(&l, "held %s\n", m->held);
+
+		n = write_all(w.fd, l, (size_t)k);
+		free(l);
+		if (n < 0)
+			goto out;
+	}
+	n = snprintf(line, sizeof(line), "rcpts %d\n", m->nrcpts);
+	if (write_all(w.fd, line, (size_t)n) < 0)
+		goto out;
+	for (int i = 0; i < m->nrcpts; i++) {
+		char *l = NULL;
+		int k = m->orcpts[i] ? xasprintf(&l, "rcpt %d <%s>\norcpt %d <%s>\n",
+		    i, m->rcpts[i], i, m->orcpts[i]) :
+		    xasprintf(&l, "rcpt %d <%s>\n", i, m->rcpts[i]);
+
+		if (write_all(w.fd, l, (size_t)k) < 0) {
+			free(l);
+			goto out;
+		}
+		free(l);
+	}
+	if ((size_off = lseek(w.fd, 0, SEEK_CUR)) < 0)
+		goto out;
+	n = snprintf(line, sizeof(line), "size %0*d\n\n", SPOOL_SIZE_DIGITS, 0);
+	if (n != SPOOL_SIZE_LINE || write_all(w.fd, line, (size_t)n) < 0)
+		goto out;
+	if ((m->rw_fn ? m->rw_fn(m->rw_arg, m->fd, m->body_off, m->size,
+	    spool_rw_write, &w) : spool_rw_copy(&w, m->fd, m->body_off,
+	    m->size, 1)) < 0)
+		goto out;
+	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, w.size);
+	if (pwrite(w.fd, digits, SPOOL_SIZE_DIGITS,
+	    size_off + (off_t)strlen("size ")) != SPOOL_SIZE_DIGITS)
+		goto out;
+	n = snprintf(line, sizeof(line), "%s crc32=%08" PRIx32 "\n", SPOOL_TRAILER, w.crc);
+	if (write_all(w.fd, line, (size_t)n) < 0 ||
+	    renameat(spool.incfd, name, spool.queuefd, m->id) < 0)
+		goto out;
+	unlinkat(spool.incfd, m->id, 0);
+	m->body_off = size_off + SPOOL_SIZE_LINE;
+	m->size = w.size;
+	m->crc = w.crc;
+	close(m->fd);
+	m->fd = w.fd;
+	w.fd = -1;
+	rc = 0;
+out:
+	if (rc < 0) {
+		m->werr = errno ? errno : EIO;
+		unlinkat(spool.incfd, name, 0);
+	}
+	if (w.fd >= 0)
+		close(w.fd);
+	return rc;
+}
+
+/* spool_msg_place - worker: finish incoming/ID and move it into queue/ */
+static int
+spool_msg_place(struct spool_msg *m)
+{
+	if (spool_msg_finish(m) < 0)
+		return -1;
+	if (m->rewrite)
+		return spool_msg_rewrite_file(m);
+	return renameat(spool.incfd, m->id, spool.queuefd, m->id);
 }
 
 /* spool_op_prepare - worker: apply one change before the batch sync */
@@ -512,8 +710,7 @@ spool_commit_job(void *arg)
 	for (m = b->msgs; m; m = m->next) {
 		n++;
 		errno = 0;
-		m->ok = spool_msg_finish(m) == 0 &&
-		    renameat(spool.incfd, m->id, spool.queuefd, m->id) == 0;
+		m->ok = spool_msg_place(m) == 0;
 		if (!m->ok && !m->werr)
 			m->werr = errno ? errno : EIO;
 		if (!m->ok) {
@@ -572,6 +769,8 @@ spool_msg_entry(struct spool_msg *m)
 	e->body_off = m->body_off;
 	e->body_size = m->size;
 	e->body_crc = m->crc;
+	e->held = m->held;
+	m->held = NULL;
 	e->nrcpts = m->nrcpts;
 	e->rcpts = xcalloc((size_t)m->nrcpts, sizeof(*e->rcpts));
 	for (int i = 0; i < m->nrcpts; i++) {
@@ -744,6 +943,7 @@ spool_entry_free(struct spool_entry *e)
 		free(e->rcpts[i].reply);
 	}
 	free(e->rcpts);
+	free(e->held);
 	free(e->sender);
 	free(e->client);
 	free(e->helo);
@@ -839,6 +1039,10 @@ header_line(struct spool_entry *e, const char *line, size_t n, int full, int *nr
 		e->smtputf8 = vl == 1 && *v == '1';
 	else if (KEY_IS("route"))
 		e->route_mx = vl == 2 && memcmp(v, "mx", 2) == 0;
+	else if (KEY_IS("held")) {
+		free(e->held);
+		e->held = xstrndup(v, vl);
+	}
 	else if (KEY_IS("rcpts")) {
 		if (e->rcpts || parse_num(v, vl, 1, SPOOL_RCPTS_MAX, &x) < 0)
 			return -1;
@@ -1194,30 +1398,14 @@ spool_apply_records(struct spool_entry *e, const char *p, size_t len)
 		} else if (spool_parse_expand(q, (size_t)(nl - q), &x) == 0) {
 			apply_expand(e, &x);
 			spool_expand_free(&x);
+		} else if ((size_t)(nl - q) > sizeof(SPOOL_RELEASE) &&
+		    memcmp(q, SPOOL_RELEASE " ", sizeof(SPOOL_RELEASE)) == 0) {
+			free(e->held);		/* quarantine ended */
+			e->held = NULL;
 		}
 		q = nl + 1;
 	}
 	return (size_t)(q - p);
-}
-
-/* pread_full - pread until n octets or end of file; octets read or -1 */
-static ssize_t
-pread_full(int fd, char *buf, size_t n, off_t off)
-{
-	size_t got = 0;
-	ssize_t r;
-
-	while (got < n) {
-		r = pread(fd, buf + got, n - got, off + (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
 }
 
 /* spool_load_fd - parse an open message file: envelope (one read for
@@ -1238,7 +1426,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 		goto fail;
 	cap = st.st_size < SPOOL_READ_CHUNK ? (size_t)st.st_size : SPOOL_READ_CHUNK;
 	buf = xmalloc(cap + 1);
-	if ((r = pread_full(fd, buf, cap, 0)) < 0)
+	if ((r = mx_pread_full(fd, buf, cap, 0)) < 0)
 		goto fail;
 	have = (size_t)r;
 	while ((hl = spool_parse_header(buf, have, e, full)) == 0) {
@@ -1248,7 +1436,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 			goto bad;
 		cap *= 2;
 		buf = xrealloc(buf, cap + 1);
-		if ((r = pread_full(fd, buf + have, cap - have, (off_t)have)) < 0)
+		if ((r = mx_pread_full(fd, buf + have, cap - have, (off_t)have)) < 0)
 			goto fail;
 		have += (size_t)r;
 	}
@@ -1263,7 +1451,7 @@ spool_load_fd(int fd, int full, off_t *good, off_t *fsize)
 	else {
 		free(buf);
 		buf = xmalloc(tlen + 1);
-		if ((r = pread_full(fd, buf, tlen, toff)) < 0)
+		if ((r = mx_pread_full(fd, buf, tlen, toff)) < 0)
 			goto fail;
 		tlen = (size_t)r;
 		tail = buf;
@@ -1310,7 +1498,7 @@ spool_read_headers(int fd, off_t body_off, uint64_t body_size, size_t max,
 {
 	size_t n = body_size < max ? (size_t)body_size : max, end = 0;
 	char *buf = xmalloc(n + 1);
-	ssize_t r = pread_full(fd, buf, n, body_off);
+	ssize_t r = mx_pread_full(fd, buf, n, body_off);
 
 	if (r < 0) {
 		free(buf);

@@ -65,11 +65,33 @@ int spool_msg_error(const struct spool_msg *);
 /* spool_msg_commit - finish the file and commit it in the next group;
  * cb runs once it is durable (or failed); the message is freed after cb. */
 void spool_msg_commit(struct spool_msg *, spool_commit_fn cb, void *arg);
+/* a change of the message made at commit, before it is durable (the
+ * milters' verdict): fn reads the message (size octets at off in fd) and
+ * writes the new one through wr; 0, or -1 with errno */
+typedef int (*spool_write_fn)(void *warg, const char *p, size_t n);
+typedef int (*spool_rewrite_fn)(void *arg, int fd, off_t off, uint64_t size,
+    spool_write_fn wr, void *warg);
+/* spool_msg_rewrite - before spool_msg_commit: at commit the worker writes
+ * the message anew with these recipients (canonical; orcpts: their
+ * written forms, NULL or NULL entries when the same) and fn's octets (fn
+ * NULL: the octets as they are), then commits that file. The spool frees
+ * arg with free_fn (may be NULL) once done. */
+void spool_msg_rewrite(struct spool_msg *, const char *const *rcpts,
+    const char *const *orcpts, int nrcpts, spool_rewrite_fn fn,
+    void (*free_fn)(void *), void *arg);
+/* spool_msg_hold - after spool_msg_rewrite: the file also gets a "held
+ * REASON" line (quarantine: no delivery until a release record) */
+void spool_msg_hold(struct spool_msg *, const char *reason);
+/* spool_release_record - the record line that ends a hold, newline
+ * included, into buf; its length */
+size_t spool_release_record(char *buf, size_t len, time_t now);
 /* spool_msg_abort - discard the message: nothing is queued */
 void spool_msg_abort(struct spool_msg *);
 /* spool_msg_detach - the session went away: keep committing, no callback */
 void spool_msg_detach(struct spool_msg *);
 const char *spool_msg_id(const struct spool_msg *);
+/* spool_msg_nrcpts - its recipients (after a rewrite: the new ones) */
+int spool_msg_nrcpts(const struct spool_msg *);
 
 /* Reading messages back (doc/spool.md "File format"). */
 
@@ -152,6 +174,8 @@ struct spool_entry {
 	uint32_t body_crc;		/* from the trailer */
 	int nrcpts;
 	struct spool_rcpt *rcpts;
+	char *held;			/* "held REASON": quarantined until a
+					 * "release" record; NULL when not */
 };
 
 void spool_entry_free(struct spool_entry *);

@@ -27,6 +27,10 @@ int mx_split_hostport(const char *in, char *host, size_t hostlen, int *port, int
  * octet) or longer than dst. Hex digits of either case are taken. */
 ssize_t mx_xtext_decode(char *dst, size_t dstlen, const char *src, size_t n);
 
+/* mx_pread_full - pread(2) until n octets or end of file (EINTR
+ * retried): the octets read, or -1 with errno */
+ssize_t mx_pread_full(int fd, char *buf, size_t n, off_t off);
+
 #define MX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif

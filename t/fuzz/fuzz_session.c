@@ -5,7 +5,8 @@
  * (which command template) and a length-prefixed argument, so that most
  * inputs get past EHLO, MAIL and RCPT into DATA. The store, the spool and
  * the filters are in-memory test doubles of our own interfaces (store.h,
- * spool.h, filter.h, verify.h, spf.h); logging is a silent double of log.h. After each
+ * spool.h, filter.h, verify.h, spf.h, milter.h: none configured); logging
+ * is a silent double of log.h. After each
  * step the loop runs until idle and the replies are checked:
  *
  *   - every reply line is "DDD SP/- text CRLF", at most SMTP_LINE_MAX + 64;
@@ -34,7 +35,9 @@
 #include "filter.h"
 #include "fuzz.h"
 #include "log.h"
+#include "milter.h"
 #include "smtp_parse.h"
+#include "smtp_milter.h"
 #include "smtp_server.h"
 #include "spf.h"
 #include "spool.h"
@@ -133,6 +136,46 @@ verify_cancel(struct verify_wait *w)
 	FUZZ_ASSERT(w == NULL);
 }
 
+/* --- milter.h, smtp_milter.h doubles: no milters configured -------------- */
+
+struct milter_txn *
+milter_txn_start(struct event_base *base, const struct config *cfg,
+    const struct milter_info *in)
+{
+	return NULL;
+}
+
+int
+milter_txn_write(struct milter_txn *t, const char *p, size_t n)
+{
+	abort();	/* never called without a transaction */
+}
+
+void
+milter_txn_on_drain(struct milter_txn *t, milter_drain_fn fn, void *arg)
+{
+	abort();
+}
+
+void
+milter_txn_end(struct milter_txn *t, milter_done_fn done, void *arg)
+{
+	abort();
+}
+
+void
+milter_txn_abort(struct milter_txn *t)
+{
+	FUZZ_ASSERT(t == NULL);
+}
+
+enum smtp_milter_step
+smtp_milter_apply(const struct smtp_milter_msg *m, struct milter_result *res,
+    char *reply, size_t replylen)
+{
+	abort();
+}
+
 /* --- spf.h double --------------------------------------------------------- */
 
 int
@@ -229,6 +272,7 @@ static struct event_base *fz_base;
 
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
+	int nrcpts;
 	int rcpt_ok;			/* every recipient a known hosted address */
 	uint64_t size;
 	struct event *drain_ev, *commit_ev;
@@ -262,6 +306,7 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	if (m == NULL)
 		abort();
 	snprintf(m->id, sizeof(m->id), "%s", id);
+	m->nrcpts = e->nrcpts;
 	m->rcpt_ok = e->nrcpts > 0;
 	for (int i = 0; i < e->nrcpts; i++)
 		if (store_address(e->rcpts[i], '\0') == NULL)
@@ -356,6 +401,12 @@ void
 spool_msg_detach(struct spool_msg *m)
 {
 	m->detached = 1;
+}
+
+int
+spool_msg_nrcpts(const struct spool_msg *m)
+{
+	return m->nrcpts;
 }
 
 const char *

@@ -147,6 +147,9 @@ static const char full_conf[] =
     "  pregreet_wait = 3;\n"
     "  helo_check = false;\n"
     "  rate_limit = { connections = 20; period = 30; };\n"
+    "  milters = ( { name = \"rspamd\"; socket = \"inet:127.0.0.1:11332\"; timeout = 30;"
+    " on_error = \"tempfail\"; },\n"
+    "    { name = \"dkim\"; socket = \"unix:/run/opendkim.sock\"; on_error = \"accept\"; } );\n"
     "};\n"
     "srs = { domain = \"fwd.example.net\"; secret = \"0123456789abcdef\"; };\n"
     "recipient_delimiter = \"-\";\n";
@@ -217,6 +220,14 @@ test_full(void)
 	    "allow_zones");
 	ok(!cfg->helo_check, "helo_check off");
 	ok(cfg->rate_connections == 20 && cfg->rate_period == 30, "rate_limit");
+	is_int(cfg->nmilters, 2, "two milters");
+	ok(strcmp(cfg->milters[0].name, "rspamd") == 0 &&
+	    strcmp(cfg->milters[0].host, "127.0.0.1") == 0 &&
+	    cfg->milters[0].port == 11332 && cfg->milters[0].timeout == 30 &&
+	    !cfg->milters[0].on_error_accept, "milter 0: inet, tempfail");
+	ok(strcmp(cfg->milters[1].unix_path, "/run/opendkim.sock") == 0 &&
+	    cfg->milters[1].timeout == 30 && cfg->milters[1].on_error_accept,
+	    "milter 1: unix, default timeout, accept");
 	is_int(cfg->pregreet_wait, 3, "pregreet_wait");
 	is_str(cfg->srs_domain, "fwd.example.net", "srs domain");
 	is_str(cfg->srs_secret, "0123456789abcdef", "srs secret");
@@ -351,6 +362,21 @@ static const struct {
 	    "1: filters.rate_limit.period:" },
 	{ "filters = { rate_limit = { burst = 5; }; };\n",
 	    "1: filters.rate_limit.burst: unknown key" },
+	{ "filters = { milters = [ \"x\" ]; };\n",
+	    "1: filters.milters: must be a list of groups" },
+	{ "filters = { milters = ( { name = \"a\"; } ); };\n",
+	    "1: filters.milters: every milter needs a name and a socket" },
+	{ "filters = { milters = ( { name = \"a\"; socket = \"inet:localhost:1\"; } ); };\n",
+	    "1: filters.milters: \"inet:localhost:1\" must be inet:ADDRESS:PORT" },
+	{ "filters = { milters = ( { name = \"a\"; socket = \"unix:/x\";\n on_error = \"drop\"; } ); };\n",
+	    "2: filters.milters: on_error \"drop\" must be tempfail or accept" },
+	{ "filters = { milters = ( { name = \"a\"; socket = \"unix:/x\"; },\n"
+	  " { name = \"a\"; socket = \"unix:/y\"; } ); };\n",
+	    "2: filters.milters: milter name \"a\" is used twice" },
+	{ "filters = { milters = ( { name = \"a\"; socket = \"unix:/x\"; timeout = 0; } ); };\n",
+	    "1: filters.milters: timeout must be an integer between 1 and 3600" },
+	{ "filters = { milters = ( { name = \"a\"; socket = \"unix:/x\"; tmeout = 5; } ); };\n",
+	    "1: filters.milters: unknown or mistyped key \"tmeout\"" },
 	{ "srs = {\n domain = \"fwd.example.net\";\n};\n",
 	    "2: srs.secret: required when srs.domain is set" },
 	{ "srs = { domain = \"fwd.example.net\"; secret = \"short\"; };\n",

@@ -64,6 +64,20 @@ test_header(void)
 	is_str(e->sender, "", "null sender");
 	is_int(e->route_mx, 1, "route mx");
 	ok(e->client == NULL, "client not kept without full");
+	ok(e->held == NULL, "not held");
+	spool_entry_free(e);
+
+	/* quarantined by a milter, then released by a record */
+	snprintf(buf, sizeof(buf), "MXRELAY-SPOOL 1\nid 000660C329EB1775\n"
+	    "arrival 5\nsender <a@b.example>\nheld spam score 20\nrcpts 1\n"
+	    "rcpt 0 <a@b.example>\nsize 00000000000000000000\n\n");
+	e = calloc(1, sizeof(*e));
+	ok(spool_parse_header(buf, strlen(buf), e, 0) > 0, "held header parses");
+	is_str(e->held, "spam score 20", "held reason");
+	n = (ssize_t)spool_release_record(buf, sizeof(buf), 1795241300);
+	is_str(buf, "release 1795241300\n", "release record");
+	is_int((long)spool_apply_records(e, buf, (size_t)n), (long)n, "release applied");
+	ok(e->held == NULL, "released: no longer held");
 	spool_entry_free(e);
 
 	const char *bad[] = {
