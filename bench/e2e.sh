@@ -10,6 +10,10 @@
 #       -> relay on 127.0.0.1:PORT (acknowledges only what is on disk)
 #       -> smtp-sink -c on 127.0.0.1:SINKPORT (counts messages received)
 #
+# In the same run, the ceiling: smtp-source straight to a fresh smtp-sink
+# (no relay), the most this machine moves with these two programs; the
+# table shows mxrelayd's fraction of it.
+#
 # The time measured runs from the first connection of smtp-source until the
 # sink has received every message (not merely until the relay acknowledged
 # them); the time to acknowledge all of them is shown too. smtp-source aborts
@@ -29,7 +33,7 @@
 #   CLIENTS_LIST="1 10 50"       concurrent clients (smtp-source -s)
 #   N_SMALL=2000 N_LARGE=500     messages per run for sizes <= 16384 / above
 #   RUNS=1                       runs per cell (median reported)
-#   SERVERS="postfix mxrelayd"
+#   SERVERS="ceiling postfix mxrelayd"
 #   MILTER=rspamd                also run "mxrelayd+rspamd": the same relay
 #                                with a private rspamd (proxy worker, milter
 #                                mode, self-scan, DNS from a private dnsmasq)
@@ -50,9 +54,9 @@ N_LARGE=${N_LARGE:-500}
 RUNS=${RUNS:-1}
 MILTER=${MILTER:-}
 if [ "$MILTER" = rspamd ]; then
-	SERVERS=${SERVERS:-postfix mxrelayd mxrelayd+rspamd}
+	SERVERS=${SERVERS:-ceiling postfix mxrelayd mxrelayd+rspamd}
 else
-	SERVERS=${SERVERS:-postfix mxrelayd}
+	SERVERS=${SERVERS:-ceiling postfix mxrelayd}
 fi
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 SMTP_SINK=${SMTP_SINK:-smtp-sink}
@@ -68,14 +72,6 @@ sink_start() {
 	SINK_PID=$!
 	bench_track "$SINK_PID"
 	wait_port "$SINK_PORT" || die "smtp-sink did not come up"
-}
-
-# sink_count - messages the sink has received (its last mesg= counter)
-sink_count() {
-	local n
-	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
-	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
-	echo "${n:-0}"
 }
 
 sink_stop() {
@@ -137,6 +133,8 @@ CONF
 # relay_up - start a fresh relay $1 for $2 clients, delivering to the sink; set PORT
 relay_up() {
 	case $1 in
+	ceiling)
+		PORT=$SINK_PORT ;;
 	postfix)
 		pf_start "$(($2 + 50))"
 		# reuse lib.sh's instance; deliver to the sink instead of a dead port
@@ -160,6 +158,7 @@ relay_up() {
 
 relay_down() {
 	case $1 in
+	ceiling) ;;
 	postfix) pf_stop; rm -rf "$BENCH_DIR/pf" ;;
 	mxrelayd|mxrelayd+rspamd) mx_stop; rm -rf "$BENCH_DIR/mx" ;;
 	esac
@@ -268,28 +267,34 @@ secs() {
 	median $@
 }
 
-printf '%8s %7s %6s | %9s %9s %9s | %9s %9s %9s | %6s\n' \
-    size clients msgs "pf s" "pf ack s" "pf msg/s" "mx s" "mx ack s" "mx msg/s" "mx/pf"
+printf '%8s %7s %6s | %9s | %9s %9s %9s | %9s %9s %9s | %6s %6s\n' \
+    size clients msgs "ceil msg/s" "pf s" "pf ack s" "pf msg/s" "mx s" "mx ack s" "mx msg/s" "mx/pf" "mx/ceil"
 for size in $SIZES; do
 	n=$N_SMALL
 	[ "$size" -gt 16384 ] && n=$N_LARGE
 	for clients in $CLIENTS_LIST; do
-		pk="$size/$clients/postfix"; mk="$size/$clients/mxrelayd"
+		ck="$size/$clients/ceiling"; pk="$size/$clients/postfix"; mk="$size/$clients/mxrelayd"
+		# shellcheck disable=SC2086
+		crate=$(rate "$n" ${E2E[$ck]:-fail})
 		# shellcheck disable=SC2086
 		prate=$(rate "$n" ${E2E[$pk]:-fail})
 		# shellcheck disable=SC2086
 		mrate=$(rate "$n" ${E2E[$mk]:-fail})
-		ratio="-"
+		ratio="-" frac="-"
 		if [ "$prate" != "-" ] && [ "$mrate" != "-" ]; then
 			ratio=$(awk -v a="$mrate" -v b="$prate" 'BEGIN { printf "%.2f", a / b }')
 		fi
+		if [ "$crate" != "-" ] && [ "$mrate" != "-" ]; then
+			frac=$(awk -v a="$mrate" -v b="$crate" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+		fi
 		# shellcheck disable=SC2086
-		printf '%8s %7s %6s | %9s %9s %9s | %9s %9s %9s | %6s\n' "$size" "$clients" "$n" \
+		printf '%8s %7s %6s | %9s | %9s %9s %9s | %9s %9s %9s | %6s %6s\n' "$size" "$clients" "$n" \
+		    "$crate" \
 		    "$(secs ${E2E[$pk]:-fail})" "$(secs ${ACK[$pk]:-fail})" "$prate" \
-		    "$(secs ${E2E[$mk]:-fail})" "$(secs ${ACK[$mk]:-fail})" "$mrate" "$ratio"
+		    "$(secs ${E2E[$mk]:-fail})" "$(secs ${ACK[$mk]:-fail})" "$mrate" "$ratio" "$frac"
 	done
 done
-echo "s: first connection until the sink has every message; ack s: until every message was acknowledged (250)"
+echo "ceil: smtp-source straight to smtp-sink; s: first connection until the sink has every message; ack s: until every message was acknowledged (250)"
 
 # with MILTER=rspamd: the same cells through rspamd, and what it adds to
 # each message (ack time per message and client)

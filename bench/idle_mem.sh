@@ -27,45 +27,6 @@ BENCH_STANDIN=${BENCH_STANDIN:-0}
 ulimit -n $((CONNS + PF_CONNS + 1024)) 2>/dev/null ||
 	die "cannot raise the descriptor limit to $((CONNS + PF_CONNS + 1024))"
 
-HOLD_PID=""
-
-# hold - open COUNT connections to PORT in the background, wait for banners
-hold() {
-	local port=$1 count=$2 ready=$BENCH_DIR/ready.$1 i=0
-	rm -f "$ready"
-	perl "$BENCH_SRC"/holdconns.pl "$port" "$count" "$ready" 600 &
-	HOLD_PID=$!
-	bench_track "$HOLD_PID"
-	while ! [ -s "$ready" ]; do
-		kill -0 "$HOLD_PID" 2>/dev/null || die "could not hold $count connections to port $port"
-		i=$((i + 1))
-		[ "$i" -ge 600 ] && die "timed out opening $count connections"
-		sleep 0.1
-	done
-}
-
-# unhold - close the held connections
-unhold() {
-	kill -TERM "$HOLD_PID" 2>/dev/null
-	wait "$HOLD_PID" 2>/dev/null
-	bench_untrack "$HOLD_PID"
-	HOLD_PID=""
-}
-
-# smtpd_mem - sum VmRSS and Pss (kB) of the smtpd children of master PID;
-# prints "count rss pss"
-smtpd_mem() {
-	local master=$1 pid n=0 rss=0 pss=0 v
-	for pid in $(ps --ppid "$master" -o pid=,comm= | awk '$2 == "smtpd" { print $1 }'); do
-		v=$(rss_kb "$pid") || continue
-		rss=$((rss + v))
-		v=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
-		pss=$((pss + ${v:-0}))
-		n=$((n + 1))
-	done
-	echo "$n $rss $pss"
-}
-
 bench_init
 [ "$BENCH_STANDIN" = 1 ] || mx_check_binaries
 note "$(nproc) CPUs, load $(cut -d" " -f1-3 /proc/loadavg), kernel $(uname -r), descriptor limit $(ulimit -n)"

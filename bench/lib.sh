@@ -150,6 +150,61 @@ rss_kb() {
 }
 
 # ---------------------------------------------------------------------
+# held connections (holdconns.pl) and a counting smtp-sink
+
+HOLD_PID=""
+
+# hold PORT COUNT [holdconns.pl options] - open and hold COUNT sessions
+# (each read its banner) for up to HOLD_SECS (600) seconds
+hold() {
+	local port=$1 count=$2 ready=$BENCH_DIR/ready.$1 i=0
+	shift 2
+	rm -f "$ready"
+	perl "$BENCH_SRC"/holdconns.pl "$@" "$port" "$count" "$ready" "${HOLD_SECS:-600}" \
+	    2>"$BENCH_DIR/hold.err" &
+	HOLD_PID=$!
+	bench_track "$HOLD_PID"
+	while ! [ -s "$ready" ]; do
+		kill -0 "$HOLD_PID" 2>/dev/null ||
+			{ cat "$BENCH_DIR/hold.err" >&2; die "could not hold $count connections to port $port"; }
+		i=$((i + 1))
+		[ "$i" -ge 3000 ] && die "timed out opening $count connections"
+		sleep 0.1
+	done
+}
+
+# unhold - close the held connections
+unhold() {
+	kill -TERM "$HOLD_PID" 2>/dev/null
+	wait "$HOLD_PID" 2>/dev/null
+	bench_untrack "$HOLD_PID"
+	HOLD_PID=""
+}
+
+# smtpd_mem - sum VmRSS and Pss (kB) of the smtpd children of master PID;
+# prints "count rss pss"
+smtpd_mem() {
+	local master=$1 pid n=0 rss=0 pss=0 v
+	for pid in $(ps --ppid "$master" -o pid=,comm= | awk '$2 == "smtpd" { print $1 }'); do
+		v=$(rss_kb "$pid") || continue
+		rss=$((rss + v))
+		v=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null)
+		pss=$((pss + ${v:-0}))
+		n=$((n + 1))
+	done
+	echo "$n $rss $pss"
+}
+
+# sink_count - messages an "smtp-sink -c" writing to $BENCH_DIR/sink.out
+# has received (its last mesg= counter)
+sink_count() {
+	local n
+	n=$(tail -c 400 "$BENCH_DIR/sink.out" 2>/dev/null | tr '\r' '\n' |
+	    grep -o 'mesg=[0-9]*' | tail -n 1 | cut -d= -f2)
+	echo "${n:-0}"
+}
+
+# ---------------------------------------------------------------------
 # mxrelayd
 
 MX_DIR=""
@@ -164,6 +219,8 @@ mx_check_binaries() {
 }
 
 # mx_start - write a config in $BENCH_DIR/mx and start mxrelayd on a free port
+# (limits.max_connections and max_connections_per_client: MX_MAX_CONNECTIONS,
+# default 20000)
 #
 # Filters that would query DNS (SPF, DNSBL) are turned off, as they are in
 # the Postfix instance, so that both servers are timed on the same work.
@@ -184,8 +241,8 @@ paths = {
   control_socket = "$MX_SOCK";
 };
 limits = {
-  max_connections = 20000;
-  max_connections_per_client = 20000;
+  max_connections = ${MX_MAX_CONNECTIONS:-20000};
+  max_connections_per_client = ${MX_MAX_CONNECTIONS:-20000};
 };
 filters = {
   spf = { enabled = false; };

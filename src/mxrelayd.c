@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +22,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "mta.h"
+#include "nofile.h"
 #include "queue.h"
 #include "readahead.h"
 #include "route.h"
@@ -51,26 +51,6 @@ usage(void)
 	    "  -d       debug logging\n"
 	    "  -V       print the version and exit\n", CONFIG_DEFAULT_PATH);
 	exit(2);
-}
-
-/* raise_nofile - as many descriptors as we may have: max_connections
- * sockets plus spool, store and control files. */
-static void
-raise_nofile(const struct config *cfg)
-{
-	struct rlimit rl;
-	rlim_t want = (rlim_t)cfg->max_connections + 256;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_cur < want) {
-		rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-			log_warn("setrlimit NOFILE");
-	}
-	if (rl.rlim_cur < want)
-		log_warnx("startup nofile=%llu below max_connections+256=%llu",
-		    (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
 
 /* make_dir_for - create a directory (0750) owned by the daemon's user */
@@ -274,7 +254,7 @@ main(int argc, char **argv)
 		fatalx("libevent: no pthreads support");
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	raise_nofile(cfg);
+	nofile_raise(cfg->max_connections);
 
 	if (getuid() == 0 && strcmp(cfg->user, "root") != 0) {
 		if ((pw = getpwnam(cfg->user)) == NULL)

@@ -36,6 +36,7 @@
 #include "smtp_parse.h"
 #include "smtp_server.h"
 #include "spf.h"
+#include "nofile.h"
 #include "spool.h"
 #include "srs.h"
 #include "stats.h"
@@ -761,6 +762,13 @@ cmd_data(struct smtp_session *s, const char *args)
 	}
 	if (*args != '\0') {
 		smtp_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	/* no descriptor for the message file: say so before the client
+	 * sends the message, not after (nofile.c); the transaction stays */
+	if (!nofile_file_room(mx_stats.connections_current, spool_msgs_open())) {
+		log_info("%s smtp busy reason=nofile", s->id);
+		smtp_reply(s, "451 4.3.0 Error: too busy, try again later");
 		return;
 	}
 	memset(&env, 0, sizeof(env));
@@ -1597,6 +1605,11 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	srv->accept_pause_ms = 0;
 	if (mx_stats.connections_current >= cfg->max_connections) {
 		log_info("smtp refused client=%s reason=max_connections", addr);
+		smtp_refuse(srv, fd, "too many connections");
+		return;
+	}
+	if (mx_stats.connections_current >= nofile_sessions_max()) {
+		log_info("smtp refused client=%s reason=nofile", addr);
 		smtp_refuse(srv, fd, "too many connections");
 		return;
 	}

@@ -115,10 +115,13 @@ static struct {
 	pthread_mutex_t lock;
 	struct spool_msg *pending;	/* newest first; reversed by the job */
 	struct spool_op *ops;		/* newest first, under lock too */
+	int kicked;			/* a commit job is queued and has not
+					 * taken the lists yet (under lock) */
 	int64_t messages;
 	struct dict *by_domain;		/* domain -> int64_t queued recipients (loop thread) */
 	spool_queued_fn queued_fn;	/* the queue manager's hook */
 	void *queued_arg;
+	int64_t open_msgs;		/* spool_msg_open not yet freed (loop) */
 	struct spool_entry **recovered;	/* found by the scan, until taken */
 	size_t nrecovered;
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
@@ -273,20 +276,28 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
 	return h;
 }
 
-/* spool_chunk_job - writer thread: create the file with the first
- * buffer, append the others; after a failure only the errno is kept */
+/* spool_msg_create - writer or commit thread: create incoming/ID at the
+ * first write; after a failure only the errno is kept */
 static void
-spool_chunk_job(void *arg)
+spool_msg_create(struct spool_msg *m)
 {
-	struct spool_chunk *c = arg;
-	struct spool_msg *m = c->m;
-
 	if (m->fd < 0 && !m->werr) {
 		m->fd = openat(spool.incfd, m->id,
 		    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (m->fd < 0)
 			m->werr = errno;
 	}
+}
+
+/* spool_chunk_job - writer thread: create the file with the first
+ * buffer, append the others */
+static void
+spool_chunk_job(void *arg)
+{
+	struct spool_chunk *c = arg;
+	struct spool_msg *m = c->m;
+
+	spool_msg_create(m);
 	if (!m->werr && write_all(m->fd, c->buf, c->len) < 0)
 		m->werr = errno ? errno : EIO;
 }
@@ -343,6 +354,7 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 
 	h = spool_header(id, e, arrival, &rcpts_pos, &size_pos);
 	m = xcalloc(1, sizeof(*m));
+	spool.open_msgs++;
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = -1;
 	m->nrcpts = e->nrcpts;
@@ -362,15 +374,25 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
 	m->wbuf = xmalloc(SPOOL_WBUF);
-	/* the writer creates the file with the envelope */
-	spool_chunk_submit(m, h, strlen(h), 0);
+	/* The envelope starts the first buffer: a message that fits in it
+	 * (most do) is created and written whole by the commit job, with
+	 * no hand-off to the writer thread. A bigger envelope (many long
+	 * recipients) goes to the writer on its own. */
+	if ((size_t)m->body_off <= SPOOL_WBUF / 2) {
+		memcpy(m->wbuf, h, (size_t)m->body_off);
+		m->wlen = (size_t)m->body_off;
+		free(h);
+	} else
+		spool_chunk_submit(m, h, strlen(h), 0);
 	return m;
 }
 
-/* spool_msg_flush - commit worker: the octets still in the buffer */
+/* spool_msg_flush - commit worker: the octets still in the buffer (the
+ * file is created here when they are all there is) */
 static int
 spool_msg_flush(struct spool_msg *m)
 {
+	spool_msg_create(m);
 	if (m->wlen && !m->werr && write_all(m->fd, m->wbuf, m->wlen) < 0)
 		m->werr = errno ? errno : EIO;
 	m->wlen = 0;
@@ -411,9 +433,16 @@ spool_msg_error(const struct spool_msg *m)
 	return m->werr;
 }
 
+int64_t
+spool_msgs_open(void)
+{
+	return spool.open_msgs;
+}
+
 static void
 spool_msg_free(struct spool_msg *m)
 {
+	spool.open_msgs--;
 	if (m->fd >= 0)
 		close(m->fd);
 	for (int i = 0; i < m->nrcpts; i++) {
@@ -431,22 +460,31 @@ spool_msg_free(struct spool_msg *m)
 	free(m);
 }
 
-/* spool_msg_finish - worker: last octets, size digits, trailer */
+/* spool_msg_finish - commit worker: last octets, size digits, trailer.
+ * A message still whole in its buffer (never given to the writer) gets
+ * its digits and trailer there and is written with one write(2). */
 static int
 spool_msg_finish(struct spool_msg *m)
 {
 	char digits[SPOOL_SIZE_DIGITS + 1], trailer[64];
+	int tlen;
 
-	if (m->fd < 0 || spool_msg_flush(m) < 0)
-		return -1;
 	snprintf(digits, sizeof(digits), "%0*" PRIu64, SPOOL_SIZE_DIGITS, m->size);
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS) {
-		m->werr = errno ? errno : EIO;
-		return -1;
+	tlen = snprintf(trailer, sizeof(trailer), "%s crc32=%08" PRIx32 "\n",
+	    SPOOL_TRAILER, m->crc);
+	if (m->fd < 0 && !m->werr &&
+	    (size_t)m->size_off + SPOOL_SIZE_DIGITS <= m->wlen &&
+	    m->wlen + (size_t)tlen <= SPOOL_WBUF) {
+		memcpy(m->wbuf + m->size_off, digits, SPOOL_SIZE_DIGITS);
+		memcpy(m->wbuf + m->wlen, trailer, (size_t)tlen);
+		m->wlen += (size_t)tlen;
+		return spool_msg_flush(m);
 	}
-	snprintf(trailer, sizeof(trailer), "%s crc32=%08" PRIx32 "\n", SPOOL_TRAILER, m->crc);
-	if (write_all(m->fd, trailer, strlen(trailer)) < 0) {
-		m->werr = errno ? errno : EIO;
+	if (spool_msg_flush(m) < 0)
+		return -1;
+	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS ||
+	    write_all(m->fd, trailer, (size_t)tlen) < 0) {
+		m->werr = errno ? errno : EIO;	/* logged by the commit job */
 		return -1;
 	}
 	return 0;
@@ -705,6 +743,9 @@ spool_commit_job(void *arg)
 	struct spool_op *op;
 	int n = 0, nok = 0, nfiles = 0, names = 0;
 
+	pthread_mutex_lock(&spool.lock);
+	spool.kicked = 0;
+	pthread_mutex_unlock(&spool.lock);
 	TAKE_ALL(struct spool_msg, spool.pending, b->msgs);
 	TAKE_ALL(struct spool_op, spool.ops, b->ops);
 	for (m = b->msgs; m; m = m->next) {
@@ -724,8 +765,14 @@ spool_commit_job(void *arg)
 		spool_op_prepare(op);
 		if (op->ok && op->kind == SPOOL_OP_APPEND)
 			nfiles++;
-		else if (op->ok)
+		else if (op->ok && op->cb)
 			names = 1;
+		/* A removal nobody waits for (the message is delivered) does
+		 * not cost a sync of its own: it rides on the next sync of
+		 * queue/, or the kernel's writeback. A crash before that
+		 * brings the file back and delivers again: at least once,
+		 * as after a crash between the downstream's 250 and our
+		 * record (doc/spool.md). */
 	}
 	if (nok + nfiles == 0 && !names)
 		return;
@@ -817,11 +864,15 @@ spool_commit_done(void *arg)
 	free(b);
 }
 
-/* spool_kick - one job per request; a job finding the lists empty (an
- * earlier job took its items along) costs nothing */
+/* spool_kick - a commit job unless one is queued that has not taken the
+ * lists yet (it will take this item along): one thread hand-off per
+ * group, not per message. Called with spool.lock held. */
 static void
 spool_kick(void)
 {
+	if (spool.kicked)
+		return;
+	spool.kicked = 1;
 	worker_submit(spool.worker, spool_commit_job, spool_commit_done,
 	    xcalloc(1, sizeof(struct spool_batch)));
 }
@@ -833,8 +884,8 @@ spool_commit_enqueue(struct spool_msg *m)
 	pthread_mutex_lock(&spool.lock);
 	m->next = spool.pending;
 	spool.pending = m;
-	pthread_mutex_unlock(&spool.lock);
 	spool_kick();
+	pthread_mutex_unlock(&spool.lock);
 }
 
 void
@@ -869,8 +920,8 @@ spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
 	pthread_mutex_lock(&spool.lock);
 	op->next = spool.ops;
 	spool.ops = op;
-	pthread_mutex_unlock(&spool.lock);
 	spool_kick();
+	pthread_mutex_unlock(&spool.lock);
 }
 
 void

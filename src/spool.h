@@ -50,6 +50,10 @@ void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 /* spool_msg_open - start incoming/ID with the envelope header. No disk
  * call here: the file is created and written by the writer thread, and a
  * failure shows at commit (ok = 0, spool_msg_error). Never NULL. */
+/* spool_msgs_open - messages being received or committed: each may hold
+ * a file descriptor (loop thread) */
+int64_t spool_msgs_open(void);
+
 struct spool_msg *spool_msg_open(const char *id, const struct spool_envelope *);
 /* spool_msg_write - append message octets (buffered, written behind).
  * Returns 1 when the caller should stop feeding more until the drain

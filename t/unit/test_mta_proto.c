@@ -203,9 +203,93 @@ test_dotstuff(void)
 	}
 }
 
+/* ref_stuff - the octet-at-a-time rule, to check the fast one against */
+static size_t
+ref_stuff(struct sc_dot *d, const char *in, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (in[i] == '\n') {
+			if (!d->cr)
+				out[o++] = '\r';
+			out[o++] = '\n';
+			d->bol = 1;
+			d->cr = 0;
+			continue;
+		}
+		if (d->bol && in[i] == '.')
+			out[o++] = '.';
+		out[o++] = in[i];
+		d->bol = 0;
+		d->cr = in[i] == '\r';
+	}
+	return o;
+}
+
+/* test_dotstuff_random - random text of dots, CRs, LFs and letters, cut
+ * at random places: the same output as the octet rule */
+static void
+test_dotstuff_random(void)
+{
+	static const char alphabet[] = "..\r\n\nab";
+	char in[4096], got[2 * sizeof(in)], want[2 * sizeof(in)];
+	int same = 1;
+
+	srand(12);
+	for (int round = 0; round < 200 && same; round++) {
+		size_t n = (size_t)(rand() % (int)sizeof(in)), go = 0, wo = 0;
+		struct sc_dot a, b;
+
+		for (size_t i = 0; i < n; i++)
+			in[i] = alphabet[rand() % (int)(sizeof(alphabet) - 1)];
+		sc_dot_init(&a);
+		sc_dot_init(&b);
+		for (size_t i = 0; i < n;) {
+			size_t k = (size_t)(rand() % 300) + 1;
+
+			if (k > n - i)
+				k = n - i;
+			go += sc_dot_stuff(&a, in + i, k, got + go);
+			wo += ref_stuff(&b, in + i, k, want + wo);
+			i += k;
+		}
+		same = go == wo && memcmp(got, want, go) == 0 &&
+		    a.bol == b.bol && a.cr == b.cr;
+	}
+	ok(same, "dot-stuff: random text in random pieces as the octet rule");
+}
+
+/* ref_crc - the octet-at-a-time CRC-32 */
+static uint32_t
+ref_crc(const unsigned char *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+	}
+	return ~c;
+}
+
 static void
 test_crc(void)
 {
+	unsigned char buf[1000];
+	int same = 1;
+
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 7 + (i >> 3));
+	/* every split of every length up to the buffer: the sliced steps and
+	 * the octet tail agree with the bitwise definition */
+	for (size_t n = 0; n <= sizeof(buf) && same; n += 37)
+		for (size_t cut = 0; cut <= n && same; cut += 13)
+			same = mx_crc32(mx_crc32(0, buf, cut), buf + cut, n - cut) ==
+			    ref_crc(buf, n);
+	ok(same, "crc32: split anywhere, as the bitwise definition");
+
 	/* the standard check value of CRC-32/IEEE */
 	is_int((long)mx_crc32(0, "123456789", 9), (long)0xCBF43926u, "crc32 check");
 	is_int((long)mx_crc32(mx_crc32(0, "1234", 4), "56789", 5),
@@ -220,6 +304,7 @@ main(void)
 	test_status();
 	test_ehlo();
 	test_dotstuff();
+	test_dotstuff_random();
 	test_crc();
 	return done_testing();
 }
