@@ -4,10 +4,11 @@
 set -e
 export DEBIAN_FRONTEND=noninteractive
 BUILD="build-essential autoconf automake libtool pkg-config
-       libevent-dev libssl-dev libspf2-dev libconfig-dev libsqlite3-dev"
+       libevent-dev libssl-dev libspf2-dev libconfig-dev libsqlite3-dev
+       libpq-dev"
 TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       postfix dnsmasq-base dnsutils dovecot-core dovecot-lmtpd sqlite3 procps
-      libyaml-libyaml-perl libnet-dns-perl systemd prometheus
+      libyaml-libyaml-perl libnet-dns-perl systemd prometheus postgresql
       rspamd opendkim opendkim-tools"
 # the Debian package build and its checks (.ci/test-package)
 PACKAGE="devscripts debhelper lintian fakeroot adduser"

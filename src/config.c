@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <libconfig.h>
 #include <openssl/ssl.h>
+#include <libpq-fe.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@
 #define VERIFY_TIMEOUT_DEFAULT	30
 #define VERIFY_RATE_MAX		100000
 #define VERIFY_RATE_DEFAULT	60
+#define LEASE_MAX		3600
 
 enum key_kind { K_GROUP, K_STRING, K_INT, K_BOOL, K_STRLIST, K_INTLIST, K_GROUPLIST };
 
@@ -90,10 +92,10 @@ struct key_rule {
 
 static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
     apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_milters,
-    apply_quarantine_expiry, apply_choice;
+    apply_quarantine_expiry, apply_choice, apply_backend;
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret, check_listen,
-    check_ciphers, check_ciphersuites;
+    check_ciphers, check_ciphersuites, check_dsn;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
     elem_allow_zone, elem_mx_name;
 
@@ -122,6 +124,14 @@ static const struct key_rule key_rules[] = {
 	STR("paths.spool", spool, check_abspath),
 	STR("paths.state", state, check_abspath),
 	STR("paths.control_socket", control_socket, check_sockpath),
+
+	GROUP("state"),
+	{ "state.backend", K_STRING, apply_backend, OFF(state_backend),
+	    0, 0, NULL, NULL },
+	STR("state.dsn", state_dsn, check_dsn),
+	STR("state.password_file", state_password_file, check_abspath),
+	INT("state.lease_time", state_lease_time, 2, LEASE_MAX),
+	INT("state.lease_renew", state_lease_renew, 1, LEASE_MAX),
 
 	GROUP("limits"),
 	INT("limits.max_connections", max_connections, 1, MAX_CONNECTIONS_MAX),
@@ -307,6 +317,33 @@ check_abspath(const char *v, char *why, size_t len)
 		return 0;
 	snprintf(why, len, "\"%s\" must be an absolute path", v);
 	return -1;
+}
+
+/* check_dsn - a libpq connection string ("host=db1 dbname=mxrelay") or
+ * URI, parsed as libpq will; the password belongs in state.password_file */
+static int
+check_dsn(const char *v, char *why, size_t len)
+{
+	PQconninfoOption *opts, *o;
+	char *perr = NULL;
+	int rc = 0;
+
+	if ((opts = PQconninfoParse(v, &perr)) == NULL) {
+		/* libpq's message ends with a newline */
+		snprintf(why, len, "not a libpq connection string: %.*s",
+		    perr ? (int)strcspn(perr, "\n") : 13,
+		    perr ? perr : "out of memory");
+		PQfreemem(perr);
+		return -1;
+	}
+	for (o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) {
+			snprintf(why, len, "holds a password: put it in "
+			    "state.password_file");
+			rc = -1;
+		}
+	PQconninfoFree(opts);
+	return rc;
 }
 
 static int
@@ -871,6 +908,49 @@ check_ciphersuites(const char *v, char *why, size_t len)
 	return check_cipher_list(v, 1, why, len);
 }
 
+/* apply_backend - where the state lives: "sqlite" or "postgresql" */
+static int
+apply_backend(struct loader *ld, const config_setting_t *s, const char *key,
+    const struct key_rule *r)
+{
+	const char *v = config_setting_get_string(s);
+
+	if (strcmp(v, "sqlite") == 0)
+		ld->cfg->state_backend = STATE_SQLITE;
+	else if (strcmp(v, "postgresql") == 0)
+		ld->cfg->state_backend = STATE_POSTGRESQL;
+	else
+		return load_error(ld, s, key, "\"%s\" must be sqlite or "
+		    "postgresql", v);
+	return 0;
+}
+
+/* load_state - state.dsn and state.password_file go with postgresql; a
+ * lease outlives two renewals */
+static int
+load_state(struct loader *ld, const config_t *lc)
+{
+	const config_setting_t *b = config_lookup(lc, "state.backend");
+	const config_setting_t *d = config_lookup(lc, "state.dsn");
+	const config_setting_t *p = config_lookup(lc, "state.password_file");
+	const config_setting_t *lt = config_lookup(lc, "state.lease_time");
+
+	if (ld->cfg->state_backend == STATE_POSTGRESQL && d == NULL)
+		return load_error(ld, b, "state.dsn", "required when "
+		    "state.backend is postgresql");
+	if (ld->cfg->state_lease_renew * 2 > ld->cfg->state_lease_time)
+		return load_error(ld, lt ? lt : config_lookup(lc,
+		    "state.lease_renew"), lt ? "state.lease_time" :
+		    "state.lease_renew", "the lease must last at least two "
+		    "renewals (lease_time %d s, lease_renew %d s)",
+		    ld->cfg->state_lease_time, ld->cfg->state_lease_renew);
+	if (ld->cfg->state_backend != STATE_POSTGRESQL && (d || p))
+		return load_error(ld, d ? d : p, d ? "state.dsn" :
+		    "state.password_file", "only with state.backend "
+		    "\"postgresql\"");
+	return 0;
+}
+
 /* apply_delimiter - one character, or "" for no address extensions */
 static int
 apply_delimiter(struct loader *ld, const config_setting_t *s, const char *key,
@@ -1213,6 +1293,8 @@ config_new(void)
 	cfg->mx_watch_interval = MX_WATCH_INTERVAL_DEFAULT;
 
 	cfg->recipient_delimiter = '+';
+	cfg->state_lease_time = 5;
+	cfg->state_lease_renew = 1;
 	return cfg;
 }
 
@@ -1293,6 +1375,8 @@ config_load(const char *path, char *err, size_t errlen)
 		rc = load_pair(&ld, &lc, "tls.certificate", "tls.key");
 	if (rc == 0)
 		rc = load_pair(&ld, &lc, "srs.domain", "srs.secret");
+	if (rc == 0)
+		rc = load_state(&ld, &lc);
 	config_destroy(&lc);
 	if (rc < 0) {
 		config_free(ld.cfg);
@@ -1319,6 +1403,8 @@ config_free(struct config *cfg)
 	free(cfg->spool);
 	free(cfg->state);
 	free(cfg->control_socket);
+	free(cfg->state_dsn);
+	free(cfg->state_password_file);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
 	free(cfg->tls_ciphers);
@@ -1375,5 +1461,18 @@ config_carry_static(struct config *nw, const struct config *old, char *warn, siz
 	carry_string(&nw->spool, old->spool, "paths.spool", warn, len);
 	carry_string(&nw->state, old->state, "paths.state", warn, len);
 	carry_string(&nw->control_socket, old->control_socket, "paths.control_socket", warn, len);
+	if (nw->state_backend != old->state_backend) {
+		nw->state_backend = old->state_backend;
+		snprintf(warn + strlen(warn), len - strlen(warn), "%sstate.backend", *warn ? ", " : "");
+	}
+	if (nw->state_lease_time != old->state_lease_time ||
+	    nw->state_lease_renew != old->state_lease_renew) {
+		nw->state_lease_time = old->state_lease_time;
+		nw->state_lease_renew = old->state_lease_renew;
+		snprintf(warn + strlen(warn), len - strlen(warn), "%sstate.lease_*", *warn ? ", " : "");
+	}
+	carry_string(&nw->state_dsn, old->state_dsn, "state.dsn", warn, len);
+	carry_string(&nw->state_password_file, old->state_password_file,
+	    "state.password_file", warn, len);
 	carry_string(&nw->metrics_listen, old->metrics_listen, "metrics.listen", warn, len);
 }

@@ -25,6 +25,8 @@ struct listen_addr {
 	int port;
 };
 
+enum state_backend { STATE_SQLITE = 0, STATE_POSTGRESQL = 1 };
+
 enum tls_outbound { TLS_OUT_NONE, TLS_OUT_OPPORTUNISTIC, TLS_OUT_REQUIRED };
 /* tls.min_protocol, in the order of the names config.c accepts */
 enum tls_protocol { TLS_PROTO_1_0, TLS_PROTO_1_1, TLS_PROTO_1_2, TLS_PROTO_1_3 };
@@ -84,6 +86,13 @@ struct config {
 	char *spool;
 	char *state;
 	char *control_socket;
+
+	/* state: the store's database (SPEC 4, 7) */
+	enum state_backend state_backend;
+	char *state_dsn;		/* postgresql: libpq connection string */
+	char *state_password_file;	/* postgresql: NULL, or the password's file */
+	int state_lease_time;		/* postgresql: seconds a lease is valid */
+	int state_lease_renew;		/* postgresql: seconds between renewals */
 
 	/* limits */
 	int max_connections;

@@ -24,6 +24,7 @@
 #include "control_verify.h"
 #include "control_switch.h"
 #include "expand.h"
+#include "fleet.h"
 #include "jsonw.h"
 #include "log.h"
 #include "milter.h"
@@ -271,6 +272,12 @@ cmd_status(struct ctl_ctx *ctx)
 		jsonw_kv_int(w, "legacy", legacy);
 		jsonw_kv_int(w, "hosted", hosted);
 		jsonw_object_end(w);
+		jsonw_key(w, "state");
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "backend", store_backend_name());
+		jsonw_kv_string(w, "database", store_database());
+		jsonw_object_end(w);
+		fleet_status_json(w);
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else {
@@ -285,6 +292,9 @@ cmd_status(struct ctl_ctx *ctx)
 		    mx_stats.connections_current, mx_stats.connections_total,
 		    mx_stats.queue_messages, mx_stats.queue_recipients,
 		    legacy + hosted, legacy, hosted);
+		evbuffer_add_printf(ctx->out, "state:        %s, %s\n",
+		    store_backend_name(), store_database());
+		fleet_status_text(ctx->out);
 	}
 	control_reply(ctx, CTL_OK);
 }

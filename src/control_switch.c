@@ -19,6 +19,7 @@
 
 #include "control_pilot.h"
 #include "control_switch.h"
+#include "fleet.h"
 #include "jsonw.h"
 #include "log.h"
 #include "smtp_parse.h"
@@ -38,6 +39,12 @@ struct switch_req {
 	int waited;
 	struct store_sched sched, prev;	/* --at, and the one it replaces */
 	int had_prev;
+	struct fleet_answer hosts[FLEET_HOSTS_MAX];	/* the other hosts */
+	size_t nhosts;
+	long long version;		/* the switch's change_log id */
+	struct fleet_answer drained[FLEET_HOSTS_MAX];	/* --wait, a fleet */
+	size_t ndrained;
+	uint64_t t_fleet;
 };
 
 /* arg_switch_domain - a valid domain name that exists; NULL after
@@ -66,6 +73,24 @@ req_free(struct switch_req *r)
 
 /* Immediate switch */
 
+/* json_answers - the other hosts' answers to a switch: yes (ok) or
+ * "lease expired" */
+static void
+json_answers(struct jsonw *w, const char *key, const struct fleet_answer *a,
+    size_t n, const char *ok)
+{
+	jsonw_key(w, key);
+	jsonw_array_begin(w);
+	for (size_t i = 0; i < n; i++) {
+		jsonw_object_begin(w);
+		jsonw_kv_string(w, "host", a[i].name);
+		jsonw_kv_string(w, "answer", a[i].applied ? ok : "lease expired");
+		jsonw_kv_int(w, "ms", (int64_t)a[i].ms);
+		jsonw_object_end(w);
+	}
+	jsonw_array_end(w);
+}
+
 static void
 render_done(struct switch_req *r)
 {
@@ -86,11 +111,16 @@ render_done(struct switch_req *r)
 		if (store_domain(r->domain))
 			control_pilot_json(w, store_domain(r->domain));
 		jsonw_kv_int(w, "elapsed_us", (int64_t)r->elapsed_us);
+		if (fleet_enabled())
+			json_answers(w, "hosts", r->hosts, r->nhosts, "applied");
 		if (r->wait) {
 			jsonw_kv_bool(w, "waited", r->waited);
 			jsonw_kv_int(w, "inflight_left", r->left);
 			jsonw_kv_int(w, "waited_us", (int64_t)r->waited_us);
 		}
+		if (r->wait && fleet_enabled())
+			json_answers(w, "drained", r->drained, r->ndrained,
+			    "drained");
 		jsonw_object_end(w);
 		jsonw_free(w);
 	} else if (r->wait && r->changed) {
@@ -102,9 +132,41 @@ render_done(struct switch_req *r)
 			evbuffer_add_printf(ctx->out, "%s: the daemon is stopping; "
 			    "%d deliveries still in flight to the old route\n",
 			    r->domain, r->left);
+		for (size_t i = 0; i < r->ndrained; i++)
+			evbuffer_add_printf(ctx->out, "  %s %s\n",
+			    r->drained[i].name, r->drained[i].applied ?
+			    "none left in flight" : "lease expired, delivers "
+			    "nothing until it caught up");
 	}
 	control_reply(ctx, CTL_OK);
 	req_free(r);
+}
+
+/* fleet_drained - every other live host's deliveries to the old route
+ * are over too (or its lease expired) */
+static void
+fleet_drained(const struct fleet_answer *a, size_t n, void *arg)
+{
+	struct switch_req *r = arg;
+
+	r->ndrained = n < FLEET_HOSTS_MAX ? n : FLEET_HOSTS_MAX;
+	if (r->ndrained > 0)
+		memcpy(r->drained, a, r->ndrained * sizeof(r->drained[0]));
+	r->waited_us += mx_mono_us() - r->t_fleet;
+	render_done(r);
+}
+
+/* wait_fleet - --wait in a fleet: this host has drained, now the others */
+static void
+wait_fleet(struct switch_req *r)
+{
+	if (r->wait && r->changed && r->left == 0 && fleet_enabled() &&
+	    r->version > 0) {
+		r->t_fleet = mx_mono_us();
+		fleet_await(r->version, 1, fleet_drained, r);
+		return;
+	}
+	render_done(r);
 }
 
 static void
@@ -115,7 +177,7 @@ wait_done(int left, uint64_t waited_us, void *arg)
 	r->waited = 1;
 	r->left = left;
 	r->waited_us = waited_us;
-	render_done(r);
+	wait_fleet(r);
 }
 
 /* render_refused - the refusal and, from the preflight, every address
@@ -178,6 +240,10 @@ run_done(const struct switch_outcome *oc, void *arg)
 	r->preflight = oc->preflight;
 	r->inflight = oc->inflight;
 	r->elapsed_us = oc->elapsed_us;
+	r->version = oc->version;
+	r->nhosts = oc->nhosts < FLEET_HOSTS_MAX ? oc->nhosts : FLEET_HOSTS_MAX;
+	if (r->nhosts > 0)
+		memcpy(r->hosts, oc->hosts, r->nhosts * sizeof(r->hosts[0]));
 	if (!r->ctx->json) {
 		if (!r->changed)
 			evbuffer_add_printf(r->ctx->out, "%s: already %s, nothing "
@@ -187,6 +253,15 @@ run_done(const struct switch_outcome *oc, void *arg)
 			    "deliver%s in flight to the old route)\n", r->domain,
 			    store_mode_name(r->from), store_mode_name(r->to),
 			    r->inflight, r->inflight == 1 ? "y" : "ies");
+		/* a fleet: how every other live host answered */
+		for (size_t i = 0; i < r->nhosts; i++)
+			if (r->hosts[i].applied)
+				evbuffer_add_printf(r->ctx->out, "  %s applied "
+				    "%.0f ms\n", r->hosts[i].name, r->hosts[i].ms);
+			else
+				evbuffer_add_printf(r->ctx->out, "  %s lease "
+				    "expired, will catch up before delivering\n",
+				    r->hosts[i].name);
 		if (store_domain(r->domain) &&
 		    control_pilot_human(r->ctx->out, store_domain(r->domain)) > 0)
 			evbuffer_add_printf(r->ctx->out, "note: the switch "
@@ -200,7 +275,7 @@ run_done(const struct switch_outcome *oc, void *arg)
 		r->waited = 1;
 		r->left = 0;
 	}
-	render_done(r);
+	wait_fleet(r);
 }
 
 /* Scheduling */
@@ -418,6 +493,7 @@ history_json(struct history_req *h, const char *domain,
 		jsonw_kv_int(w, "uid", (int64_t)rows[i].uid);
 		jsonw_kv_bool(w, "applied", rows[i].applied);
 		jsonw_kv_string(w, "note", rows[i].note);
+		jsonw_kv_string(w, "host", rows[i].host);
 		jsonw_object_end(w);
 	}
 	jsonw_array_end(w);
@@ -454,14 +530,17 @@ render_history(const char *domain, const struct store_switch_rec *rows,
 	else
 		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6s  %s\n", "TIME",
 		    "FROM", "TO", "UID", "NOTE");
+	/* the host that wrote the row ends it (older rows have none) */
 	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s%s%s%s\n",
+		evbuffer_add_printf(out, "%-25s  %-6s  %-6s  %-6u  %s%s%s%s%s%s%s%s\n",
 		    switch_format_time(rows[i].time, when, sizeof(when)),
 		    history_from(&rows[i]), history_to(&rows[i]),
 		    (unsigned)rows[i].uid, rows[i].applied ? "" : "NOT APPLIED: ",
 		    rows[i].address ? "address " : rows[i].event == STORE_EV_MX ?
 		    "MX: " : "", rows[i].address ? rows[i].address : "",
-		    rows[i].address ? " route: " : "", rows[i].note);
+		    rows[i].address ? " route: " : "", rows[i].note,
+		    *rows[i].host ? " (on " : "", rows[i].host,
+		    *rows[i].host ? ")" : "");
 	if (h->has_sched)
 		evbuffer_add_printf(out, "scheduled: switch to %s at %s (uid %u%s)\n",
 		    store_mode_name(h->sched.mode), switch_format_time(h->sched.at,

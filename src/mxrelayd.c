@@ -18,10 +18,13 @@
 
 #include "config.h"
 #include "control.h"
+#include "control_check.h"
 #include "dns.h"
+#include "fleet.h"
 #include "log.h"
 #include "metrics.h"
 #include "mta.h"
+#include "mxwatch.h"
 #include "nofile.h"
 #include "queue.h"
 #include "readahead.h"
@@ -31,8 +34,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "store.h"
-#include "control_check.h"
-#include "mxwatch.h"
+#include "store_copy.h"
 #include "switch.h"
 #include "verify.h"
 #include "tls.h"
@@ -44,9 +46,11 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: mxrelayd [-dstV] [-c FILE]\n"
+	fprintf(stderr, "usage: mxrelayd [-dstV] [-c FILE] [-M STATEDIR]\n"
 	    "  -c FILE  configuration (default %s)\n"
 	    "  -t       check the configuration and exit\n"
+	    "  -M DIR   copy the SQLite state in DIR into the configured\n"
+	    "           (empty) PostgreSQL database and exit\n"
 	    "  -s       log to syslog instead of stderr\n"
 	    "  -d       debug logging\n"
 	    "  -V       print the version and exit\n", CONFIG_DEFAULT_PATH);
@@ -211,7 +215,7 @@ on_signal(evutil_socket_t sig, short ev, void *arg)
 int
 main(int argc, char **argv)
 {
-	const char *path = CONFIG_DEFAULT_PATH;
+	const char *path = CONFIG_DEFAULT_PATH, *copy_from = NULL;
 	char err[MXRELAYD_ERR_MAX];
 	int ch, check = 0, use_syslog = 0, debug = 0;
 	struct config *cfg;
@@ -221,9 +225,10 @@ main(int argc, char **argv)
 	struct passwd *pw = NULL;
 	SSL_CTX *tls = NULL;
 
-	while ((ch = getopt(argc, argv, "c:dstV")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dM:stV")) != -1) {
 		switch (ch) {
 		case 'c': path = optarg; break;
+		case 'M': copy_from = optarg; break;
 		case 'd': debug = 1; break;
 		case 's': use_syslog = 1; break;
 		case 't': check = 1; break;
@@ -247,6 +252,13 @@ main(int argc, char **argv)
 		printf("mxrelayd: %s: configuration ok\n", path);
 		config_free(cfg);
 		return 0;
+	}
+	if (copy_from) {
+		ch = store_copy(cfg, copy_from, stdout, err, sizeof(err));
+		if (ch == -1)
+			fprintf(stderr, "mxrelayd: copy: %s\n", err);
+		config_free(cfg);
+		return ch == -1 ? 1 : 0;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -278,7 +290,7 @@ main(int argc, char **argv)
 
 	/* State, spool and control socket are opened as the unprivileged
 	 * user, so every file they create is that user's. */
-	if (store_open(base, cfg->state, err, sizeof(err)) < 0)
+	if (store_open(base, cfg, err, sizeof(err)) < 0)
 		fatalx("store: %s", err);
 	if (dns_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
@@ -292,6 +304,8 @@ main(int argc, char **argv)
 		fatalx("queue: %s", err);
 	if (switch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("switch: %s", err);
+	if (fleet_init(base, cfg, err, sizeof(err)) < 0)
+		fatalx("%s", err);
 	if (mxwatch_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	control_check_init(base, cfg);
@@ -309,7 +323,8 @@ main(int argc, char **argv)
 
 	mx_stats.started = time(NULL);
 	smtp_server_start(srv);
-	log_info("startup version=%s hostname=%s", PACKAGE_VERSION, cfg->hostname);
+	log_info("startup version=%s hostname=%s backend=%s database=\"%s\"",
+	    PACKAGE_VERSION, cfg->hostname, store_backend_name(), store_database());
 	sdnotify("READY=1\nSTATUS=accepting mail");
 	watchdog = sdnotify_watchdog_start(base);
 	event_base_dispatch(base);
@@ -317,6 +332,7 @@ main(int argc, char **argv)
 		event_free(watchdog);
 
 	worker_free(reload_worker);	/* a reload under way completes first */
+	fleet_close();		/* waiting switches answer before control closes */
 	smtp_server_free(srv);
 	metrics_close();
 	control_close();

@@ -31,6 +31,7 @@
 
 #include "bounce.h"
 #include "dict.h"
+#include "fleet.h"
 #include "log.h"
 #include "mta.h"
 #include "queue.h"
@@ -644,6 +645,9 @@ job_may_start(struct mta_job *mj, void *arg)
 {
 	struct queue_job *j = arg;
 
+	/* a fleet: no attempt without a valid lease and the current state */
+	if (!fleet_may_deliver())
+		return 0;
 	/* SPEC 7: an attempt that starts after a switch uses the new mode;
 	 * the route is the canonical recipient's (a reversed SRS address's) */
 	if (!j->m->route_mx)
@@ -1039,6 +1043,9 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	(void)arg;
+	/* the fleet makes everything due again when the lease is back */
+	if (!fleet_may_deliver())
+		return;
 	while (q.inflight < QUEUE_JOBS_MAX && (nd = qsched_top(&q.heap)) != NULL &&
 	    nd->due <= now) {
 		qsched_pop(&q.heap);

@@ -52,6 +52,12 @@ struct mx_stats {
 	uint64_t attempts_bounced_by_route[3];
 	uint64_t switches;		/* mode changes committed */
 
+	/* fleet (fleet.c, state.backend postgresql); the first two are
+	 * counted on the fleet thread */
+	uint64_t fleet_notifications;	/* NOTIFY wake-ups */
+	uint64_t fleet_catchups;	/* reconnections that caught up */
+	uint64_t fleet_lease_lapses;	/* deliveries held: lease or log */
+
 	/* filters (filter.c, spf.c, dnsbl.c): evaluations and verdicts */
 	uint64_t filter_pregreet;	/* clients that talked before the banner */
 	uint64_t filter_rate_limited;	/* connections over filters.rate_limit */

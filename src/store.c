@@ -1,15 +1,17 @@
 /* store.c - domains, legacy servers, addresses and switch history
  *
- * SQLite (WAL, synchronous=FULL) in paths.state is the durable truth. At
- * start-up everything is loaded into an in-memory index (a dict of domains,
- * each with a dict of its addresses), which answers RCPT lookups on the
- * event loop without touching SQLite. Every write and every scan runs as a
- * job on the store's single worker thread, which owns the connection, so
- * that no disk wait ever blocks the loop. When a job has committed, its
+ * The database (store_sql.c over SQLite or PostgreSQL) is the durable
+ * truth. At start-up everything is loaded into an in-memory index (a dict
+ * of domains, each with a dict of its addresses), which answers RCPT
+ * lookups on the event loop without touching the database. Every write
+ * and every scan runs as a job on the store's single worker thread, which
+ * owns the connection, so that no disk or network wait ever blocks the
+ * loop. When a job has committed, its
  * completion is queued on the loop thread and applied to the index in
  * submission order; a large import is applied STORE_APPLY_SLICE entries
  * per loop turn, so SMTP sessions keep being served meanwhile, and its
- * caller hears back only when the last slice is in.
+ * caller hears back only when the last slice is in. Changes other hosts
+ * of a shared database made come from fleet.c (store_apply_change).
  */
 #include "autoconf.h"
 
@@ -27,6 +29,7 @@
 #include "log.h"
 #include "smtp_parse.h"
 #include "store.h"
+#include "store_backend.h"
 #include "store_priv.h"
 #include "table_import.h"
 #include "util.h"
@@ -42,131 +45,11 @@ static struct {
 	struct event *apply_ev;
 	struct store_op *head, *tail;	/* completed jobs, to apply in order */
 	int closing;
+	char desc[DB_DESC_MAX];		/* the database, for the start line */
+	long long head_id;		/* change_log head at the load */
 } st;
 
-const char *
-store_mode_name(enum domain_mode m)
-{
-	return m == MODE_HOSTED ? "hosted" : "legacy";
-}
-
-/* addr_info helpers */
-
-void
-store_addr_free(struct addr_info *a)
-{
-	if (a == NULL)
-		return;
-	for (int i = 0; i < a->ndests; i++)
-		free(a->dests[i]);
-	for (int i = 0; i < a->ncc; i++)
-		free(a->cc[i]);
-	free(a->dests);
-	free(a->cc);
-	free(a->address);
-	free(a);
-}
-
-static void
-addr_free_cb(void *a)
-{
-	store_addr_free(a);
-}
-
-static char **
-list_dup(char *const *l, int n)
-{
-	char **c = xcalloc((size_t)n + 1, sizeof(char *));
-
-	for (int i = 0; i < n; i++)
-		c[i] = xstrdup(l[i]);
-	return c;
-}
-
-struct addr_info *
-store_addr_dup(const struct addr_info *a)
-{
-	struct addr_info *c = xcalloc(1, sizeof(*c));
-
-	c->address = xstrdup(a->address);
-	c->kind = a->kind;
-	c->nofilter = a->nofilter;
-	c->route = a->route;
-	c->dests = list_dup(a->dests, a->ndests);
-	c->ndests = a->ndests;
-	c->cc = list_dup(a->cc, a->ncc);
-	c->ncc = a->ncc;
-	return c;
-}
-
-static int
-list_equal(char *const *a, int na, char *const *b, int nb)
-{
-	if (na != nb)
-		return 0;
-	for (int i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return 0;
-	return 1;
-}
-
-int
-store_addr_equal(const struct addr_info *a, const struct addr_info *b)
-{
-	return strcmp(a->address, b->address) == 0 && a->kind == b->kind &&
-	    !a->nofilter == !b->nofilter &&
-	    list_equal(a->dests, a->ndests, b->dests, b->ndests) &&
-	    list_equal(a->cc, a->ncc, b->cc, b->ncc);
-}
-
-void
-store_server_format(const struct legacy_server *s, char *buf, size_t len)
-{
-	if (strchr(s->host, ':'))
-		snprintf(buf, len, "[%s]:%d", s->host, s->port);
-	else
-		snprintf(buf, len, "%s:%d", s->host, s->port);
-}
-
 /* Index (loop thread) */
-
-static void
-verified_free_cb(void *p)
-{
-	struct store_verified *v = p;
-
-	if (v == NULL)
-		return;
-	free(v->address);
-	free(v);
-}
-
-void
-store_entry_free(void *p)
-{
-	struct domain_entry *d = p;
-
-	if (d == NULL)
-		return;
-	dict_free(d->addrs, addr_free_cb);
-	dict_free(d->verified, verified_free_cb);
-	free(d->info.servers);
-	free(d->info.name);
-	free(d);
-}
-
-struct domain_entry *
-store_entry_new(const char *name, enum domain_mode mode, time_t created)
-{
-	struct domain_entry *d = xcalloc(1, sizeof(*d));
-
-	d->info.name = xstrdup(name);
-	d->info.mode = mode;
-	d->created = created;
-	d->addrs = dict_new();
-	d->verified = dict_new();
-	return d;
-}
 
 const struct domain_info *
 store_domain(const char *domain)
@@ -282,8 +165,8 @@ store_domain_naddresses(const struct domain_info *d)
 
 /* Applying completed jobs to the index (loop thread) */
 
-void
-store_changes_free(struct store_op *op)
+static void
+changes_free(struct store_op *op)
 {
 	for (size_t i = op->napplied; i < op->nchanges; i++)
 		store_addr_free(op->changes[i]);
@@ -295,7 +178,7 @@ store_changes_free(struct store_op *op)
 static void
 op_free(struct store_op *op)
 {
-	store_changes_free(op);
+	changes_free(op);
 	store_addr_free(op->addr);
 	free(op->servers);
 	free(op->name);
@@ -344,6 +227,24 @@ apply_route(struct store_op *op)
 		a->route = op->route;
 }
 
+/* verified_set - the old server's verification of address in d (v NULL:
+ * none) */
+static void
+verified_set(struct domain_entry *d, const char *address,
+    const struct store_verified *v)
+{
+	struct store_verified *c;
+
+	if (v == NULL) {
+		store_verified_entry_free(dict_del(d->verified, address));
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	*c = *v;
+	c->address = xstrdup(address);
+	store_verified_entry_free(dict_put(d->verified, c->address, c));
+}
+
 /* apply_mode - a committed mode change (and/or a fired schedule) */
 static void
 apply_mode(struct store_op *op)
@@ -352,26 +253,12 @@ apply_mode(struct store_op *op)
 
 	if (d == NULL)
 		return;
-	if (op->applied)
+	/* count -1: another host of the fleet fired this schedule first */
+	if (op->applied && op->res.count != -1)
 		d->info.mode = op->mode;
 	/* only the schedule that fired: a newer one stays */
 	if (op->sched_fire && d->has_sched && d->sched.at == op->sched.at)
 		d->has_sched = 0;
-}
-
-/* store_verified_apply - a committed verification into its domain */
-void
-store_verified_apply(struct store_op *op)
-{
-	struct domain_entry *d = apply_domain(import_address_domain(op->name));
-	struct store_verified *v;
-
-	if (d == NULL)
-		return;
-	v = xcalloc(1, sizeof(*v));
-	*v = op->verified;
-	v->address = xstrdup(op->name);
-	verified_free_cb(dict_put(d->verified, v->address, v));
 }
 
 /* apply_op - make the index show a committed change. Returns the number of
@@ -439,11 +326,16 @@ apply_op(struct store_op *op, size_t budget, int *more)
 		if ((d = apply_domain(op->name)) != NULL)
 			d->has_sched = 0;
 		return 1;
+	case OP_SCHED_CLAIM:
+		return 1;
 	case OP_ADDR_ROUTE:
 		apply_route(op);
 		return 1;
 	case OP_MX_RECORD:
-		if ((d = apply_domain(op->name)) != NULL)
+		/* unchanged: another host of the fleet recorded it first, and
+		 * its picture comes through the change log */
+		if (op->res.outcome != STORE_UNCHANGED &&
+		    (d = apply_domain(op->name)) != NULL)
 			d->mx = op->mx;
 		return 1;
 	case OP_DOMAIN_VERIFY:
@@ -451,7 +343,8 @@ apply_op(struct store_op *op, size_t budget, int *more)
 			d->info.verify_legacy = op->flag;
 		return 1;
 	case OP_VERIFIED_PUT:
-		store_verified_apply(op);
+		if ((d = apply_domain(import_address_domain(op->name))) != NULL)
+			verified_set(d, op->name, &op->verified);
 		return 1;
 	}
 	return 1;
@@ -533,7 +426,7 @@ op_submit(struct store_op *op)
 		op_free(op);
 		return;
 	}
-	worker_submit(st.worker, store_db_job, op_done, op);
+	worker_submit(st.worker, store_sql_job, op_done, op);
 }
 
 static struct legacy_server *
@@ -544,6 +437,95 @@ servers_dup(const struct legacy_server *s, int n)
 	if (n > 0)
 		memcpy(c, s, (size_t)n * sizeof(*c));
 	return c;
+}
+
+/* Changes of other hosts (fleet.c, loop thread) */
+
+void
+store_change_clear(struct store_change *c)
+{
+	free(c->key);
+	free(c->servers);
+	store_addr_free(c->addr);
+	memset(c, 0, sizeof(*c));
+}
+
+/* change_domain - the domain as the database has it now */
+static int
+change_domain(struct store_change *c)
+{
+	struct domain_entry *d = dict_get(st.domains, c->key);
+	int flags = 0;
+
+	if (!c->present) {
+		if (d != NULL)
+			flags = STORE_APPLIED_MODE | STORE_APPLIED_SCHED;
+		store_entry_free(dict_del(st.domains, c->key));
+		return flags;
+	}
+	/* removed and added again: its old addresses went with it */
+	if (d != NULL && d->created != c->created) {
+		store_entry_free(dict_del(st.domains, c->key));
+		d = NULL;
+	}
+	if (d == NULL) {
+		d = store_entry_new(c->key, c->mode, c->created);
+		dict_put(st.domains, c->key, d);
+		flags |= STORE_APPLIED_MODE;
+	}
+	if (d->info.mode != c->mode)
+		flags |= STORE_APPLIED_MODE;
+	d->info.mode = c->mode;
+	free(d->info.servers);
+	d->info.servers = c->servers;
+	d->info.nservers = c->nservers;
+	c->servers = NULL;
+	if (d->has_sched != c->has_sched || (c->has_sched &&
+	    memcmp(&d->sched, &c->sched, sizeof(d->sched)) != 0))
+		flags |= STORE_APPLIED_SCHED;
+	d->has_sched = c->has_sched;
+	d->sched = c->sched;
+	d->info.verify_legacy = c->verify_legacy;
+	d->mx = c->mx;
+	return flags;
+}
+
+int
+store_apply_change(struct store_change *c)
+{
+	struct domain_entry *d;
+	const struct addr_info *old;
+	int flags = 0;
+
+	if (c->kind == STORE_CH_DOMAIN)
+		return change_domain(c);
+	if ((d = dict_get(st.domains, import_address_domain(c->key))) == NULL)
+		return 0;	/* its domain is gone too (a later change) */
+	old = dict_get(d->addrs, c->key);
+	if (c->present && c->addr != NULL) {
+		if ((old ? old->route : ADDR_ROUTE_DOMAIN) != c->addr->route)
+			flags |= STORE_APPLIED_ROUTE;
+		store_addr_free(dict_put(d->addrs, c->addr->address, c->addr));
+		c->addr = NULL;
+	} else {
+		if (old != NULL && old->route != ADDR_ROUTE_DOMAIN)
+			flags |= STORE_APPLIED_ROUTE;
+		store_addr_free(dict_del(d->addrs, c->key));
+	}
+	verified_set(d, c->key, c->has_verified ? &c->verified : NULL);
+	return flags;
+}
+
+long long
+store_loaded_head(void)
+{
+	return st.head_id;
+}
+
+const char *
+store_origin(void)
+{
+	return store_sql_origin();
 }
 
 /* Public writes */
@@ -679,6 +661,17 @@ store_schedule_cancel(const char *domain, store_done_fn done, void *arg)
 }
 
 void
+store_schedule_claim(const char *domain, time_t at, store_done_fn done,
+    void *arg)
+{
+	struct store_op *op = op_new(OP_SCHED_CLAIM, done, arg);
+
+	op->name = mx_lower(xstrdup(domain));
+	op->sched.at = at;
+	op_submit(op);
+}
+
+void
 store_history_scan(const char *domain, store_history_render_fn render,
     void *render_arg, store_done_fn done, void *arg)
 {
@@ -744,35 +737,6 @@ domain_addresses(const struct domain_info *d, enum domain_mode mode, int all,
 
 /* Pilot addresses */
 
-static const char *const route_names[] = { "domain", "hosted", "legacy" };
-
-const char *
-store_route_name(enum addr_route r)
-{
-	return (unsigned)r < MX_ARRAY_LEN(route_names) ? route_names[r] : "domain";
-}
-
-int
-store_route_parse(const char *s, enum addr_route *out)
-{
-	for (size_t i = 0; i < MX_ARRAY_LEN(route_names); i++)
-		if (strcmp(s, route_names[i]) == 0) {
-			*out = (enum addr_route)i;
-			return 0;
-		}
-	return -1;
-}
-
-enum domain_mode
-store_address_mode(const struct domain_info *d, const struct addr_info *a)
-{
-	if (a != NULL && a->route == ADDR_ROUTE_HOSTED)
-		return MODE_HOSTED;
-	if (a != NULL && a->route == ADDR_ROUTE_LEGACY)
-		return MODE_LEGACY;
-	return d->mode;
-}
-
 struct override_arg {
 	struct store_override *v;
 	size_t n;
@@ -835,15 +799,6 @@ store_address_set_route(const char *address, enum addr_route route, uid_t uid,
 }
 
 /* The MX watch */
-
-static const char *const picture_names[] = { "unknown", "other", "mixed", "ours" };
-
-const char *
-store_mx_picture_name(enum mx_picture p)
-{
-	return (unsigned)p < MX_ARRAY_LEN(picture_names) ? picture_names[p] :
-	    "unknown";
-}
 
 const struct store_mx *
 store_domain_mx(const struct domain_info *d)
@@ -963,38 +918,52 @@ store_verified_free(struct store_verified *v, size_t n)
 }
 
 int
-store_open(struct event_base *base, const char *statedir, char *err,
+store_open(struct event_base *base, const struct config *cfg, char *err,
     size_t errlen)
 {
-	char *path;
 	size_t naddr = 0;
 
-	if (mkdir(statedir, STORE_DIR_MODE) == -1 && errno != EEXIST) {
-		snprintf(err, errlen, "%s: %s", statedir, strerror(errno));
+	if (cfg->state_backend == STATE_SQLITE &&
+	    mkdir(cfg->state, STORE_DIR_MODE) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "%s: %s", cfg->state, strerror(errno));
 		return -1;
 	}
-	xasprintf(&path, "%s/%s", statedir, STORE_DB_NAME);
 	memset(&st, 0, sizeof(st));
 	st.base = base;
 	st.domains = dict_new();
-	if (store_db_open(path, err, errlen) == -1 ||
-	    store_db_load(st.domains, &naddr, err, errlen) == -1)
+	if (store_sql_open(cfg, st.desc, sizeof(st.desc), err, errlen) == -1)
+		goto fail;
+	/* the log's head before the load: a host of a fleet replays what
+	 * was committed meanwhile (the changes are idempotent) */
+	st.head_id = store_sql_head();
+	if (store_sql_load(st.domains, &naddr, err, errlen) == -1)
 		goto fail;
 	st.apply_ev = evtimer_new(base, apply_event, NULL);
 	if (st.apply_ev == NULL) {
 		snprintf(err, errlen, "store: evtimer_new failed");
 		goto fail;
 	}
-	/* from here on only the worker touches st.db */
+	/* from here on only the worker touches the database */
 	st.worker = worker_new(base, "store");
-	log_info("store opened path=%s domains=%zu addresses=%zu", path,
+	log_info("store opened backend=%s database=\"%s\" domains=%zu "
+	    "addresses=%zu", store_sql_backend(), st.desc,
 	    dict_count(st.domains), naddr);
-	free(path);
 	return 0;
 fail:
-	free(path);
 	store_close();
 	return -1;
+}
+
+const char *
+store_backend_name(void)
+{
+	return store_sql_backend();
+}
+
+const char *
+store_database(void)
+{
+	return st.desc;
 }
 
 void
@@ -1010,7 +979,7 @@ store_close(void)
 	if (st.apply_ev)
 		event_free(st.apply_ev);
 	st.apply_ev = NULL;
-	store_db_close();
+	store_sql_close();
 	dict_free(st.domains, store_entry_free);
 	st.domains = NULL;
 	st.closing = 0;

@@ -1,6 +1,7 @@
 /* store.h - domains, legacy servers, modes, addresses and switch history
  *
- * The SQLite database in paths.state is the durable truth; an in-memory
+ * The database (SQLite in paths.state, or PostgreSQL: state.backend) is
+ * the durable truth; an in-memory
  * index, kept in step with it, answers RCPT lookups on the event loop.
  * Every write runs on the store's worker thread; its completion updates the
  * index on the loop thread. Lookups are loop-thread only.
@@ -46,9 +47,15 @@ struct addr_info {
 	enum addr_route route;	/* a pilot's override of the domain's mode */
 };
 
-/* store_open - open (create, migrate) the database under statedir, load the
+struct config;
+/* store_open - open (create, migrate) the configured database, load the
  * index, start the worker thread. Returns 0, or -1 with err set. */
-int store_open(struct event_base *base, const char *statedir, char *err, size_t errlen);
+int store_open(struct event_base *base, const struct config *cfg, char *err,
+    size_t errlen);
+/* store_backend_name - "sqlite" or "postgresql"; store_database - the
+ * file or "dbname on host:port" (for the start line and status) */
+const char *store_backend_name(void);
+const char *store_database(void);
 void store_close(void);
 
 /* store_domain - the hosted domain (either mode) or NULL. Case-insensitive. */
@@ -74,6 +81,7 @@ const char *store_mode_name(enum domain_mode);
 
 #define STORE_MAX_SERVERS	16	/* legacy servers of one domain */
 #define STORE_MSG_MAX		512
+#define STORE_ORIGIN_MAX	320	/* "hostname:pid:stamp" */
 #define STORE_APPLY_SLICE	2000	/* index entries applied per loop turn */
 #define STORE_IMPORT_LINES_MAX	2000000	/* lines of one import */
 
@@ -87,6 +95,8 @@ struct store_result {
 	struct evbuffer *body;		/* import and scans: what the renderer wrote */
 	enum domain_mode from_mode;	/* domain mode writes: the mode before */
 	enum addr_route from_route;	/* address route writes: the one before */
+	long long version;		/* shared database: the change_log id
+					 * of the write (0: none) */
 };
 /* done - on the loop thread; the result is only valid during the call
  * (take res->body with evbuffer_add_buffer if it is wanted) */
@@ -192,6 +202,7 @@ struct store_switch_rec {
 	const char *address;		/* STORE_EV_ROUTE: the pilot */
 	const char *from_text, *to_text;	/* not a switch: the route names
 					 * or the MX pictures, as stored */
+	const char *host;		/* who ran it ("" before schema 3) */
 };
 
 /* store_domain_set_mode - set the domain's mode and append a history row
@@ -210,6 +221,13 @@ void store_schedule_fire(const char *domain, time_t at, enum domain_mode mode,
  * one: res->outcome STORE_UPDATED, else STORE_ADDED) */
 void store_schedule_set(const char *domain, const struct store_sched *,
     store_done_fn, void *);
+/* store_schedule_claim - may this host run the switch scheduled at at?
+ * res->outcome STORE_UPDATED: yes, for STORE_CLAIM_SECS (a fleet: no
+ * other host runs it meanwhile); STORE_UNCHANGED: another host runs it,
+ * or it is gone */
+#define STORE_CLAIM_SECS	120
+void store_schedule_claim(const char *domain, time_t at, store_done_fn done,
+    void *arg);
 /* store_schedule_cancel - drop the pending one; refused when none */
 void store_schedule_cancel(const char *domain, store_done_fn, void *);
 /* store_domain_sched - the pending scheduled switch of d, or NULL */
@@ -284,11 +302,18 @@ struct store_mx {
 };
 
 const char *store_mx_picture_name(enum mx_picture);
+/* store_mx_picture_parse - a picture's name; MX_UNKNOWN for another */
+enum mx_picture store_mx_picture_parse(const char *s);
 /* store_domain_mx - the domain's last MX picture (zeroes: never looked) */
 const struct store_mx *store_domain_mx(const struct domain_info *d);
 /* store_mx_record - keep the domain's MX picture; when it changed, a
  * history row (STORE_EV_MX, from, to, note) in the same transaction
- * (not for a first look finding no record of ours: no news) */
+ * (not for a first look finding no record of ours: no news). Every host
+ * of a fleet watches, and the picture is the fleet's: the write is
+ * conditional on the stored picture still being from, so that when
+ * several hosts see the same change only the first records it (and its
+ * time); the others get res->outcome STORE_UNCHANGED and the stored
+ * picture through the change log. */
 void store_mx_record(const char *domain, const struct store_mx *mx,
     enum mx_picture from, const char *note, store_done_fn, void *);
 
@@ -317,8 +342,51 @@ size_t store_domain_verified(const struct domain_info *d,
     struct store_verified **out);
 void store_verified_free(struct store_verified *, size_t n);
 
+/*
+ * A shared database (PostgreSQL): what other hosts changed, as fleet.c
+ * reads it from change_log and the tables, applied on the loop thread.
+ */
+enum store_change_kind { STORE_CH_DOMAIN, STORE_CH_ADDRESS };
+
+struct store_change {
+	enum store_change_kind kind;
+	long long version;		/* its change_log id */
+	char *key;			/* domain name or address */
+	int present;			/* 0: it is gone */
+	/* STORE_CH_DOMAIN */
+	enum domain_mode mode;
+	time_t created;
+	struct legacy_server *servers;
+	int nservers;
+	int has_sched;
+	struct store_sched sched;
+	int verify_legacy;
+	struct store_mx mx;		/* the MX watch's picture (zeroes: none) */
+	/* STORE_CH_ADDRESS: the table entry (its pilot route in addr->route)
+	 * and, apart from it, the old server's verification of the address */
+	struct addr_info *addr;
+	int has_verified;
+	struct store_verified verified;	/* address: not set (key) */
+};
+#define STORE_APPLIED_MODE	0x1	/* the domain's mode changed */
+#define STORE_APPLIED_SCHED	0x2	/* its scheduled switch changed */
+#define STORE_APPLIED_ROUTE	0x4	/* an address's pilot route changed */
+
+/* store_apply_change - make the index show c (its servers and addr are
+ * taken over); returns STORE_APPLIED_* flags */
+int store_apply_change(struct store_change *c);
+void store_change_clear(struct store_change *c);
+/* store_loaded_head - the change_log id the index was loaded at */
+long long store_loaded_head(void);
+/* store_origin - this process's name in change_log */
+const char *store_origin(void);
+
 /* addr_info helpers */
 struct addr_info *store_addr_dup(const struct addr_info *);
+/* store_addr_from_columns - from the table's columns: kind "mailbox" or
+ * "alias", destinations and cc as "a,b,c" */
+struct addr_info *store_addr_from_columns(const char *address,
+    const char *kind, const char *dests, const char *cc, int nofilter);
 void store_addr_free(struct addr_info *);
 int store_addr_equal(const struct addr_info *, const struct addr_info *);
 /* store_server_format - "host:port" ("[v6]:port") into buf */

@@ -1,5 +1,8 @@
-/* store_priv.h - what store.c (index, loop thread) and store_db.c (SQLite,
- * worker thread) share; not for other modules */
+/* store_priv.h - what store.c (index, loop thread), store_sql.c (the
+ * operations, worker thread) and store_types.c share; not for other modules
+ *
+ * Calls go one way: store.c -> store_sql.c -> store_backend.h, and both
+ * use store_types.c. */
 #ifndef MX_STORE_PRIV_H
 #define MX_STORE_PRIV_H
 
@@ -21,8 +24,8 @@ struct domain_entry {
 enum op_type {
 	OP_DOMAIN_ADD, OP_DOMAIN_SERVERS, OP_DOMAIN_REMOVE,
 	OP_ADDR_PUT, OP_ADDR_REMOVE, OP_IMPORT, OP_SCAN,
-	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_HISTORY,
-	OP_ADDR_ROUTE, OP_MX_RECORD, OP_DOMAIN_VERIFY, OP_VERIFIED_PUT
+	OP_DOMAIN_MODE, OP_SCHED_SET, OP_SCHED_CANCEL, OP_SCHED_CLAIM,
+	OP_HISTORY, OP_ADDR_ROUTE, OP_MX_RECORD, OP_DOMAIN_VERIFY, OP_VERIFIED_PUT
 };
 
 struct store_op {
@@ -61,21 +64,26 @@ struct store_op {
 	struct store_verified verified;	/* OP_VERIFIED_PUT (address: name) */
 };
 
-/* store.c */
+/* store_types.c */
 struct domain_entry *store_entry_new(const char *name, enum domain_mode mode,
     time_t created);
 void store_entry_free(void *entry);
-/* store_verified_apply - an OP_VERIFIED_PUT into the index */
-void store_verified_apply(struct store_op *op);
-/* store_changes_free - drop the import changes not applied to the index */
-void store_changes_free(struct store_op *op);
+/* store_verified_entry_free - a struct store_verified of the index */
+void store_verified_entry_free(void *v);
 
-/* store_db.c: store_db_open and store_db_load run on the loop thread before
- * the worker starts; store_db_job only on the worker afterwards */
-int store_db_open(const char *path, char *err, size_t errlen);
-int store_db_load(struct dict *domains, size_t *naddr, char *err, size_t errlen);
-/* store_db_job - worker thread: run one op (a worker_job_fn) */
-void store_db_job(void *op);
-void store_db_close(void);
+/* store_sql.c: store_sql_open and store_sql_load run on the loop thread
+ * before the worker starts; store_sql_job only on the worker afterwards.
+ * desc: the database as the start line names it. */
+struct config;
+int store_sql_open(const struct config *, char *desc, size_t desclen,
+    char *err, size_t errlen);
+int store_sql_load(struct dict *domains, size_t *naddr, char *err,
+    size_t errlen);
+/* store_sql_job - worker thread: run one op (a worker_job_fn) */
+void store_sql_job(void *op);
+const char *store_sql_backend(void);
+const char *store_sql_origin(void);
+long long store_sql_head(void);
+void store_sql_close(void);
 
 #endif

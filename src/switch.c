@@ -24,6 +24,7 @@
 
 #include <event2/event.h>
 
+#include "fleet.h"
 #include "log.h"
 #include "probe.h"
 #include "queue.h"
@@ -37,6 +38,7 @@
 
 #define SWITCH_NOTE_LIST_MAX	10	/* refused addresses named in a note */
 #define SWITCH_HOLD_SECS	60	/* after a scheduled switch failed to commit */
+#define SWITCH_CLAIMED_SECS	2	/* another host of the fleet runs it */
 
 struct switch_op {
 	struct switch_op *prev, *next;	/* ops with a probe running */
@@ -51,6 +53,7 @@ struct switch_op {
 	int preflight;
 	uint64_t t0;
 	struct switch_route old;
+	struct switch_outcome oc;	/* committed, waiting for the fleet */
 	switch_done_fn done;
 	void *arg;
 };
@@ -333,6 +336,24 @@ resched_later(const char *domain)
 	evtimer_add(r->ev, &now);
 }
 
+/* fleet_done - every other host of the fleet has applied the switch, or
+ * its lease expired: now the answer may go out */
+static void
+fleet_done(const struct fleet_answer *a, size_t n, void *arg)
+{
+	struct switch_op *op = arg;
+
+	for (size_t i = 0; i < n; i++)
+		log_info("switch fleet domain=%s host=%s answer=%s ms=%.1f",
+		    op->domain, a[i].name, a[i].applied ? "applied" :
+		    "lease-expired", a[i].ms);
+	op->oc.hosts = a;
+	op->oc.nhosts = n;
+	op->oc.elapsed_us = mx_mono_us() - op->t0;
+	op->done(&op->oc, op->arg);
+	op_free(op);
+}
+
 /* commit_done - the switch is durable and in the index */
 static void
 commit_done(struct store_result *res, void *arg)
@@ -347,6 +368,9 @@ commit_done(struct store_result *res, void *arg)
 	} else {
 		oc.from = res->from_mode;
 		oc.changed = res->outcome == STORE_UPDATED;
+		if (op->fire && res->count == -1)
+			log_info("switch scheduled domain=%s at=%lld: already fired "
+			    "by another host", op->domain, (long long)op->fire_at);
 		if (oc.changed)
 			mx_stats.switches++;
 		/* Another switch between our look and this commit would make
@@ -364,6 +388,12 @@ commit_done(struct store_result *res, void *arg)
 		    (unsigned)op->uid, oc.changed, oc.inflight,
 		    op->preflight ? "passed" : op->force ? "forced" : "none",
 		    op->fire, (double)oc.elapsed_us / 1000.0);
+	if (oc.status == 0 && oc.changed && fleet_enabled() && !sw.closing) {
+		op->oc = oc;
+		op->oc.version = res->version;
+		fleet_await(res->version, 0, fleet_done, op);
+		return;
+	}
 	op->done(&oc, op->arg);
 	op_free(op);
 }
@@ -645,6 +675,35 @@ fire_done(const struct switch_outcome *oc, void *arg)
 	switch_arm();
 }
 
+/* claim_done - this host runs the scheduled switch, or another does (its
+ * commit will reach our index through the change log: look again a little
+ * later) */
+static void
+claim_done(struct store_result *res, void *arg)
+{
+	struct switch_op *op = arg;
+	char when[SWITCH_TIME_MAX];
+	struct switch_outcome oc;
+
+	switch_format_time(op->fire_at, when, sizeof(when));
+	if (res->status == 0 && res->outcome == STORE_UPDATED && !sw.closing) {
+		log_info("switch scheduled firing domain=%s to=%s at=%s uid=%u",
+		    op->domain, store_mode_name(op->to), when, (unsigned)op->uid);
+		op_start(op);
+		return;
+	}
+	if (res->status == 0 && !sw.closing) {
+		log_info("switch scheduled domain=%s at=%s: run by another host",
+		    op->domain, when);
+		sw.hold_until = time(NULL) + SWITCH_CLAIMED_SECS;
+	}
+	outcome_init(&oc, op);
+	oc.status = res->status;
+	mx_strlcpy(oc.msg, res->msg, sizeof(oc.msg));
+	op->done(&oc, op->arg);
+	op_free(op);
+}
+
 /* fire - start the scheduled switch of d */
 static void
 fire(const struct domain_info *d, const struct store_sched *sc)
@@ -660,9 +719,8 @@ fire(const struct domain_info *d, const struct store_sched *sc)
 	    switch_format_time(sc->at, when, sizeof(when)),
 	    sc->force ? " (--force)" : "");
 	op->note = xstrdup(note);
-	log_info("switch scheduled firing domain=%s to=%s at=%s uid=%u",
-	    d->name, store_mode_name(sc->mode), when, (unsigned)sc->uid);
-	op_start(op);
+	/* a fleet: one host runs it, preflight included */
+	store_schedule_claim(d->name, sc->at, claim_done, op);
 }
 
 static void
@@ -749,6 +807,55 @@ switch_init(struct event_base *base, const struct config *cfg, char *err,
 	}
 	switch_arm();
 	return 0;
+}
+
+int
+switch_route_now(const char *domain, struct switch_route *o)
+{
+	const struct domain_info *d = store_domain(domain);
+
+	if (d == NULL)
+		return 0;
+	old_route(d, o);
+	return 1;
+}
+
+static void
+drained(int left, uint64_t waited_us, void *arg)
+{
+	long long *version = arg;
+
+	fleet_drain_end(*version);
+	free(version);
+}
+
+/* switch_changed_elsewhere - another host of the fleet switched the
+ * domain or (re)scheduled its switch; the index shows it already */
+void
+switch_changed_elsewhere(const char *domain, long long version, int mode,
+    int sched, const struct switch_route *old)
+{
+	const struct domain_info *d;
+	long long *v;
+
+	if (sw.closing)
+		return;
+	if (mode && (d = store_domain(domain)) != NULL) {
+		log_info("switch applied from the fleet domain=%s mode=%s "
+		    "change=%lld inflight=%d", domain, store_mode_name(d->mode),
+		    version, old ? switch_inflight(old) : 0);
+		resched_later(domain);
+	}
+	/* the other host's --wait waits for these too */
+	if (mode && old != NULL && switch_inflight(old) > 0) {
+		v = xmalloc(sizeof(*v));
+		*v = version;
+		fleet_drain_begin(version);
+		/* NULL: stopping, and drained ran already */
+		(void)switch_wait_start(old, drained, v);
+	}
+	if (sched)
+		switch_arm();
 }
 
 void

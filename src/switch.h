@@ -8,7 +8,9 @@
  * Then the domain's deferred recipients are made due at once. Before
  * "hosted" the hosting must accept an RCPT probe for every mailbox
  * (probe.h); before "legacy" the domain needs a legacy server. Scheduled
- * switches are kept in the store and fired by a timer. Loop thread only.
+ * switches are kept in the store and fired by a timer. With a fleet on one
+ * database the answer waits until every other live host has applied the
+ * switch (fleet_await). Loop thread only.
  */
 #ifndef MX_SWITCH_H
 #define MX_SWITCH_H
@@ -19,6 +21,7 @@
 #include <event2/event.h>
 
 #include "config.h"
+#include "fleet.h"
 #include "probe.h"
 #include "route.h"
 #include "smtp_parse.h"
@@ -47,6 +50,10 @@ struct switch_outcome {
 	int inflight;			/* deliveries in flight to the old route */
 	uint64_t elapsed_us;		/* from the request to this answer */
 	const struct switch_route *old;	/* for switch_wait */
+	/* a fleet (fleet.h): how each other host answered */
+	const struct fleet_answer *hosts;
+	size_t nhosts;
+	long long version;		/* the switch's change_log id */
 };
 /* done - on the loop; the outcome is valid during the call only. It may
  * run before switch_run returns (a refusal found at once). */
@@ -65,6 +72,16 @@ void switch_close(void);
  * the durable switch, the reschedule and the in-flight count */
 void switch_run(const char *domain, enum domain_mode mode, uid_t uid,
     int force, switch_done_fn done, void *arg);
+
+/* switch_route_now - the route of domain now, before a change from the
+ * fleet is applied; 0 when the domain is not in the index */
+int switch_route_now(const char *domain, struct switch_route *o);
+/* switch_changed_elsewhere - another host of the fleet changed domain's
+ * mode at change version (its deferred mail is due at once, and the
+ * deliveries in flight to old are drained for fleet_drain_*) or its
+ * scheduled switch (re-arm) */
+void switch_changed_elsewhere(const char *domain, long long version,
+    int mode, int sched, const struct switch_route *old);
 
 /* switch_inflight - deliveries in flight to the old route now */
 int switch_inflight(const struct switch_route *old);

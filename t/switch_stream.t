@@ -11,7 +11,7 @@ use warnings;
 use Test::More;
 use MxTest;
 use MxPeers;
-use POSIX qw(WNOHANG);
+use POSIX ();
 use Time::HiRes qw(time sleep);
 
 need_programs('smtp-sink', 'stat');
@@ -37,23 +37,8 @@ my $have_btime = $brc == 0 && $bout =~ /^[1-9]\d*\.\d+/;
 # the stream, from a child: one line per acknowledged message
 my $acklog = $mx->dir . "/acked";
 my $t_start = time;
-my $pid = fork // die "fork: $!";
-if ($pid == 0) {
-	open(my $fh, '>', $acklog) or POSIX::_exit(1);
-	$fh->autoflush(1);
-	for my $i (1 .. $RATE * $SECS) {
-		my $due = $t_start + ($i - 1) / $RATE;
-		my $now = time;
-		sleep($due - $now) if $due > $now;
-		my $mid = "stream.$i.$$\@src.test";
-		my $id = eval { submit($mx, 'a@src.test', ['joe@example.test'],
-		    "From: a\@src.test\r\nTo: joe\@example.test\r\n"
-		    . "Message-ID: <$mid>\r\nSubject: $i\r\n\r\nmessage $i\r\n") };
-		print $fh "$mid $id\n" if $id;
-	}
-	close $fh;
-	POSIX::_exit(0);
-}
+my $pid = stream_start(mx => $mx, rate => $RATE, secs => $SECS, t0 => $t_start,
+    file => $acklog, tag => 'stream', rcpt => 'joe@example.test');
 
 sleep($t_start + $SWITCH_AT - time);
 my $t_cmd = time;
@@ -64,7 +49,7 @@ like($out, qr/legacy -> hosted \(\d+ deliver/, 'it prints the deliveries in flig
 diag(sprintf "switch returned after %.1f ms: %s", ($t_ret - $t_cmd) * 1000, $out);
 
 waitpid($pid, 0);
-my @acked = map { [split ' '] } split /\n/, (slurp($acklog) // '');
+my @acked = stream_acked($acklog);
 cmp_ok(scalar @acked, '>=', $RATE * $SECS * 0.9, 'the stream was acknowledged')
     or diag(scalar @acked . ' acknowledged');
 
@@ -72,23 +57,11 @@ ok(wait_queue_empty($mx, 30), 'the queue drains') or diag($mx->log_tail(3000));
 sleep 0.3;	# smtp-sink finishes its last dump files
 
 # every acknowledged message: exactly one copy, at one of the two
-my (%seen, @late);
-for my $srv ([old => $old], [hosting => $hosting]) {
-	my ($name, $sink) = @$srv;
-	for my $m ($sink->messages) {
-		my ($mid) = $m->{text} =~ /^Message-ID: <([^>]+)>/mi;
-		next unless $mid;
-		push @{$seen{$mid}}, $name;
-		next unless $name eq 'old' && $have_btime;
-		my ($src, $b) = run_cmd('stat', '-c', '%.9W', $m->{file});
-		chomp $b;
-		push @late, sprintf("%s MAIL FROM %.3f s after the command returned",
-		    $mid, $b - $t_ret) if $b > $t_ret;
-	}
-}
+my ($seen, $msgs) = copies_by_message_id(old => $old, hosting => $hosting);
+my @late = $have_btime ? attempts_after($msgs->{old} || [], $t_ret) : ();
 my ($missing, $dups, $to_old, $to_new) = (0, 0, 0, 0);
-for my $a (@acked) {
-	my $where = $seen{$a->[0]} || [];
+for my $mid (@acked) {
+	my $where = $seen->{$mid} || [];
 	$missing++ if @$where == 0;
 	$dups++ if @$where > 1;
 	$to_old += grep { $_ eq 'old' } @$where;

@@ -31,7 +31,8 @@ use MxTest ();
 our @EXPORT = qw(
 	free_port_tcp_udp wait_log attempt_lines attempt_fields parse_dsn
 	sink_message_text crlf_to_lf need_programs delivery_daemon dot_stuff
-	submit wait_queue_empty our_headers_then
+	submit wait_queue_empty our_headers_then stream_start stream_acked
+	copies_by_message_id attempts_after
 );
 
 my $OWNER_PID = $$;
@@ -307,6 +308,69 @@ sub wait_queue_empty {
 		my %q = map { $_ => 1 } $mx->queue_ids;
 		return @ids ? !grep { $q{$_} } @ids : !%q;
 	}, $timeout // 10, 0.1);
+}
+
+# stream_start - a child that submits RATE messages a second for SECS
+# seconds, from T0 (default now), to RCPT through MX, each with its own
+# Message-ID <TAG.N.PID@src.test>; every acknowledged one is a line "MID
+# QUEUEID" in FILE. Returns the child's pid (waitpid it, then stream_acked).
+sub stream_start {
+	my (%o) = @_;
+	my $t0 = $o{t0} // Time::HiRes::time();
+	my $pid = fork // die "fork: $!";
+	return $pid if $pid;
+	open(my $fh, '>', $o{file}) or POSIX::_exit(1);
+	$fh->autoflush(1);
+	for my $i (1 .. $o{rate} * $o{secs}) {
+		my $due = $t0 + ($i - 1) / $o{rate};
+		my $now = Time::HiRes::time();
+		Time::HiRes::sleep($due - $now) if $due > $now;
+		my $mid = "$o{tag}.$i.$$\@src.test";
+		my $id = eval { submit($o{mx}, 'a@src.test', [$o{rcpt}],
+		    "From: a\@src.test\r\nTo: $o{rcpt}\r\nMessage-ID: <$mid>\r\n"
+		    . "Subject: $i\r\n\r\nmessage $i\r\n") };
+		print $fh "$mid $id\n" if $id;
+	}
+	close $fh;
+	POSIX::_exit(0);
+}
+
+# stream_acked - the Message-IDs FILE lists as acknowledged
+sub stream_acked {
+	my ($file) = @_;
+	return map { (split ' ')[0] } split /\n/, (MxTest::slurp($file) // '');
+}
+
+# copies_by_message_id - NAME => SINK pairs: Message-ID => [the names of
+# the sinks that got a copy], and NAME => [the sink's messages]
+sub copies_by_message_id {
+	my (@pairs) = @_;
+	my (%seen, %msgs);
+	while (my ($name, $sink) = splice(@pairs, 0, 2)) {
+		for my $m ($sink->messages) {
+			push @{$msgs{$name}}, $m;
+			my ($mid) = $m->{text} =~ /^Message-ID: <([^>]+)>/mi;
+			push @{$seen{$mid}}, $name if $mid;
+		}
+	}
+	return (\%seen, \%msgs);
+}
+
+# attempts_after - of the smtp-sink messages MSGS, those whose attempt
+# reached the sink after time T: smtp-sink creates a dump file when MAIL
+# FROM arrives, so its birth time (statx, nanoseconds) is the attempt's
+# start. One line per late message.
+sub attempts_after {
+	my ($msgs, $t) = @_;
+	my @late;
+	for my $m (@$msgs) {
+		my ($mid) = $m->{text} =~ /^Message-ID: <([^>]+)>/mi;
+		my (undef, $b) = MxTest::run_cmd('stat', '-c', '%.9W', $m->{file});
+		chomp $b;
+		push @late, sprintf("%s MAIL FROM %.3f s after", $mid // '?', $b - $t)
+		    if $b > $t;
+	}
+	return @late;
 }
 
 # our_headers_then - does TEXT consist of header fields (ours, e.g.

@@ -10,6 +10,10 @@
 #   MX_SRCDIR           the source tree
 #   MX_KEEP=1           keep the temporary directories (debugging)
 #   MX_START_TIMEOUT    seconds to wait for readiness (default 30)
+#   MX_TEST_BACKEND     "postgresql": every daemon keeps its state in its
+#                       own database of one private cluster (t/lib/MxPg.pm)
+#                       instead of SQLite; `make check` runs the state tests
+#                       both ways (t/pg/*.pg)
 package MxTest;
 
 use strict;
@@ -24,6 +28,7 @@ use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(time sleep);
 use JSON::PP ();
 use Test::More ();
+use MxPg;
 
 our @EXPORT = qw(
 	free_port closed_port tmpdir watchdog run_cmd gen_cert json_decode deep_find
@@ -314,10 +319,23 @@ sub new {
 			dnsbl => { zones => [] },
 		},
 	};
+	$defaults->{state} = _pg_state($self->{dir})
+	    if ($ENV{MX_TEST_BACKEND} // '') eq 'postgresql';
 	$self->{config} = _merge($defaults, $o{config} || {});
 	$self->{config_text} = $o{config_text};
 	MxTest::_register($self);
 	return $self;
+}
+
+# _pg_state - the state group of a daemon in DIR on the shared test cluster:
+# one database per directory, so that a daemon restarted on the same
+# directory finds its state again
+my %PG_DB;
+sub _pg_state {
+	my ($dir) = @_;
+	my $pg = MxPg->shared;
+	$PG_DB{$dir} //= $pg->new_database;
+	return { backend => 'postgresql', dsn => $pg->dsn($PG_DB{$dir}) };
 }
 
 sub _merge {
