@@ -300,32 +300,42 @@ cmd_queue_flush(struct ctl_ctx *ctx)
 	control_reply(ctx, CTL_OK);
 }
 
+/* queue_op_answer - the answer to a delete (nbounced >= 0) or a release
+ * (nbounced < 0) of the ID in the first argument, once it is durable */
 static void
-delete_done(int ok, int nbounced, void *arg)
+queue_op_answer(struct ctl_ctx *ctx, int ok, const char *verb,
+    const char *result, int nbounced)
 {
-	struct ctl_ctx *ctx = arg;
+	const char *id = ctx->args.pos[0];
 	struct jsonw *w;
 
 	if (!ok) {
-		control_fail(ctx, CTL_REFUSED, "queue ID %s: removal could not "
-		    "be made durable (see the log)", ctx->args.pos[0]);
+		control_fail(ctx, CTL_REFUSED, "queue ID %s: %s could not be made "
+		    "durable (see the log)", id, verb);
 		return;
 	}
 	if (ctx->json) {
 		w = jsonw_new(ctx->out);
 		jsonw_object_begin(w);
-		jsonw_kv_string(w, "id", ctx->args.pos[0]);
-		jsonw_kv_string(w, "result", "deleted");
-		jsonw_kv_int(w, "bounced", nbounced);
+		jsonw_kv_string(w, "id", id);
+		jsonw_kv_string(w, "result", result);
+		if (nbounced >= 0)
+			jsonw_kv_int(w, "bounced", nbounced);
 		jsonw_object_end(w);
 		jsonw_free(w);
-	} else if (nbounced)
-		evbuffer_add_printf(ctx->out, "%s: deleted; bounce sent to the "
-		    "sender for %d recipient%s\n", ctx->args.pos[0], nbounced,
+	} else if (nbounced > 0)
+		evbuffer_add_printf(ctx->out, "%s: %s; bounce sent to the sender "
+		    "for %d recipient%s\n", id, result, nbounced,
 		    nbounced == 1 ? "" : "s");
 	else
-		evbuffer_add_printf(ctx->out, "%s: deleted\n", ctx->args.pos[0]);
+		evbuffer_add_printf(ctx->out, "%s: %s\n", id, result);
 	control_reply(ctx, CTL_OK);
+}
+
+static void
+delete_done(int ok, int nbounced, void *arg)
+{
+	queue_op_answer(arg, ok, "removal", "deleted", nbounced);
 }
 
 void
@@ -345,24 +355,7 @@ cmd_queue_delete(struct ctl_ctx *ctx)
 static void
 release_done(int ok, void *arg)
 {
-	struct ctl_ctx *ctx = arg;
-	struct jsonw *w;
-
-	if (!ok) {
-		control_fail(ctx, CTL_REFUSED, "queue ID %s: release could not "
-		    "be made durable (see the log)", ctx->args.pos[0]);
-		return;
-	}
-	if (ctx->json) {
-		w = jsonw_new(ctx->out);
-		jsonw_object_begin(w);
-		jsonw_kv_string(w, "id", ctx->args.pos[0]);
-		jsonw_kv_string(w, "result", "released");
-		jsonw_object_end(w);
-		jsonw_free(w);
-	} else
-		evbuffer_add_printf(ctx->out, "%s: released\n", ctx->args.pos[0]);
-	control_reply(ctx, CTL_OK);
+	queue_op_answer(arg, ok, "release", "released", -1);
 }
 
 void
