@@ -12,8 +12,10 @@ TEST="perl libio-socket-ssl-perl libnet-ssleay-perl openssl swaks
       rspamd opendkim opendkim-tools"
 # the Debian package build and its checks (.ci/test-package)
 PACKAGE="devscripts debhelper lintian fakeroot adduser"
+# the libFuzzer targets (make fuzz): clang with its sanitizer runtimes
+FUZZ="clang libclang-rt-14-dev"
 # Postfix's postinst must not try to start a system instance.
 echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections 2>/dev/null || true
 apt-get update -qq
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $BUILD $TEST $PACKAGE >/dev/null
+apt-get install -y -qq --no-install-recommends $BUILD $TEST $PACKAGE $FUZZ >/dev/null

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <libconfig.h>
+#include <openssl/ssl.h>
 #include <libpq-fe.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -91,10 +92,10 @@ struct key_rule {
 
 static key_apply_fn apply_string, apply_int, apply_int64, apply_bool,
     apply_strlist, apply_retry, apply_outbound, apply_delimiter, apply_milters,
-    apply_quarantine_expiry, apply_backend;
+    apply_quarantine_expiry, apply_choice, apply_backend;
 static str_check_fn check_domain, check_nonempty, check_abspath,
     check_sockpath, check_destination, check_secret, check_listen,
-    check_dsn;
+    check_ciphers, check_ciphersuites, check_dsn;
 static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
     elem_allow_zone, elem_mx_name;
 
@@ -103,6 +104,7 @@ static elem_fn elem_listen, elem_cidr, elem_nameserver, elem_zone,
 #define STR(k, f, chk)		{ k, K_STRING, apply_string, OFF(f), 0, 0, chk, NULL }
 #define INT(k, f, lo, hi)	{ k, K_INT, apply_int, OFF(f), lo, hi, NULL, NULL }
 #define BOOL(k, f)		{ k, K_BOOL, apply_bool, OFF(f), 0, 0, NULL, NULL }
+#define CHOICE(k, f)		{ k, K_STRING, apply_choice, OFF(f), 0, 0, NULL, NULL }
 #define LIST(k, n, lo, hi, el)	\
 	{ k, K_STRLIST, apply_strlist, OFF(n), lo, hi, NULL, el }
 
@@ -113,6 +115,9 @@ static const struct key_rule key_rules[] = {
 	LIST("server.listen", nlisten, 1, CONFIG_MAX_LISTEN, elem_listen),
 	STR("server.user", user, check_nonempty),
 	LIST("server.xclient_hosts", nxclient_hosts, 0, CONFIG_MAX_LIST, elem_cidr),
+	BOOL("server.reject_bare_lf", reject_bare_lf),
+	CHOICE("server.nul_bytes", nul_bytes),
+	CHOICE("server.long_lines", long_lines),
 	LIST("server.mx_names", nmx_names, 1, CONFIG_MAX_LIST, elem_mx_name),
 
 	GROUP("paths"),
@@ -143,6 +148,9 @@ static const struct key_rule key_rules[] = {
 	STR("tls.key", tls_key, check_abspath),
 	{ "tls.outbound", K_STRING, apply_outbound, OFF(tls_outbound),
 	    0, 0, NULL, NULL },
+	STR("tls.ciphers", tls_ciphers, check_ciphers),
+	STR("tls.ciphersuites", tls_ciphersuites, check_ciphersuites),
+	CHOICE("tls.min_protocol", tls_min_protocol),
 
 	GROUP("hosting"),
 	STR("hosting.destination", hosting_destination, check_destination),
@@ -834,6 +842,73 @@ apply_outbound(struct loader *ld, const config_setting_t *s, const char *key,
 	    "required", v);
 }
 
+/* The string keys that take one of a few words, stored as the word's
+ * index (the enums of config.h follow these orders). */
+static const struct {
+	const char *key;
+	const char *names[5];
+	const char *help;
+} choices[] = {
+	{ "server.nul_bytes", { "reject", "strip" }, "reject or strip" },
+	{ "server.long_lines", { "fold", "refuse" }, "fold or refuse" },
+	{ "tls.min_protocol", { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" },
+	    "TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3" },
+};
+
+static int
+apply_choice(struct loader *ld, const config_setting_t *s, const char *key,
+    const struct key_rule *r)
+{
+	const char *v = config_setting_get_string(s);
+	size_t i, j;
+
+	for (i = 0; i < MX_ARRAY_LEN(choices); i++) {
+		if (strcmp(choices[i].key, r->key) != 0)
+			continue;
+		for (j = 0; j < MX_ARRAY_LEN(choices[i].names) &&
+		    choices[i].names[j] != NULL; j++)
+			if (strcmp(v, choices[i].names[j]) == 0) {
+				*FIELD(ld->cfg, r->off, int) = (int)j;
+				return 0;
+			}
+		return load_error(ld, s, key, "\"%s\" must be %s", v,
+		    choices[i].help);
+	}
+	return load_error(ld, s, key, "no choices known");
+}
+
+/* check_cipher_list - does OpenSSL take v as a TLS 1.2 cipher list
+ * (tls13 0) or a TLS 1.3 ciphersuite list (tls13 1)? */
+static int
+check_cipher_list(const char *v, int tls13, char *why, size_t len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int ok;
+
+	if (ctx == NULL) {
+		snprintf(why, len, "cannot check it: out of memory");
+		return -1;
+	}
+	ok = tls13 ? SSL_CTX_set_ciphersuites(ctx, v) : SSL_CTX_set_cipher_list(ctx, v);
+	SSL_CTX_free(ctx);
+	if (ok == 1 && *v != '\0')
+		return 0;
+	snprintf(why, len, "\"%s\" selects no cipher OpenSSL knows (see ciphers(1))", v);
+	return -1;
+}
+
+static int
+check_ciphers(const char *v, char *why, size_t len)
+{
+	return check_cipher_list(v, 0, why, len);
+}
+
+static int
+check_ciphersuites(const char *v, char *why, size_t len)
+{
+	return check_cipher_list(v, 1, why, len);
+}
+
 /* apply_backend - where the state lives: "sqlite" or "postgresql" */
 static int
 apply_backend(struct loader *ld, const config_setting_t *s, const char *key,
@@ -1188,6 +1263,12 @@ config_new(void)
 	cfg->data_timeout = 600;
 
 	cfg->tls_outbound = TLS_OUT_OPPORTUNISTIC;
+	cfg->tls_ciphers = xstrdup(TLS_CIPHERS_DEFAULT);
+	cfg->tls_ciphersuites = xstrdup(TLS_CIPHERSUITES_DEFAULT);
+	cfg->tls_min_protocol = TLS_PROTO_1_2;	/* RFC 8996: TLS 1.0 and 1.1 are deprecated */
+	cfg->reject_bare_lf = 1;
+	cfg->nul_bytes = NUL_REJECT;
+	cfg->long_lines = LONG_LINES_FOLD;
 
 	for (i = 0; i < MX_ARRAY_LEN(retry); i++)
 		cfg->retry_schedule[i] = retry[i];
@@ -1328,6 +1409,8 @@ config_free(struct config *cfg)
 	free(cfg->state_password_file);
 	free(cfg->tls_certificate);
 	free(cfg->tls_key);
+	free(cfg->tls_ciphers);
+	free(cfg->tls_ciphersuites);
 	free(cfg->hosting_destination);
 	for (i = 0; i < cfg->nmx_names; i++)
 		free(cfg->mx_names[i]);

@@ -28,6 +28,20 @@ struct listen_addr {
 enum state_backend { STATE_SQLITE = 0, STATE_POSTGRESQL = 1 };
 
 enum tls_outbound { TLS_OUT_NONE, TLS_OUT_OPPORTUNISTIC, TLS_OUT_REQUIRED };
+/* tls.min_protocol, in the order of the names config.c accepts */
+enum tls_protocol { TLS_PROTO_1_0, TLS_PROTO_1_1, TLS_PROTO_1_2, TLS_PROTO_1_3 };
+/* server.nul_bytes and server.long_lines */
+enum nul_policy { NUL_REJECT, NUL_STRIP };
+enum long_line_policy { LONG_LINES_FOLD, LONG_LINES_REFUSE };
+
+/* The defaults of tls.ciphers and tls.ciphersuites, see mxrelay.conf(5):
+ * forward-secret AEAD suites first (server preference picks them for
+ * every client that has one), CBC suites kept after them for senders
+ * that have nothing else, since on port 25 their alternative is plaintext. */
+#define TLS_CIPHERS_DEFAULT \
+	"ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:ECDHE+AES:DHE+AES:!aNULL:!MD5:!DSS"
+#define TLS_CIPHERSUITES_DEFAULT \
+	"TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"
 
 #define CONFIG_MAX_MILTERS	8
 #define CONFIG_MILTER_NAME_MAX	32
@@ -61,6 +75,9 @@ struct config {
 	char *user;
 	struct cidr xclient_hosts[CONFIG_MAX_LIST];
 	int nxclient_hosts;
+	int reject_bare_lf;		/* 500 5.5.2 to a command line ended by a bare LF */
+	int nul_bytes;			/* enum nul_policy */
+	int long_lines;			/* enum long_line_policy */
 	char *mx_names[CONFIG_MAX_LIST];	/* the fleet's MX names, lower case;
 						 * default [ hostname ] */
 	int nmx_names;
@@ -89,6 +106,9 @@ struct config {
 	char *tls_certificate;		/* NULL: STARTTLS not offered */
 	char *tls_key;
 	enum tls_outbound tls_outbound;
+	char *tls_ciphers;		/* TLS 1.2 and older: OpenSSL cipher list */
+	char *tls_ciphersuites;		/* TLS 1.3 */
+	int tls_min_protocol;		/* enum tls_protocol */
 
 	/* hosting */
 	char *hosting_destination;	/* NULL until set */

@@ -35,6 +35,8 @@ log_set_debug(int on)
  * line is formatted whole and written with one write(2): no stdio on an
  * unbuffered stream (a noticeable entry of the end-to-end profile), and
  * lines from several threads never interleave. */
+static void log_vwrite(int, int, const char *, va_list) __attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(int pri, int errnum, const char *fmt, va_list ap)
 {

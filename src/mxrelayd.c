@@ -139,8 +139,8 @@ reload_load(void *arg)
 
 	if ((op->nw = config_load(config_path, op->err, sizeof(op->err))) == NULL)
 		return;
-	if (op->nw->tls_certificate && (op->tls = tls_server_ctx(op->nw->tls_certificate,
-	    op->nw->tls_key, op->err, sizeof(op->err))) == NULL) {
+	if (op->nw->tls_certificate && (op->tls = tls_server_ctx(op->nw, op->err,
+	    sizeof(op->err))) == NULL) {
 		config_free(op->nw);
 		op->nw = NULL;
 	}
@@ -274,7 +274,7 @@ main(int argc, char **argv)
 			fatalx("%s: server.user: no such user: %s", path, cfg->user);
 	}
 	if (cfg->tls_certificate &&
-	    (tls = tls_server_ctx(cfg->tls_certificate, cfg->tls_key, err, sizeof(err))) == NULL)
+	    (tls = tls_server_ctx(cfg, err, sizeof(err))) == NULL)
 		fatalx("tls: %s", err);
 	make_dir_for(cfg->spool, pw);
 	make_dir_for(cfg->state, pw);

@@ -94,18 +94,45 @@ hdr_eol(struct smtp_data *d)
 	d->hdrlen = 0;
 }
 
-/* data_text - an octet inside a line (also the first octet of a line) */
+/* data_text - the octet in[i] inside a line (also the first of a line).
+ * A NUL is flagged and, with DATA_OPT_STRIP_NUL, left out of the run: a
+ * downstream that drops NULs must not see lines we never saw. An octet
+ * that would make the line longer than SMTP_TEXT_LINE_MAX is flagged
+ * and, with DATA_OPT_FOLD, starts a continuation line "CRLF SP" (a
+ * folded header in the header section, harmless in MIME bodies). */
 static void
-data_text(struct smtp_data *d, unsigned char c)
+data_text(struct smtp_data *d, struct data_run *r, size_t i)
 {
+	static const char fold[] = "\r\n ";
+	unsigned char c = (unsigned char)r->in[i];
+
 	if (c == '\r') {
 		d->state = DS_CR;
 		return;
 	}
+	d->state = DS_TEXT;
 	if (c == '\n')
 		d->flags |= DATA_BARE_LF;	/* not a line end */
+	if (c == '\0') {
+		d->flags |= DATA_NUL;
+		if (d->opts & DATA_OPT_STRIP_NUL) {
+			data_flush(d, r, i);
+			r->start = i + 1;
+			return;
+		}
+	}
+	if (d->linelen >= SMTP_TEXT_LINE_MAX) {
+		d->flags |= DATA_LONG_LINE;
+		if (d->opts & DATA_OPT_FOLD) {
+			data_flush(d, r, i);
+			data_emit(d, fold, sizeof(fold) - 1, r);
+			d->linelen = 1;
+			d->folds++;
+		}
+	}
+	/* a line that starts with "." goes out stuffed again: count it */
+	d->linelen += (d->linelen == 0 && c == '.') ? 2 : 1;
 	hdr_octet(d, c);
-	d->state = DS_TEXT;
 }
 
 /* data_step - one input octet at in[i]; manages the output run */
@@ -123,20 +150,22 @@ data_step(struct smtp_data *d, struct data_run *r, size_t i)
 			r->start = i + 1;
 			d->state = DS_DOT;
 		} else
-			data_text(d, c);
+			data_text(d, r, i);
 		break;
 	case DS_TEXT:
-		data_text(d, c);
+		data_text(d, r, i);
 		break;
 	case DS_CR:
 		if (c == '\n') {
 			hdr_eol(d);
+			d->linelen = 0;
 			d->state = DS_BOL;
 			break;
 		}
 		d->flags |= DATA_BARE_CR;
+		d->linelen++;
 		hdr_octet(d, '\r');
-		data_text(d, c);
+		data_text(d, r, i);
 		break;
 	case DS_DOT:
 		/* RFC 5321 4.5.2: the leading dot is dropped (already) */
@@ -144,7 +173,7 @@ data_step(struct smtp_data *d, struct data_run *r, size_t i)
 			r->start = i + 1;
 			d->state = DS_DOT_CR;
 		} else
-			data_text(d, c);
+			data_text(d, r, i);
 		break;
 	case DS_DOT_CR:
 		if (c == '\n') {
@@ -155,31 +184,36 @@ data_step(struct smtp_data *d, struct data_run *r, size_t i)
 		/* ".", bare CR: the dot was stuffing, the CR is content */
 		d->flags |= DATA_BARE_CR;
 		data_emit(d, &cr, 1, r);
+		d->linelen++;
 		hdr_octet(d, '\r');
 		r->start = i;
-		data_text(d, c);
+		data_text(d, r, i);
 		break;
 	default:
 		break;
 	}
 }
 
-/* text_end - the first CR or LF in in[i, len), or len */
+/* text_end - the first CR, LF or NUL in in[i, len), or len */
 static size_t
 text_end(const char *in, size_t i, size_t len)
 {
 	const char *cr = memchr(in + i, '\r', len - i);
 	size_t end = cr ? (size_t)(cr - in) : len;
 	const char *lf = memchr(in + i, '\n', end - i);
+	const char *nul;
 
-	return lf ? (size_t)(lf - in) : end;
+	end = lf ? (size_t)(lf - in) : end;
+	nul = memchr(in + i, '\0', end - i);
+	return nul ? (size_t)(nul - in) : end;
 }
 
 /* smtp_data_init - start a DATA stream at the beginning of a line */
 void
-smtp_data_init(struct smtp_data *d, uint64_t max_size)
+smtp_data_init(struct smtp_data *d, uint64_t max_size, int opts)
 {
 	memset(d, 0, sizeof(*d));
+	d->opts = opts;
 	d->state = DS_BOL;
 	d->in_headers = 1;
 	d->max_size = max_size;
@@ -197,9 +231,16 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 
 	for (i = 0; i < len && d->state != DS_DONE; i++) {
 		/* fast path: plain octets inside a body line, skipped by
-		 * memchr rather than one by one (bench/README.md, profile) */
-		if (d->state == DS_TEXT && !d->in_headers) {
-			i = text_end(in, i, len);
+		 * memchr rather than one by one (bench/README.md, profile),
+		 * up to the line length limit (not a line's first octet: see
+		 * data_text) */
+		if (d->state == DS_TEXT && !d->in_headers && d->linelen > 0) {
+			size_t room = d->linelen < SMTP_TEXT_LINE_MAX ?
+			    SMTP_TEXT_LINE_MAX - d->linelen : 0;
+			size_t j = text_end(in, i, room < len - i ? i + room : len);
+
+			d->linelen += j - i;
+			i = j;
 			if (i == len)
 				break;
 		}

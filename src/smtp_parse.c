@@ -717,6 +717,40 @@ smtp_sanitize(char *dst, size_t dstlen, const char *s)
 	dst[i] = '\0';
 }
 
+/* smtp_helo_header - the HELO text as it may appear in a Received: header.
+ * RFC 5321 4.4: the "from" clause holds a domain or an address literal; a
+ * client's HELO is anything, and spaces, parentheses or ";" in it would
+ * forge the comment and clause structure of the header. Keep the octets
+ * of domains and address literals (letters, digits, "-", ".", "_", "[",
+ * "]", ":"), write every other octet as %HH; the result is cut at a
+ * whole escape when dst is too small. */
+void
+smtp_helo_header(char *dst, size_t dstlen, const char *helo)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	if (dstlen == 0)
+		return;
+	for (; helo != NULL && *helo != '\0'; helo++) {
+		unsigned char c = (unsigned char)*helo;
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("-._[]:", c) != NULL) {
+			if (o + 1 >= dstlen)
+				break;
+			dst[o++] = (char)c;
+		} else {
+			if (o + 3 >= dstlen)
+				break;
+			dst[o++] = '%';
+			dst[o++] = hex[c >> 4];
+			dst[o++] = hex[c & 15];
+		}
+	}
+	dst[o] = '\0';
+}
+
 /* smtp_command_name - the verb of a command, "UNKNOWN" if out of range */
 const char *
 smtp_command_name(enum smtp_cmd cmd)

@@ -113,5 +113,8 @@ int smtp_helo_valid(const char *arg);
 /* smtp_sanitize - copy s into dst keeping printable ASCII, others as '?',
  * for text that goes into headers or logs. */
 void smtp_sanitize(char *dst, size_t dstlen, const char *s);
+/* smtp_helo_header - helo for a Received: header: the characters of a
+ * domain or address literal kept, every other octet as %HH */
+void smtp_helo_header(char *dst, size_t dstlen, const char *helo);
 
 #endif

@@ -46,6 +46,16 @@
 #include "util.h"
 
 #define SMTP_ADDR_MAX	INET6_ADDRSTRLEN
+/* The DATA phase must end within data_timeout plus one second per this
+ * many octets received: a client trickling a byte now and then cannot
+ * hold a session (and its spool file) forever, while a large message
+ * on a slow link still gets the time it needs (SPEC 9, slow trickle). */
+#define SMTP_MIN_DATA_RATE	1024	/* octets per second */
+/* Out of descriptors (EMFILE...): the listening socket stays readable, so
+ * retrying at once would spin the loop. Pause accepting, doubling the
+ * pause while the shortage lasts. */
+#define SMTP_ACCEPT_PAUSE_MIN_MS	100
+#define SMTP_ACCEPT_PAUSE_MAX_MS	2000
 
 enum smtp_state {
 	S_PREGREET,	/* waiting filters.pregreet_wait before the banner */
@@ -80,6 +90,8 @@ struct smtp_server {
 	struct smtp_session *sessions;	/* all live sessions */
 	unsigned long next_id;
 	int stopping;			/* SIGTERM: no new sessions or commands */
+	struct event *accept_ev;	/* ends an accept pause */
+	int accept_pause_ms;		/* the next pause; 0: not pausing */
 };
 
 struct smtp_session {
@@ -105,6 +117,9 @@ struct smtp_session {
 	int esmtp;
 	int discarding;			/* inside an over-long command line */
 	int errors;
+	uint64_t cmd_start_us;		/* first octet of an incomplete command
+					 * line (0: none): its deadline */
+	uint64_t data_start_us;		/* the 354: the DATA phase's deadline */
 
 	/* transaction */
 	char *sender;			/* "" for <> */
@@ -673,7 +688,7 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 static void
 smtp_received(struct smtp_session *s, char *buf, size_t len)
 {
-	char date[64], tls[160] = "";
+	char date[64], tls[160] = "", helo[3 * SMTP_HELO_MAX + 1];
 	const char *proto;
 	time_t now = time(NULL);
 	struct tm tm;
@@ -690,9 +705,10 @@ smtp_received(struct smtp_session *s, char *buf, size_t len)
 		proto = io_is_tls(s->io) ? "ESMTPS" : "ESMTP";
 	else
 		proto = "SMTP";
+	smtp_helo_header(helo, sizeof(helo), s->helo);
 	snprintf(buf, len,
 	    "Received: from %s ([%s])%s\r\n\tby %s (mxrelayd) with %s id %s;\r\n\t%s\r\n",
-	    s->helo, s->addr, tls, smtp_hostname(s), proto, s->qid, date);
+	    helo, s->addr, tls, smtp_hostname(s), proto, s->qid, date);
 }
 
 /* smtp_msg_write - message octets to the spool and the milters */
@@ -744,7 +760,8 @@ static void
 cmd_data(struct smtp_session *s, const char *args)
 {
 	struct spool_envelope env;
-	char received[1024], tlsdesc[160], trace[2048];
+	char received[2048], tlsdesc[160], trace[2048];
+	const struct config *cfg = s->srv->cfg;
 	size_t n;
 
 	if (s->state == S_MAIL) {
@@ -788,7 +805,10 @@ cmd_data(struct smtp_session *s, const char *args)
 		smtp_msg_write(s, trace, n);
 	smtp_received(s, received, sizeof(received));
 	smtp_msg_write(s, received, strlen(received));
-	smtp_data_init(&s->data, (uint64_t)s->srv->cfg->max_message_size);
+	smtp_data_init(&s->data, (uint64_t)cfg->max_message_size,
+	    (cfg->nul_bytes == NUL_STRIP ? DATA_OPT_STRIP_NUL : 0) |
+	    (cfg->long_lines == LONG_LINES_FOLD ? DATA_OPT_FOLD : 0));
+	s->data_start_us = mx_mono_us();
 	smtp_enter_state(s, S_DATA);
 	io_set_timeout(s->io, s->srv->cfg->data_timeout);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -1041,17 +1061,62 @@ smtp_command(struct smtp_session *s, const char *line)
 
 /* --- input ------------------------------------------------------------- */
 
+/* smtp_deadline - a command line or the DATA phase took too long although
+ * the client was never silent for a whole timeout: end as a timeout does */
+static void
+smtp_deadline(struct smtp_session *s, const char *what)
+{
+	log_info("%s smtp deadline exceeded in=%s client=%s", s->id, what, s->addr);
+	smtp_reply(s, "421 4.4.2 %s Error: timeout exceeded", smtp_hostname(s));
+	smtp_close(s, "deadline");
+}
+
+/* smtp_command_late - has the command line being received (first octet at
+ * s->cmd_start_us) run past command_timeout? Starts the clock when a
+ * partial line is waiting for more octets. */
+static int
+smtp_command_late(struct smtp_session *s)
+{
+	uint64_t now = mx_mono_us();
+
+	if (s->cmd_start_us == 0) {
+		s->cmd_start_us = now;
+		return 0;
+	}
+	return now - s->cmd_start_us >= (uint64_t)s->srv->cfg->command_timeout * 1000000;
+}
+
+/* smtp_bare_lf - does the line ending at eol (an LF) lack its CR? */
+static int
+smtp_bare_lf(struct evbuffer *in, struct evbuffer_ptr eol)
+{
+	struct evbuffer_ptr p = eol;
+	char c;
+
+	if (eol.pos == 0)
+		return 1;
+	if (evbuffer_ptr_set(in, &p, (size_t)eol.pos - 1, EVBUFFER_PTR_SET) < 0 ||
+	    evbuffer_copyout_from(in, &p, &c, 1) != 1)
+		return 1;
+	return c != '\r';
+}
+
 /* smtp_read_line - take one command line from the input. Returns 1 with a
- * line in buf, 0 when more input is needed. Over-long lines are discarded
- * up to their end and answered with 500 5.5.2 (SPEC 5). */
+ * line in buf, 0 when more input is needed, -1 when the line was refused
+ * (replied to) and -2 when the session ended. Over-long lines are
+ * discarded up to their end and answered with 500 5.5.2 (SPEC 5). A line
+ * must be complete within command_timeout of its first octet. RFC 5321
+ * 2.3.8: lines end with CRLF; a bare LF is refused with server.reject_bare_lf
+ * (the default), as Postfix's smtpd_forbid_bare_newline does. */
 static int
 smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 {
 	struct evbuffer *in = io_input(s->io);
 	struct evbuffer_ptr eol;
 	size_t eol_len = 0, len;
+	int bare;
 
-	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
 		len = evbuffer_get_length(in);
 		if (len >= SMTP_LINE_MAX) {
@@ -1059,9 +1124,25 @@ smtp_read_line(struct smtp_session *s, char *buf, size_t buflen)
 			evbuffer_drain(in, len);
 			s->discarding = 1;
 		}
+		if ((len > 0 || s->discarding) && smtp_command_late(s)) {
+			smtp_deadline(s, "command");
+			return -2;
+		}
 		return 0;
 	}
+	s->cmd_start_us = 0;
 	len = (size_t)eol.pos;
+	bare = smtp_bare_lf(in, eol);
+	if (!bare) {
+		len--;		/* the CR */
+		eol_len = 2;
+	}
+	if (bare && s->srv->cfg->reject_bare_lf && !s->discarding &&
+	    len + 1 <= SMTP_LINE_MAX) {
+		evbuffer_drain(in, len + eol_len);
+		smtp_reply(s, "500 5.5.2 Error: bare <LF> received");
+		return -1;
+	}
 	if (s->discarding || len + 2 > SMTP_LINE_MAX) {
 		evbuffer_drain(in, len + eol_len);
 		s->discarding = 0;
@@ -1139,6 +1220,12 @@ smtp_data_end(struct smtp_session *s)
 	} else if (f & DATA_TOO_MANY_HOPS) {
 		refusal = "554 5.4.6 Too many hops";
 		mx_stats.messages_refused_hops++;
+	} else if ((f & DATA_NUL) && !(s->data.opts & DATA_OPT_STRIP_NUL)) {
+		/* server.nul_bytes = "reject" */
+		refusal = "550 5.6.0 Message contains NUL characters";
+	} else if ((f & DATA_LONG_LINE) && !(s->data.opts & DATA_OPT_FOLD)) {
+		/* server.long_lines = "refuse" */
+		refusal = "550 5.6.0 Message has lines over 998 characters";
 	}
 	io_set_timeout(s->io, s->srv->cfg->command_timeout);
 	if (refusal) {
@@ -1234,6 +1321,17 @@ smtp_milter_drained(void *arg)
 	smtp_data_resume(s);
 }
 
+/* smtp_data_late - is the DATA phase past data_timeout plus the time
+ * SMTP_MIN_DATA_RATE allows for the octets received so far? */
+static int
+smtp_data_late(struct smtp_session *s)
+{
+	uint64_t allowed = (uint64_t)s->srv->cfg->data_timeout * 1000000 +
+	    s->data.size / SMTP_MIN_DATA_RATE * 1000000;
+
+	return mx_mono_us() - s->data_start_us > allowed;
+}
+
 /* smtp_data_input - feed the DATA stream; 1 when the message ended.
  * While the spool writer is behind, the session waits in S_SPOOL with
  * its input paused, so a fast client cannot fill our memory. */
@@ -1255,6 +1353,8 @@ smtp_data_input(struct smtp_session *s)
 		s->spool_busy = 0;
 		s->milter_busy = 0;
 		smtp_data_end(s);
+	} else if (smtp_data_late(s)) {
+		smtp_deadline(s, "data");
 	} else if (s->spool_busy || s->milter_busy) {
 		smtp_enter_state(s, S_SPOOL);
 		io_pause(s->io);
@@ -1514,6 +1614,7 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	sockaddr_text(sa, addr, sizeof(addr), &port);
 	mx_stats.connections_total++;
+	srv->accept_pause_ms = 0;
 	if (mx_stats.connections_current >= cfg->max_connections) {
 		log_info("smtp refused client=%s reason=max_connections", addr);
 		smtp_refuse(srv, fd, "too many connections");
@@ -1566,11 +1667,45 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	smtp_greet(s);
 }
 
+/* smtp_accept_resume - the pause is over: accept again */
+static void
+smtp_accept_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_server *srv = arg;
+
+	if (srv->stopping)
+		return;
+	log_info("smtp accept resumed");
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_enable(srv->listeners[i]);
+}
+
 static void
 smtp_accept_error(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: the listener retries on the next event. */
-	log_warn("smtp accept");
+	struct smtp_server *srv = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv;
+
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warnx("smtp accept: %s", strerror(err));
+		return;
+	}
+	/* Out of descriptors or memory: the sessions we have end and free
+	 * theirs; until then wait instead of spinning on the readable socket. */
+	if (srv->accept_pause_ms == 0)
+		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MIN_MS;
+	else if ((srv->accept_pause_ms *= 2) > SMTP_ACCEPT_PAUSE_MAX_MS)
+		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MAX_MS;
+	log_warnx("smtp accept: %s; pausing for %d ms", strerror(err),
+	    srv->accept_pause_ms);
+	for (int i = 0; i < srv->nlisteners; i++)
+		evconnlistener_disable(srv->listeners[i]);
+	if (srv->accept_ev == NULL)
+		srv->accept_ev = evtimer_new(srv->base, smtp_accept_resume, srv);
+	tv.tv_sec = srv->accept_pause_ms / 1000;
+	tv.tv_usec = (srv->accept_pause_ms % 1000) * 1000;
+	evtimer_add(srv->accept_ev, &tv);
 }
 
 static int
@@ -1680,6 +1815,8 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
+	if (srv->accept_ev)
+		event_free(srv->accept_ev);
 	while (srv->sessions)
 		smtp_session_free(srv->sessions);
 	spf_shutdown();

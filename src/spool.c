@@ -27,6 +27,7 @@
 
 #include "crc32.h"
 #include "dict.h"
+#include "fault.h"
 #include "log.h"
 #include "smtp_parse.h"
 #include "spool.h"
@@ -130,6 +131,12 @@ static struct {
 static int
 write_all(int fd, const char *p, size_t n)
 {
+	int ferr = FAULT_HIT("spool_write");
+
+	if (ferr) {
+		errno = ferr;
+		return -1;
+	}
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0) {
@@ -475,9 +482,12 @@ spool_msg_finish(struct spool_msg *m)
 	}
 	if (spool_msg_flush(m) < 0)
 		return -1;
-	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS)
+	if (pwrite(m->fd, digits, SPOOL_SIZE_DIGITS, m->size_off) != SPOOL_SIZE_DIGITS ||
+	    write_all(m->fd, trailer, (size_t)tlen) < 0) {
+		m->werr = errno ? errno : EIO;	/* logged by the commit job */
 		return -1;
-	return write_all(m->fd, trailer, (size_t)tlen);
+	}
+	return 0;
 }
 
 void
@@ -691,7 +701,12 @@ spool_sync_batch(struct spool_msg *list, int nmsgs, struct spool_op *ops,
 {
 	struct spool_msg *m;
 	struct spool_op *op;
+	int ferr = FAULT_HIT("spool_sync");
 
+	if (ferr) {
+		errno = ferr;
+		return -1;
+	}
 	if (nmsgs + nfiles >= SPOOL_SYNCFS_MIN)
 		return syncfs(spool.queuefd);
 	for (m = list; m; m = m->next)
@@ -735,11 +750,13 @@ spool_commit_job(void *arg)
 	TAKE_ALL(struct spool_op, spool.ops, b->ops);
 	for (m = b->msgs; m; m = m->next) {
 		n++;
+		errno = 0;
 		m->ok = spool_msg_place(m) == 0;
 		if (!m->ok && !m->werr)
 			m->werr = errno ? errno : EIO;
 		if (!m->ok) {
-			log_warn("%s spool commit failed", m->id);
+			/* the writer thread's error, not this thread's errno */
+			log_warnx("%s spool commit failed: %s", m->id, strerror(m->werr));
 			unlinkat(spool.incfd, m->id, 0);
 		} else
 			nok++;
@@ -762,7 +779,8 @@ spool_commit_job(void *arg)
 	if (spool_sync_batch(b->msgs, nok, b->ops, nfiles, nok > 0 || names) < 0) {
 		int serr = errno ? errno : EIO;
 
-		log_warn("spool sync failed batch=%d changes=%d", n, nfiles);
+		log_warnx("spool sync failed batch=%d changes=%d: %s", n, nfiles,
+		    strerror(serr));
 		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;

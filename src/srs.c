@@ -154,6 +154,11 @@ srs_forward(const char *secret, const char *srs_domain, const char *sender,
 	if (*sender == '\0' || at == NULL || strcasecmp(at + 1, srs_domain) == 0)
 		return emit(out, outlen, snprintf(out, outlen, "%s", sender));
 	host = at + 1;
+	/* "=" separates the fields: an empty local part or host, or a host
+	 * holding "=", could not be read back (no valid address has them;
+	 * found by t/fuzz/fuzz_srs.c) */
+	if (at == sender || *host == '\0' || strchr(host, '=') != NULL)
+		return SRS_MALFORMED;
 	ll = (size_t)(at - sender);
 	if (ll >= sizeof(local))
 		return SRS_TOO_LONG;
@@ -163,6 +168,8 @@ srs_forward(const char *secret, const char *srs_domain, const char *sender,
 	case 0:
 		/* SRS0 at host: bounces go back to host, which reverses it */
 		rest = local + 4;
+		if (rest[1] == '\0')
+			return SRS_MALFORMED;	/* "SRS0=": nothing to keep */
 		f[0] = host, fl[0] = strlen(host);
 		f[1] = rest, fl[1] = strlen(rest);
 		if (srs_hash(secret, f, fl, 2, hash) < 0)
@@ -173,8 +180,8 @@ srs_forward(const char *secret, const char *srs_domain, const char *sender,
 		/* SRS1=hash=firsthost=REST: keep the first host and REST */
 		h1 = strchr(local + 5, '=');
 		e1 = h1 ? strchr(h1 + 1, '=') : NULL;
-		if (e1 == NULL || e1 == h1 + 1)
-			return SRS_MALFORMED;
+		if (e1 == NULL || e1 == h1 + 1 || e1[1] == '\0')
+			return SRS_MALFORMED;	/* empty first host or rest */
 		f[0] = h1 + 1, fl[0] = (size_t)(e1 - h1 - 1);
 		f[1] = e1 + 1, fl[1] = strlen(e1 + 1);
 		if (srs_hash(secret, f, fl, 2, hash) < 0)

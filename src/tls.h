@@ -5,9 +5,12 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-/* tls_server_ctx - TLS 1.2+ server context with certificate chain and key.
- * Returns NULL with a reason in err. */
-SSL_CTX *tls_server_ctx(const char *cert, const char *key, char *err, size_t errlen);
+struct config;
+
+/* tls_server_ctx - server context with cfg's certificate chain and key,
+ * tls.min_protocol, tls.ciphers and tls.ciphersuites. Returns NULL with
+ * a reason in err. */
+SSL_CTX *tls_server_ctx(const struct config *cfg, char *err, size_t errlen);
 void tls_ctx_free(SSL_CTX *);
 
 #endif

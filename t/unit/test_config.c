@@ -70,6 +70,12 @@ test_defaults(void)
 	ok(cfg->tls_certificate == NULL && cfg->tls_key == NULL,
 	    "no certificate by default: no STARTTLS");
 	is_int(cfg->tls_outbound, TLS_OUT_OPPORTUNISTIC, "outbound opportunistic");
+	is_str(cfg->tls_ciphers, TLS_CIPHERS_DEFAULT, "tls.ciphers default");
+	is_str(cfg->tls_ciphersuites, TLS_CIPHERSUITES_DEFAULT, "tls.ciphersuites default");
+	is_int(cfg->tls_min_protocol, TLS_PROTO_1_2, "tls.min_protocol TLSv1.2");
+	is_int(cfg->reject_bare_lf, 1, "reject_bare_lf on");
+	is_int(cfg->nul_bytes, NUL_REJECT, "nul_bytes reject");
+	is_int(cfg->long_lines, LONG_LINES_FOLD, "long_lines fold");
 	ok(cfg->hosting_destination == NULL, "no hosting destination");
 	is_int(cfg->nretry_schedule, 5, "five retry steps");
 	ok(cfg->retry_schedule[0] == 60 && cfg->retry_schedule[1] == 300 &&
@@ -99,6 +105,9 @@ static const char full_conf[] =
     "  listen = [ \"127.0.0.1:2525\", \"[::1]:2526\" ];\n"
     "  user = \"nobody\";\n"
     "  xclient_hosts = [ \"127.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\" ];\n"
+    "  reject_bare_lf = false;\n"
+    "  nul_bytes = \"strip\";\n"
+    "  long_lines = \"refuse\";\n"
     "};\n"
     "paths = {\n"
     "  spool = \"/tmp/s\";\n"
@@ -117,6 +126,9 @@ static const char full_conf[] =
     "  certificate = \"/etc/x/cert.pem\";\n"
     "  key = \"/etc/x/key.pem\";\n"
     "  outbound = \"required\";\n"
+    "  ciphers = \"ECDHE+AESGCM\";\n"
+    "  ciphersuites = \"TLS_AES_128_GCM_SHA256\";\n"
+    "  min_protocol = \"TLSv1.3\";\n"
     "};\n"
     "hosting = { destination = \"lmtp:[127.0.0.1]:24\"; };\n"
     "delivery = {\n"
@@ -176,6 +188,12 @@ test_full(void)
 	is_str(cfg->tls_certificate, "/etc/x/cert.pem", "certificate");
 	is_str(cfg->tls_key, "/etc/x/key.pem", "key");
 	is_int(cfg->tls_outbound, TLS_OUT_REQUIRED, "outbound required");
+	is_str(cfg->tls_ciphers, "ECDHE+AESGCM", "ciphers");
+	is_str(cfg->tls_ciphersuites, "TLS_AES_128_GCM_SHA256", "ciphersuites");
+	is_int(cfg->tls_min_protocol, TLS_PROTO_1_3, "min_protocol");
+	is_int(cfg->reject_bare_lf, 0, "reject_bare_lf");
+	is_int(cfg->nul_bytes, NUL_STRIP, "nul_bytes");
+	is_int(cfg->long_lines, LONG_LINES_REFUSE, "long_lines");
 	is_str(cfg->hosting_destination, "lmtp:[127.0.0.1]:24", "destination");
 	is_int(cfg->nretry_schedule, 2, "retry steps");
 	ok(cfg->retry_schedule[0] == 10 && cfg->retry_schedule[1] == 20,
@@ -294,6 +312,18 @@ static const struct {
 	    "1: limits.command_timeout: must be an integer between" },
 	{ "tls = { outbound = \"always\"; };\n",
 	    "1: tls.outbound: \"always\" must be none, opportunistic or required" },
+	{ "tls = { ciphers = \"NOSUCHCIPHER\"; };\n",
+	    "1: tls.ciphers: \"NOSUCHCIPHER\" selects no cipher OpenSSL knows" },
+	{ "tls = { ciphersuites = \"TLS_NO_SUCH\"; };\n",
+	    "1: tls.ciphersuites: \"TLS_NO_SUCH\" selects no cipher OpenSSL knows" },
+	{ "tls = { min_protocol = \"SSLv3\"; };\n",
+	    "1: tls.min_protocol: \"SSLv3\" must be TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3" },
+	{ "server = { nul_bytes = \"keep\"; };\n",
+	    "1: server.nul_bytes: \"keep\" must be reject or strip" },
+	{ "server = { long_lines = \"split\"; };\n",
+	    "1: server.long_lines: \"split\" must be fold or refuse" },
+	{ "server = { reject_bare_lf = \"yes\"; };\n",
+	    "1: server.reject_bare_lf: " },
 	{ "tls = {\n certificate = \"/etc/c.pem\";\n};\n",
 	    "2: tls.key: required when tls.certificate is set" },
 	{ "tls = {\n\n key = \"/etc/k.pem\";\n};\n",

@@ -169,7 +169,7 @@ case_run(const struct data_case *c, int policy, struct sink *s)
 	int good;
 
 	sink_reset(s);
-	smtp_data_init(&d, 0);
+	smtp_data_init(&d, 0, 0);
 	r = feed(&d, c->in, len, policy, s);
 	good = r.done == c->done && r.consumed == want && !r.short_read &&
 	    d.flags == c->flags && s->len == strlen(c->out) &&
@@ -210,7 +210,7 @@ test_splits(struct sink *s)
 		size_t c1, c2 = 0;
 
 		sink_reset(s);
-		smtp_data_init(&d, 0);
+		smtp_data_init(&d, 0, 0);
 		c1 = smtp_data_feed(&d, msg, k, &done, sink_out, s);
 		if (!done)
 			c2 = smtp_data_feed(&d, msg + c1, len - c1, &done,
@@ -228,7 +228,7 @@ test_splits(struct sink *s)
 		struct smtp_data d;
 
 		sink_reset(s);
-		smtp_data_init(&d, 0);
+		smtp_data_init(&d, 0, 0);
 		for (i = 0; i < len; i++) {
 			size_t c = smtp_data_feed(&d, msg + i, 1, &done,
 			    sink_out, s);
@@ -262,13 +262,13 @@ test_runs(struct sink *s)
 	int done;
 
 	sink_reset(s);
-	smtp_data_init(&d, 0);
+	smtp_data_init(&d, 0, 0);
 	smtp_data_feed(&d, msg, sizeof(msg) - 1, &done, sink_out, s);
 	ok(done && s->calls <= 3, "one stuffed dot: at most 3 output calls");
 	diag("output calls: %zu", s->calls);
 
 	sink_reset(s);
-	smtp_data_init(&d, 0);
+	smtp_data_init(&d, 0, 0);
 	is_int((long)smtp_data_feed(&d, msg, sizeof(msg) - 1, &done, NULL,
 	    NULL), (long)sizeof(msg) - 1, "NULL out: only counts");
 	ok(done && d.size == sizeof(msg) - 1 - 4, "NULL out: size counted");
@@ -283,12 +283,12 @@ test_size(struct sink *s)
 	struct run r;
 
 	sink_reset(s);
-	smtp_data_init(&d, 12);
+	smtp_data_init(&d, 12, 0);
 	r = feed(&d, msg, sizeof(msg) - 1, CHUNK_WHOLE, s);
 	ok(r.done && d.flags == 0 && s->len == 12, "size equal to limit ok");
 
 	sink_reset(s);
-	smtp_data_init(&d, 11);
+	smtp_data_init(&d, 11, 0);
 	r = feed(&d, msg, sizeof(msg) - 1, CHUNK_WHOLE, s);
 	ok(r.done && d.flags == DATA_TOO_BIG, "one octet over: TOO_BIG");
 	ok(s->len <= 11, "no output past the limit");
@@ -296,15 +296,126 @@ test_size(struct sink *s)
 	    "input still consumed to the terminator");
 
 	sink_reset(s);
-	smtp_data_init(&d, 3);
+	smtp_data_init(&d, 3, 0);
 	r = feed(&d, msg, sizeof(msg) - 1, CHUNK_BYTE, s);
 	ok(r.done && d.flags == DATA_TOO_BIG && s->len <= 3 && d.size == 12,
 	    "bytewise over the limit: flag, output cut, size counted");
 
 	sink_reset(s);
-	smtp_data_init(&d, 0);
+	smtp_data_init(&d, 0, 0);
 	r = feed(&d, msg, sizeof(msg) - 1, CHUNK_WHOLE, s);
 	ok(r.done && d.flags == 0, "max_size 0: no limit");
+}
+
+/* ---- NUL octets and long lines ------------------------------------------ */
+
+/* test_nul - flagged always; left out of the output only when stripping */
+static void
+test_nul(struct sink *s)
+{
+	static const char msg[] = "S: x\r\n\r\na\0b\r\n\0.\r\n.\r\n";
+	static const char kept[] = "S: x\r\n\r\na\0b\r\n\0.\r\n";
+	static const char stripped[] = "S: x\r\n\r\nab\r\n.\r\n";
+	struct smtp_data d;
+	struct run r;
+	int policy;
+
+	for (policy = CHUNK_WHOLE; policy <= CHUNK_RANDOM; policy++) {
+		sink_reset(s);
+		smtp_data_init(&d, 0, 0);
+		r = feed(&d, msg, sizeof(msg) - 1, policy, s);
+		ok(r.done && d.flags == DATA_NUL && s->len == sizeof(kept) - 1 &&
+		    memcmp(s->buf, kept, s->len) == 0,
+		    "NUL flagged and, without stripping, kept (policy %d)", policy);
+		sink_reset(s);
+		smtp_data_init(&d, 0, DATA_OPT_STRIP_NUL);
+		r = feed(&d, msg, sizeof(msg) - 1, policy, s);
+		ok(r.done && d.flags == DATA_NUL && s->len == sizeof(stripped) - 1 &&
+		    memcmp(s->buf, stripped, s->len) == 0 && d.size == s->len,
+		    "NUL stripped: CRLF NUL . CRLF is a plain \".\" line (policy %d)",
+		    policy);
+	}
+}
+
+/* long_line - "hdr CRLF CRLF" + prefix + n octets of c + CRLF . CRLF */
+static size_t
+long_line(char *buf, const char *prefix, size_t n, char c)
+{
+	static const char hdr[] = "S: x\r\n\r\n";
+	size_t len = sizeof(hdr) - 1 + strlen(prefix);
+
+	memcpy(buf, hdr, sizeof(hdr) - 1);
+	memcpy(buf + sizeof(hdr) - 1, prefix, strlen(prefix));
+	memset(buf + len, c, n);
+	len += n;
+	memcpy(buf + len, "\r\n.\r\n", 5);
+	return len + 5;
+}
+
+/* max_line - the longest line of out[0..n), CRLF excluded */
+static size_t
+max_line(const char *out, size_t n)
+{
+	size_t best = 0, cur = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (out[i] == '\n' && i > 0 && out[i - 1] == '\r') {
+			cur--;
+			best = cur > best ? cur : best;
+			cur = 0;
+		} else
+			cur++;
+	}
+	return cur > best ? cur : best;
+}
+
+/* test_long_lines - 998 octets pass as they are; more are flagged, and
+ * folded with CRLF SP when asked; a leading dot counts (restuffed) */
+static void
+test_long_lines(struct sink *s)
+{
+	static char in[12000];
+	struct smtp_data d;
+	struct run r;
+	size_t len;
+	int policy;
+
+	for (policy = CHUNK_WHOLE; policy <= CHUNK_RANDOM; policy++) {
+		len = long_line(in, "", SMTP_TEXT_LINE_MAX, 'x');
+		sink_reset(s);
+		smtp_data_init(&d, 0, DATA_OPT_FOLD);
+		r = feed(&d, in, len, policy, s);
+		ok(r.done && d.flags == 0 && d.folds == 0 &&
+		    s->len == len - 3, "998-octet line untouched (policy %d)", policy);
+
+		len = long_line(in, "", 5000, 'y');
+		sink_reset(s);
+		smtp_data_init(&d, 0, 0);
+		r = feed(&d, in, len, policy, s);
+		ok(r.done && d.flags == DATA_LONG_LINE && s->len == len - 3,
+		    "5000-octet line flagged, not folded (policy %d)", policy);
+
+		sink_reset(s);
+		smtp_data_init(&d, 0, DATA_OPT_FOLD);
+		r = feed(&d, in, len, policy, s);
+		ok(r.done && d.flags == DATA_LONG_LINE && d.folds == 5 &&
+		    max_line(s->buf, s->len) == SMTP_TEXT_LINE_MAX &&
+		    s->len == len - 3 + 5 * 3 && d.size == s->len,
+		    "5000-octet line folded into lines of at most 998 (policy %d)",
+		    policy);
+		ok(s->len > 1010 && memcmp(s->buf + 8 + SMTP_TEXT_LINE_MAX, "\r\n y", 4) == 0,
+		    "the fold is CRLF SP (policy %d)", policy);
+
+		/* "..": unstuffed to "." which goes out stuffed again */
+		len = long_line(in, "..", SMTP_TEXT_LINE_MAX - 1, 'z');
+		sink_reset(s);
+		smtp_data_init(&d, 0, DATA_OPT_FOLD);
+		r = feed(&d, in, len, policy, s);
+		ok(r.done && d.folds == 1 &&
+		    max_line(s->buf, s->len) == SMTP_TEXT_LINE_MAX - 1,
+		    "a line starting with a dot folds one octet earlier (policy %d)",
+		    policy);
+	}
 }
 
 /* ---- hop counting -------------------------------------------------------- */
@@ -360,7 +471,7 @@ hop_case_run(const struct hop_case *c, int policy, struct sink *s)
 	struct run r;
 
 	sink_reset(s);
-	smtp_data_init(&d, 0);
+	smtp_data_init(&d, 0, 0);
 	r = feed(&d, m, strlen(m), policy, s);
 	if (!ok(r.done && d.hops == c->hops && d.flags == c->flags,
 	    "hops: %s (%s)", c->name, policy == CHUNK_BYTE ? "bytewise" :
@@ -393,7 +504,7 @@ test_hops(struct sink *s)
 			p += sprintf(p, "Received: from body %d\r\n", i2);
 		strcpy(p, ".\r\n");
 		sink_reset(s);
-		smtp_data_init(&d, 0);
+		smtp_data_init(&d, 0, 0);
 		r = feed(&d, big, strlen(big), CHUNK_WHOLE, s);
 		ok(r.done && d.hops == 0 && d.flags == 0,
 		    "60 Received in the body: not counted");
@@ -462,7 +573,7 @@ test_random(struct sink *s)
 			if (policy == CHUNK_BYTE && seed > 1)
 				continue;
 			sink_reset(s);
-			smtp_data_init(&d, 0);
+			smtp_data_init(&d, 0, 0);
 			r = feed(&d, wire, wlen + 6, policy, s);
 			ok(r.done && r.consumed == wlen && d.flags == 0 &&
 			    s->len == plainlen && d.size == plainlen &&
@@ -537,7 +648,7 @@ test_differential(struct sink *s)
 			in[i] = alphabet[rand() % 4];
 		ref_parse(in, len, want, &wlen, &wcons, &wdone, &wflags);
 		sink_reset(s);
-		smtp_data_init(&d, 0);
+		smtp_data_init(&d, 0, 0);
 		r = feed(&d, in, len, round % 2 ? CHUNK_BYTE : CHUNK_RANDOM, s);
 		if (r.done != wdone || r.consumed != wcons ||
 		    (d.flags & (DATA_BARE_LF | DATA_BARE_CR)) != wflags ||
@@ -561,6 +672,8 @@ main(void)
 	test_splits(&s);
 	test_runs(&s);
 	test_size(&s);
+	test_nul(&s);
+	test_long_lines(&s);
 	test_hops(&s);
 	test_random(&s);
 	test_differential(&s);

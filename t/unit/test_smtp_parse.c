@@ -563,6 +563,38 @@ test_sanitize(void)
 	ok(dst[0] == 'Z', "sanitize into a zero-length buffer writes nothing");
 }
 
+static const struct sanitize_case helo_header_cases[] = {
+	{ "mx.example.test", 64, "mx.example.test" },
+	{ "[192.0.2.1]", 64, "[192.0.2.1]" },
+	{ "[IPv6:2001:db8::1]", 64, "[IPv6:2001:db8::1]" },
+	{ "under_score-ok", 64, "under_score-ok" },
+	/* the probe's forged comment: nothing of its structure survives */
+	{ "x.test (by fake.example with ESMTPS; ) X-Evil: y", 96,
+	  "x.test%20%28by%20fake.example%20with%20ESMTPS%3B%20%29%20X-Evil:%20y" },
+	{ "a%b", 64, "a%25b" },
+	{ "cr\rlf\n", 64, "cr%0Dlf%0A" },
+	{ "b\xc3\xbc", 64, "b%C3%BC" },
+	{ "ab(c", 5, "ab" },		/* no half escape */
+	{ "abcd", 3, "ab" },
+	{ "", 8, "" },
+};
+
+/* test_helo_header - smtp_helo_header table */
+static void
+test_helo_header(void)
+{
+	char dst[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(helo_header_cases) / sizeof(helo_header_cases[0]); i++) {
+		const struct sanitize_case *c = &helo_header_cases[i];
+
+		memset(dst, 'Z', sizeof(dst));
+		smtp_helo_header(dst, c->dstlen, c->in);
+		is_str(dst, c->want, c->in);
+	}
+}
+
 /* The canonical form (issue 17): one written form per address. */
 struct canon_case {
 	const char *in;		/* a bare mailbox as a client may write it */
@@ -634,6 +666,7 @@ main(void)
 	test_rcpt_params();
 	test_helo();
 	test_sanitize();
+	test_helo_header();
 	test_canonical();
 	return done_testing();
 }

@@ -123,6 +123,16 @@ main(void)
 		}
 	}
 
+	/* senders whose forward could never be reversed are refused (found
+	 * by t/fuzz/fuzz_srs.c; the caller forwards with the original) */
+	{
+		static const char *bad[] = { "@x.test", "a@", "a@b=c.test",
+		    "SRS0=@x.test", "SRS1=h=host=@x.test" };
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+			is_int(srs_forward(SECRET, DOM, bad[i], NOW, out, sizeof(out)),
+			    SRS_MALFORMED, bad[i]);
+	}
+
 	/* too long */
 	{
 		char big[400];
