@@ -19,6 +19,7 @@
 #include <event2/http.h>
 
 #include "dict.h"
+#include "fleet.h"
 #include "log.h"
 #include "milter.h"
 #include "metrics.h"
@@ -347,6 +348,19 @@ render_milters(struct evbuffer *out)
 	}
 }
 
+/* render_fleet - this host's lease state when a fleet shares the state */
+static void
+render_fleet(struct evbuffer *out)
+{
+	if (!fleet_enabled())
+		return;
+	family(out, "mxrelay_fleet_may_deliver", "gauge", "1 while this "
+	    "host's fleet lease is valid and it has applied the change log "
+	    "(deliveries may start), 0 otherwise");
+	evbuffer_add_printf(out, "mxrelay_fleet_may_deliver %d\n",
+	    fleet_may_deliver());
+}
+
 void
 metrics_render(struct evbuffer *out)
 {
@@ -364,6 +378,7 @@ metrics_render(struct evbuffer *out)
 	render_queue(out, now);
 	render_fs(out);
 	render_domains(out);
+	render_fleet(out);
 	render_hist(out, "mxrelay_delivery_latency_seconds", "seconds from "
 	    "arrival to delivery (2xx of the downstream), per recipient",
 	    &mx_stats.delivery_latency);

@@ -10,6 +10,7 @@ use Test::More;
 use MxTest;
 use MxPeers;
 use MxPg;
+use HTTP::Tiny;
 use POSIX qw(strftime);
 use Time::HiRes qw(time sleep);
 
@@ -22,14 +23,21 @@ my $proxy = MxPg::Proxy->new($pg->port);	# between mx2 and the database
 my $old = MxPeers::Sink->new;			# the customer's old server
 my $hosting = MxPeers::Sink->new;		# the hosting
 
+my $mport = MxTest::free_port();		# mx2's /metrics
 sub host {
-	my ($name, $port) = @_;
+	my ($name, $port, %extra) = @_;
 	return delivery_daemon(hosting => 'smtp:[127.0.0.1]:' . $hosting->port,
 	    config => { server => { hostname => $name },
-	    state => $pg->state_config($db, port => $port) });
+	    state => $pg->state_config($db, port => $port), %extra });
+}
+# lease_gauge - mx2's mxrelay_fleet_may_deliver from /metrics, or undef
+sub lease_gauge {
+	my $r = HTTP::Tiny->new(timeout => 5)->get("http://127.0.0.1:$mport/metrics");
+	return $r->{success} && $r->{content} =~ /^mxrelay_fleet_may_deliver (\d)$/m ? $1 : undef;
 }
 my $A = host('mx1.test', $pg->port);
-my $B = host('mx2.test', $proxy->port);
+my $B = host('mx2.test', $proxy->port,
+    metrics => { listen => "127.0.0.1:$mport" });
 my $C = host('mx3.test', $pg->port);
 like($A->log, qr/startup .*backend=postgresql database="$db on 127\.0\.0\.1:\d+"/,
     'the start line names the backend and the database');
@@ -108,10 +116,12 @@ is($hosting->count, $hosted_at_return, 'mx2 delivered nothing to the hosting aft
 my $old_before = $old->count;
 is($B->queue_count, 1, 'mx2 holds the message: no lease, no delivery');
 like($B->log, qr/fleet lease lapsed/, 'mx2 logged its lapsed lease');
+is(lease_gauge(), 0, '/metrics on mx2: mxrelay_fleet_may_deliver 0 while cut off');
 $proxy->restore;
 ok(wait_until(sub { $old->count > $old_before }, 15, 0.1),
     'back, mx2 delivers under the new mode (legacy)') or diag($B->log_tail(3000));
 ok(wait_queue_empty($B, 10), 'mx2 queue empty');
+is(lease_gauge(), 1, '/metrics on mx2: mxrelay_fleet_may_deliver 1 once back');
 (undef, $j) = $B->ctl_json('stats');
 cmp_ok($j->{fleet_lease_lapses} // 0, '>=', 1, 'mx2 counts the lapse');
 
