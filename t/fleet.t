@@ -143,6 +143,9 @@ is_deeply([map { $_->{host} } @manual], ['mx1.test', 'mx1.test'],
 
 # a scheduled switch that its preflight refuses: refused, and logged, once
 $A->ctl_ok('domain', 'add', 'bare.test', '--mode', 'hosted');
+# the switch is scheduled on mx2: it must have applied mx1's change first
+ok(wait_until(sub { (mode_on($B, 'bare.test') // '') eq 'hosted' }, 10, 0.05),
+    'mx2 has applied the new domain');
 $at = int(time) + 2;
 $B->ctl_ok('switch', 'bare.test', 'legacy', '--at',
     strftime('%Y-%m-%dT%H:%M:%SZ', gmtime $at));
