@@ -148,8 +148,15 @@ wait_timeout(evutil_socket_t fd, short ev, void *arg)
 static void
 answer_keep(const char *addr, int ok, const char *reply, time_t now)
 {
-	struct vanswer *a = xcalloc(1, sizeof(*a));
+	struct vanswer *a;
 
+	/* the probe budget limits how fast this grows, the cap how far: a
+	 * full cache still keeps the old server's yes (it goes to the store
+	 * too), a no is simply asked again later */
+	if (!ok && dict_count(vf.answers) >= VERIFY_ANSWERS_MAX &&
+	    dict_get(vf.answers, addr) == NULL)
+		return;
+	a = xcalloc(1, sizeof(*a));
 	a->ok = ok;
 	a->until = now + (ok ? vf.cfg->verify_positive_lifetime :
 	    vf.cfg->verify_negative_lifetime);

@@ -26,6 +26,7 @@
 #define VERIFY_REPLY_MAX	512
 #define VERIFY_ADDR_MAX		1024	/* longer addresses are not verified */
 #define VERIFY_PROBES_MAX	1000	/* probes under way at once, all domains */
+#define VERIFY_ANSWERS_MAX	100000	/* answers cached in memory, all domains */
 
 enum verify_result {
 	VERIFY_YES,		/* the old server accepts the address */
