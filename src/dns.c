@@ -40,6 +40,7 @@ enum req_kind { REQ_ADDR, REQ_MX, REQ_RAW };
 struct dns_req {
 	enum req_kind kind;
 	int cancelled;
+	int numeric;			/* REQ_ADDR of an address literal */
 	void *arg;
 	union {
 		dns_addr_cb addr;
@@ -59,7 +60,7 @@ struct dns_req {
 	int server;			/* index of the server asked now */
 	int tries;
 	struct event *ev;
-	struct dns_req *prev, *next;	/* live UDP requests */
+	struct dns_req *prev, *next;	/* live UDP or numeric requests */
 	/* dns_query_at: this server instead of dns.nameservers */
 	struct sockaddr_storage at;
 	socklen_t atlen;
@@ -82,6 +83,7 @@ static struct {
 	socklen_t serverlen[DNS_MAX_SERVERS];
 	int nservers;
 	struct dns_req *udp_reqs;
+	struct dns_req *num_reqs;	/* numeric addresses answered on a timer */
 	pthread_mutex_t sync_lock;
 	struct dns_sync *sync_todo;
 	struct event *sync_ev;
@@ -187,11 +189,12 @@ dns_req_free(struct dns_req *r)
 		event_free(r->ev);
 	if (r->fd >= 0)
 		close(r->fd);
-	if (r->kind != REQ_ADDR) {
+	if (r->kind != REQ_ADDR || r->numeric) {
+		struct dns_req **head = r->numeric ? &dns.num_reqs : &dns.udp_reqs;
 		if (r->prev)
 			r->prev->next = r->next;
-		else if (dns.udp_reqs == r)
-			dns.udp_reqs = r->next;
+		else if (*head == r)
+			*head = r->next;
 		if (r->next)
 			r->next->prev = r->prev;
 	}
@@ -315,7 +318,13 @@ dns_resolve_addr(const char *host, dns_addr_cb cb, void *arg)
 		r->addrs[0].family = AF_INET6;
 	if (r->addrs[0].family) {
 		r->naddrs = 1;
-		/* answered from the loop, never from inside this call */
+		/* answered from the loop, never from inside this call; listed
+		 * so that dns_close frees one the loop never got to */
+		r->numeric = 1;
+		r->next = dns.num_reqs;
+		if (r->next)
+			r->next->prev = r;
+		dns.num_reqs = r;
 		r->ev = evtimer_new(dns.base, addr_numeric, r);
 		evtimer_add(r->ev, &now);
 		return r;
@@ -682,6 +691,9 @@ dns_close(void)
 	}
 	while (dns.udp_reqs)
 		raw_complete(dns.udp_reqs, &a);
+	/* their owners are closed and have cancelled them: no callback */
+	while (dns.num_reqs)
+		dns_req_free(dns.num_reqs);
 	if (dns.evdns)
 		evdns_base_free(dns.evdns, 1);	/* fails pending address lookups */
 	dns.evdns = NULL;
