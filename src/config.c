@@ -38,6 +38,8 @@
 #define MAX_CONNECTIONS_MAX	1000000
 #define MAX_RECIPIENTS_MAX	100000
 #define MESSAGE_SIZE_MAX	(1LL << 40)	/* 1 TiB */
+#define QUEUED_MAX		1000000000
+#define MINFREE_MAX		(1LL << 50)	/* 1 PiB */
 #define TIMEOUT_MAX		86400		/* one day */
 #define LIFETIME_MAX		(90 * 86400)
 #define RETRY_STEP_MAX		(7 * 86400)
@@ -140,6 +142,9 @@ static const struct key_rule key_rules[] = {
 	{ "limits.max_message_size", K_INT, apply_int64, OFF(max_message_size),
 	    1, MESSAGE_SIZE_MAX, NULL, NULL },
 	INT("limits.max_recipients", max_recipients, 1, MAX_RECIPIENTS_MAX),
+	INT("limits.max_queued", max_queued, 1, QUEUED_MAX),
+	{ "limits.queue_minfree", K_INT, apply_int64, OFF(queue_minfree),
+	    0, MINFREE_MAX, NULL, NULL },
 	INT("limits.command_timeout", command_timeout, 1, TIMEOUT_MAX),
 	INT("limits.data_timeout", data_timeout, 1, TIMEOUT_MAX),
 
@@ -1259,6 +1264,9 @@ config_new(void)
 	cfg->max_connections_per_client = 50;
 	cfg->max_message_size = 52428800;
 	cfg->max_recipients = 1000;
+	/* about 1 KB of memory per queued message (bench/README.md): 1 GB */
+	cfg->max_queued = 1000000;
+	cfg->queue_minfree = 0;		/* 1.5 x max_message_size applies */
 	cfg->command_timeout = 300;
 	cfg->data_timeout = 600;
 

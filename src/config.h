@@ -99,6 +99,8 @@ struct config {
 	int max_connections_per_client;
 	int64_t max_message_size;
 	int max_recipients;
+	int max_queued;			/* messages; MAIL gets 452 4.3.1 beyond */
+	int64_t queue_minfree;		/* bytes free in the spool's file system */
 	int command_timeout;
 	int data_timeout;
 

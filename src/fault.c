@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fault.h"
 #include "log.h"
@@ -24,6 +25,7 @@
 struct fault {
 	char point[FAULT_NAME_MAX];
 	int err;
+	long sleep_ms;		/* sleep:MS: the call is slow, then succeeds */
 	long count;		/* failures left; -1: forever */
 	long skip;		/* successful calls before the first failure */
 };
@@ -43,7 +45,8 @@ static const struct {
 	{ "ENOMEM", ENOMEM }, { "EMFILE", EMFILE }, { "EAGAIN", EAGAIN },
 };
 
-/* fault_parse_one - "POINT=ERRNO[*COUNT][+SKIP]" into f; -1 if malformed */
+/* fault_parse_one - "POINT=ERRNO[*COUNT][+SKIP]" or
+ * "POINT=sleep:MS[*COUNT][+SKIP]" into f; -1 if malformed */
 static int
 fault_parse_one(char *spec, struct fault *f)
 {
@@ -67,6 +70,11 @@ fault_parse_one(char *spec, struct fault *f)
 		f->count = strtol(p, &end, 10);
 		if (*p == '\0' || *end != '\0' || f->count < 1)
 			return -1;
+	}
+	if (strncmp(eq + 1, "sleep:", 6) == 0) {
+		p = eq + 7;
+		f->sleep_ms = strtol(p, &end, 10);
+		return *p == '\0' || *end != '\0' || f->sleep_ms < 1 ? -1 : 0;
 	}
 	for (i = 0; i < MX_ARRAY_LEN(fault_errnos); i++)
 		if (strcmp(eq + 1, fault_errnos[i].name) == 0) {
@@ -92,7 +100,8 @@ fault_load(void)
 		if (faults.n == FAULT_MAX)
 			fatalx("MXRELAY_FAULTS: more than %d points", FAULT_MAX);
 		if (fault_parse_one(tok, &faults.f[faults.n]) < 0)
-			fatalx("MXRELAY_FAULTS: bad entry \"%s\" (POINT=ERRNO[*COUNT][+SKIP])", tok);
+			fatalx("MXRELAY_FAULTS: bad entry \"%s\" "
+			    "(POINT=ERRNO|sleep:MS[*COUNT][+SKIP])", tok);
 		faults.n++;
 	}
 	log_warnx("fault injection armed: %s", env);
@@ -102,6 +111,7 @@ int
 fault_hit(const char *point)
 {
 	int err = 0;
+	long sleep_ms = 0;
 
 	pthread_mutex_lock(&faults.lock);
 	if (!faults.loaded)
@@ -120,10 +130,13 @@ fault_hit(const char *point)
 		if (f->count > 0)
 			f->count--;
 		err = f->err;
-		log_warnx("fault injected point=%s errno=%d", point, err);
+		sleep_ms = f->sleep_ms;
+		log_warnx("fault injected point=%s errno=%d sleep_ms=%ld", point, err, sleep_ms);
 		break;
 	}
 	pthread_mutex_unlock(&faults.lock);
+	if (sleep_ms > 0)	/* outside the lock: other points go on */
+		usleep((useconds_t)sleep_ms * 1000);
 	return err;
 }
 

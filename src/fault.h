@@ -4,7 +4,8 @@
  * (the spool's write(2) calls), spool_sync (its fdatasync/fsync/syncfs).
  * MXRELAY_FAULTS="POINT=ERRNO[*COUNT][+SKIP],..." makes POINT fail with
  * ERRNO (ENOSPC, EIO, EDQUOT, ...) COUNT times (default: always) after
- * SKIP calls that succeed (default 0). Without the configure switch the
+ * SKIP calls that succeed (default 0); "POINT=sleep:MS" makes the call
+ * take MS milliseconds longer instead (a slow disk), then succeed. Without the configure switch the
  * checks compile to nothing, so a production build has no such hook.
  */
 #ifndef MX_FAULT_H

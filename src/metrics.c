@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include <event2/http.h>
@@ -25,10 +24,10 @@
 #include "metrics.h"
 #include "queue.h"
 #include "smtp_parse.h"
+#include "spoolfs.h"
 #include "stats.h"
 #include "store.h"
 #include "util.h"
-#include "worker.h"
 
 #define METRICS_PATH		"/metrics"
 #define METRICS_HEADERS_MAX	8192	/* a scraper's request headers, bytes */
@@ -37,21 +36,8 @@
 #define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_OTHER_DOMAIN	"other"
 
-/* the spool's file system, measured off the loop */
-struct fs_probe {
-	char *dir;
-	int ok;
-	uint64_t avail, size;
-};
-
 static struct {
 	struct evhttp *http;
-	struct worker *fs_worker;
-	struct event *fs_timer;
-	struct fs_probe probe;		/* the worker's copy while busy */
-	int fs_busy;
-	int fs_ok;			/* a measure has succeeded */
-	uint64_t fs_avail, fs_size;
 } mt;
 
 /* label_value - a label value with \, " and newline escaped (format 0.0.4) */
@@ -249,16 +235,18 @@ render_queue(struct evbuffer *out, time_t now)
 static void
 render_fs(struct evbuffer *out)
 {
-	if (!mt.fs_ok)
+	uint64_t avail, size;
+
+	if (spoolfs_space(&avail, &size) < 0)
 		return;
 	family(out, "mxrelay_spool_filesystem_avail_bytes", "gauge",
 	    "bytes available to mxrelayd on the spool's file system");
 	evbuffer_add_printf(out, "mxrelay_spool_filesystem_avail_bytes %" PRIu64 "\n",
-	    mt.fs_avail);
+	    avail);
 	family(out, "mxrelay_spool_filesystem_size_bytes", "gauge",
 	    "size of the spool's file system");
 	evbuffer_add_printf(out, "mxrelay_spool_filesystem_size_bytes %" PRIu64 "\n",
-	    mt.fs_size);
+	    size);
 }
 
 /* render_domains - each domain's mode (1 for the current one, 0 for the
@@ -406,45 +394,6 @@ on_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(out);
 }
 
-/* fs_job - worker: statvfs of the spool (a disk call, never on the loop) */
-static void
-fs_job(void *arg)
-{
-	struct fs_probe *p = arg;
-	struct statvfs sv;
-
-	p->ok = statvfs(p->dir, &sv) == 0;
-	if (p->ok) {
-		p->avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-		p->size = (uint64_t)sv.f_blocks * sv.f_frsize;
-	}
-}
-
-static void
-fs_done(void *arg)
-{
-	struct fs_probe *p = arg;
-
-	mt.fs_busy = 0;
-	if (p->ok) {
-		mt.fs_ok = 1;
-		mt.fs_avail = p->avail;
-		mt.fs_size = p->size;
-	}
-}
-
-static void
-fs_tick(evutil_socket_t fd, short ev, void *arg)
-{
-	struct timeval tv = { METRICS_FS_INTERVAL, 0 };
-
-	if (!mt.fs_busy) {
-		mt.fs_busy = 1;
-		worker_submit(mt.fs_worker, fs_job, fs_done, &mt.probe);
-	}
-	evtimer_add(mt.fs_timer, &tv);
-}
-
 int
 metrics_init(struct event_base *base, const struct config *cfg, char *err,
     size_t errlen)
@@ -472,10 +421,6 @@ metrics_init(struct event_base *base, const struct config *cfg, char *err,
 		mt.http = NULL;
 		return -1;
 	}
-	mt.probe.dir = xstrdup(cfg->spool);
-	mt.fs_worker = worker_new(base, "metrics");
-	mt.fs_timer = evtimer_new(base, fs_tick, NULL);
-	fs_tick(-1, 0, NULL);
 	log_info("metrics listening on %s%s", cfg->metrics_listen, METRICS_PATH);
 	return 0;
 }
@@ -486,8 +431,5 @@ metrics_close(void)
 	if (mt.http == NULL)
 		return;
 	evhttp_free(mt.http);
-	event_free(mt.fs_timer);
-	worker_free(mt.fs_worker);	/* a measure under way completes first */
-	free(mt.probe.dir);
 	memset(&mt, 0, sizeof(mt));
 }

@@ -4,8 +4,8 @@
  * counters of stats.c (stats_rows[]), the gauges read from the queue, the
  * store and the switch schedule in memory, and the histograms, in the
  * Prometheus text exposition format 0.0.4. Nothing on the scrape path
- * touches the disk: the spool's file system is measured by a worker thread
- * every METRICS_FS_INTERVAL seconds. Loop thread only.
+ * touches the disk: the spool's file system is spoolfs.c's last measure.
+ * Loop thread only.
  */
 #ifndef MX_METRICS_H
 #define MX_METRICS_H
@@ -14,8 +14,6 @@
 #include <event2/event.h>
 
 #include "config.h"
-
-#define METRICS_FS_INTERVAL	15	/* seconds between statvfs of the spool */
 
 /* metrics_init - listen on cfg->metrics_listen (nothing when unset); call
  * before the privilege drop. Returns 0, or -1 with err set. */

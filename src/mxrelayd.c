@@ -33,6 +33,7 @@
 #include "sdnotify.h"
 #include "smtp_server.h"
 #include "spool.h"
+#include "spoolfs.h"
 #include "stats.h"
 #include "store.h"
 #include "store_copy.h"
@@ -282,6 +283,7 @@ main(int argc, char **argv)
 	if ((srv = smtp_server_new(base, cfg, tls, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
 	server = srv;
+	spoolfs_init(base, cfg->spool);
 	if (metrics_init(base, cfg, err, sizeof(err)) < 0)
 		fatalx("%s", err);
 	config_live = cfg;
@@ -335,6 +337,7 @@ main(int argc, char **argv)
 	worker_free(reload_worker);	/* a reload under way completes first */
 	fleet_close();		/* waiting switches answer before control closes */
 	smtp_server_free(srv);
+	spoolfs_close();
 	metrics_close();
 	control_close();
 	mxwatch_close();

@@ -25,6 +25,7 @@
 
 #include <event2/listener.h>
 
+#include "admission.h"
 #include "dict.h"
 #include "filter.h"
 #include "ioev.h"
@@ -324,7 +325,7 @@ static void
 cmd_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_path path;
-	const char *rest;
+	const char *rest, *why;
 	char err[128];
 
 	if (s->state != S_READY) {
@@ -364,6 +365,13 @@ cmd_mail(struct smtp_session *s, const char *args)
 	}
 	if (s->mp.size > s->srv->cfg->max_message_size) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	if ((why = admission_mail(s->srv->cfg,
+	    s->mp.size > 0 ? (uint64_t)s->mp.size : 0)) != NULL) {
+		log_info("%s smtp mail refused from=<%s> client=%s reason=\"%s\"",
+		    s->id, path.null ? "" : path.mbox.text, s->addr, why);
+		smtp_reply(s, "452 4.3.1 Error: %s", why);
 		return;
 	}
 	s->sender = xstrdup(path.null ? "" : path.mbox.text);
@@ -1568,14 +1576,15 @@ smtp_session_free(struct smtp_session *s)
 	free(s);
 }
 
-/* smtp_refuse - answer 421 on a socket we will not serve, and close it */
+/* smtp_refuse - answer 421 CODE on a socket we will not serve, and close it */
 static void
-smtp_refuse(struct smtp_server *srv, int fd, const char *why)
+smtp_refuse(struct smtp_server *srv, int fd, const char *code, const char *why)
 {
 	char buf[SMTP_LINE_MAX];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "421 4.7.0 %s Error: %s\r\n", srv->cfg->hostname, why);
+	n = snprintf(buf, sizeof(buf), "421 %s %s Error: %s\r\n", code,
+	    srv->cfg->hostname, why);
 	/* Non-blocking best effort: a full socket buffer just loses the text. */
 	if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("smtp refuse send: %s", strerror(errno));
@@ -1617,19 +1626,24 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	srv->accept_pause_ms = 0;
 	if (mx_stats.connections_current >= cfg->max_connections) {
 		log_info("smtp refused client=%s reason=max_connections", addr);
-		smtp_refuse(srv, fd, "too many connections");
+		smtp_refuse(srv, fd, "4.7.0", "too many connections");
 		return;
 	}
 	if (mx_stats.connections_current >= nofile_sessions_max()) {
 		log_info("smtp refused client=%s reason=nofile", addr);
-		smtp_refuse(srv, fd, "too many connections");
+		smtp_refuse(srv, fd, "4.7.0", "too many connections");
+		return;
+	}
+	if ((why = admission_session()) != NULL) {
+		log_info("smtp refused client=%s reason=spool_busy", addr);
+		smtp_refuse(srv, fd, "4.3.2", why);
 		return;
 	}
 	/* A front proxy (xclient_hosts) carries many clients: the per-client
 	 * limits apply to the client it hands over by XCLIENT instead. */
 	proxy = smtp_xclient_host(cfg, sa);
 	if (!proxy && smtp_client_admit(srv, addr, &why) < 0) {
-		smtp_refuse(srv, fd, why);
+		smtp_refuse(srv, fd, "4.7.0", why);
 		return;
 	}
 	s = xcalloc(1, sizeof(*s));

@@ -77,6 +77,9 @@ struct spool_msg {
 	void *rw_arg;
 	char *held;			/* spool_msg_hold: the reason */
 	struct spool_msg *next;
+	/* loop thread: the messages waiting for their commit, oldest first */
+	uint64_t commit_us;
+	struct spool_msg *cprev, *cnext;
 };
 
 /* one buffer on its way to the writer thread */
@@ -122,6 +125,7 @@ static struct {
 	spool_queued_fn queued_fn;	/* the queue manager's hook */
 	void *queued_arg;
 	int64_t open_msgs;		/* spool_msg_open not yet freed (loop) */
+	struct spool_msg *chead, *ctail;	/* waiting for a commit (loop) */
 	struct spool_entry **recovered;	/* found by the scan, until taken */
 	size_t nrecovered;
 } spool = { .dirfd = -1, .incfd = -1, .queuefd = -1, .corruptfd = -1,
@@ -829,6 +833,29 @@ spool_msg_entry(struct spool_msg *m)
 	return e;
 }
 
+/* spool_commit_unlink - m's commit is over (loop thread) */
+static void
+spool_commit_unlink(struct spool_msg *m)
+{
+	if (m->cprev)
+		m->cprev->cnext = m->cnext;
+	else
+		spool.chead = m->cnext;
+	if (m->cnext)
+		m->cnext->cprev = m->cprev;
+	else
+		spool.ctail = m->cprev;
+	m->cprev = m->cnext = NULL;
+}
+
+uint64_t
+spool_commit_lag_ms(void)
+{
+	if (spool.chead == NULL)
+		return 0;
+	return (mx_mono_us() - spool.chead->commit_us) / 1000;
+}
+
 /* spool_commit_done - loop thread: acknowledge the batch, hand the new
  * messages to the queue, report the changes */
 static void
@@ -840,6 +867,7 @@ spool_commit_done(void *arg)
 
 	for (m = b->msgs; m; m = next) {
 		next = m->next;
+		spool_commit_unlink(m);
 		if (m->ok) {
 			spool.messages++;
 			mx_stats.queue_messages = spool.messages;
@@ -881,6 +909,14 @@ spool_kick(void)
 static void
 spool_commit_enqueue(struct spool_msg *m)
 {
+	m->commit_us = mx_mono_us();
+	m->cnext = NULL;
+	m->cprev = spool.ctail;
+	if (spool.ctail)
+		spool.ctail->cnext = m;
+	else
+		spool.chead = m;
+	spool.ctail = m;
 	pthread_mutex_lock(&spool.lock);
 	m->next = spool.pending;
 	spool.pending = m;

@@ -66,6 +66,9 @@ typedef void (*spool_drain_fn)(void *arg);
 void spool_msg_on_drain(struct spool_msg *, spool_drain_fn fn, void *arg);
 /* spool_msg_error - errno of the failed write, rename or sync; 0 if none */
 int spool_msg_error(const struct spool_msg *);
+/* spool_commit_lag_ms - how long the oldest message waiting for its
+ * commit (its sync) has waited; 0 when none waits (loop thread) */
+uint64_t spool_commit_lag_ms(void);
 /* spool_msg_commit - finish the file and commit it in the next group;
  * cb runs once it is durable (or failed); the message is freed after cb. */
 void spool_msg_commit(struct spool_msg *, spool_commit_fn cb, void *arg);

@@ -47,7 +47,16 @@ const struct stats_row stats_rows[] = {
 	    "SMTP sessions open now"),
 	C("connections_refused", connections_refused,
 	    "mxrelay_connections_refused_total", "",
-	    "SMTP connections refused over limits.max_connections(_per_client)"),
+	    "SMTP connections refused at the greeting (421: limits, rate limit, "
+	    "spool busy)"),
+	C("refused_spool_busy", refused_spool_busy,
+	    "mxrelay_overload_refusals_total", "reason=\"spool_busy\"",
+	    "sessions (421 4.3.2) and transactions (452 4.3.1) refused because "
+	    "the spool or the queue is behind, by reason"),
+	C("refused_queue_full", refused_queue_full,
+	    "mxrelay_overload_refusals_total", "reason=\"queue_full\"", NULL),
+	C("refused_disk_space", refused_disk_space,
+	    "mxrelay_overload_refusals_total", "reason=\"disk_space\"", NULL),
 	C("tls_sessions", tls_sessions, "mxrelay_tls_sessions_total", "",
 	    "SMTP sessions that started TLS"),
 	C("messages_accepted", messages_accepted, "mxrelay_messages_accepted_total",

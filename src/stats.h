@@ -27,7 +27,10 @@ struct mx_stats {
 	time_t started;
 	int64_t connections_current;
 	uint64_t connections_total;
-	uint64_t connections_refused;	/* over max_connections(_per_client) */
+	uint64_t connections_refused;	/* 421 at the greeting, any reason */
+	uint64_t refused_spool_busy;	/* 421 4.3.2 at connect (admission.c) */
+	uint64_t refused_queue_full;	/* 452 4.3.1 at MAIL */
+	uint64_t refused_disk_space;	/* 452 4.3.1 at MAIL */
 	uint64_t messages_accepted;
 	uint64_t messages_refused;	/* at end of data: bare LF, size, hops */
 	uint64_t messages_refused_bare_lf;	/* 550 5.6.11 */
