@@ -230,7 +230,7 @@ filter_free(struct filter *f)
 
 void filter_client(struct filter *f, const struct sockaddr *sa, const char *addr) { }
 void filter_helo(struct filter *f, const char *helo) { FUZZ_ASSERT(helo != NULL); }
-void filter_mail(struct filter *f, const char *sender) { FUZZ_ASSERT(sender != NULL); }
+int filter_mail(struct filter *f, const char *sender) { FUZZ_ASSERT(sender != NULL); return 0; }
 
 void
 filter_reset(struct filter *f)
