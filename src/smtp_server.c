@@ -1674,14 +1674,13 @@ smtp_oom_close(evutil_socket_t fd, short ev, void *arg)
 /* smtp_oom_refuse - no memory for a new session: SMTP_OOM_REPLY, best
  * effort as in smtp_refuse, and close fd */
 static void
-smtp_oom_refuse(struct smtp_server *srv, int fd, const char *addr)
+smtp_oom_refuse(int fd, const char *addr)
 {
 	log_warnx("smtp out of memory at connect client=%s: closing", addr);
 	if (send(fd, SMTP_OOM_REPLY, strlen(SMTP_OOM_REPLY),
 	    MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("smtp refuse send: %s", strerror(errno));
 	close(fd);
-	mx_stats.connections_refused++;
 }
 
 /* smtp_refuse - answer 421 on a socket we will not serve, and close it */
@@ -1751,7 +1750,7 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if ((s = mx_try_calloc(1, sizeof(*s))) == NULL) {
 		if (!proxy)
 			smtp_client_undo(srv, addr);
-		smtp_oom_refuse(srv, fd, addr);
+		smtp_oom_refuse(fd, addr);
 		return;
 	}
 	s->srv = srv;
@@ -1774,7 +1773,7 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			    s->id, addr);
 			io_abort(s->io, SMTP_OOM_REPLY);
 		} else
-			smtp_oom_refuse(srv, fd, addr);
+			smtp_oom_refuse(fd, addr);
 		free(s);
 		return;
 	}

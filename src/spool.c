@@ -240,11 +240,9 @@ static char *
 spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
     size_t *rcpts_pos, size_t *size_pos)
 {
-	char *h = NULL;
+	char *h = NULL, *bigger;
 	size_t cap = 512, len = 0;
 	int i, n;
-
-	char *bigger;
 
 	if ((h = mx_try_malloc(cap)) == NULL)
 		return NULL;
