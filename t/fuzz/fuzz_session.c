@@ -274,7 +274,10 @@ filter_rcpt(struct filter *f, const char *rcpt, int nofilter, char *reply,
 	 * the turns of the wait as idle and returned when the wake-up had
 	 * written the 250 but the loop had not yet sent it, so the reply came
 	 * with the next step's octets and broke "no reply before a full
-	 * line". pump() now runs on while a lookup is under way. */
+	 * line". pump() now runs on while a lookup is under way; two TCP
+	 * delays that showed the same way (Nagle on either side, waiting
+	 * for a delayed ACK) are taken out too: see pump() and the client
+	 * socket's TCP_NODELAY. None was the server's fault. */
 	if (nofilter || strncasecmp(rcpt, "joe@", 4) != 0 || f->waited)
 		return FILTER_OK;
 	f->waited = 1;
