@@ -1,7 +1,10 @@
 /* fault.h - fault injection for tests (./configure --enable-fault-injection)
  *
  * A fault point names one call that can fail on demand: spool_write
- * (the spool's write(2) calls), spool_sync (its fdatasync/fsync/syncfs).
+ * (the spool's write(2) calls), spool_sync (its fdatasync/fsync/syncfs),
+ * session_alloc (every allocation an SMTP session makes: the mx_try_
+ * allocators of util.h and io_write's output buffer; the ERRNO is taken
+ * but an allocation fails as malloc does, with ENOMEM).
  * MXRELAY_FAULTS="POINT=ERRNO[*COUNT][+SKIP],..." makes POINT fail with
  * ERRNO (ENOSPC, EIO, EDQUOT, ...) COUNT times (default: always) after
  * SKIP calls that succeed (default 0); "POINT=sleep:MS" makes the call

@@ -57,13 +57,18 @@ static void filter_wait_expired(evutil_socket_t, short, void *);
 struct filter *
 filter_new(struct event_base *base, const struct config *cfg, const char *sid)
 {
-	struct filter *f = xcalloc(1, sizeof(*f));
+	struct filter *f = mx_try_calloc(1, sizeof(*f));
 
+	if (f == NULL)
+		return NULL;
 	f->base = base;
 	f->cfg = cfg;
 	mx_strlcpy(f->sid, sid, sizeof(f->sid));
 	f->dnsbl_known = 1;
-	f->wait_ev = evtimer_new(base, filter_wait_expired, f);
+	if ((f->wait_ev = evtimer_new(base, filter_wait_expired, f)) == NULL) {
+		free(f);
+		return NULL;
+	}
 	return f;
 }
 
@@ -206,19 +211,21 @@ filter_spf_done(const struct spf_verdict *v, void *arg)
 	filter_wakeup(f);
 }
 
-void
+int
 filter_mail(struct filter *f, const char *sender)
 {
 	filter_spf_stop(f);
 	if (!f->cfg->spf_enabled)
-		return;
+		return 0;
 	/* an allow-listed client is not checked further */
 	if (f->dnsbl_known && f->dv.allowed)
-		return;
-	f->sender = xstrdup(sender);
+		return 0;
+	if ((f->sender = mx_try_strdup(sender)) == NULL)
+		return -1;
 	f->spf = spf_check_start(f->addr, f->helo, sender, filter_spf_done, f);
 	if (f->spf != NULL)
 		f->spf_state = FS_SPF_RUNNING;
+	return 0;
 }
 
 void

@@ -28,7 +28,7 @@ enum filter_rc {
 struct filter;
 typedef void (*filter_wake_fn)(void *arg);
 
-/* filter_new - for session sid (a copy is kept) */
+/* filter_new - for session sid (a copy is kept); NULL when out of memory */
 struct filter *filter_new(struct event_base *, const struct config *,
     const char *sid);
 void filter_free(struct filter *);
@@ -38,8 +38,9 @@ void filter_free(struct filter *);
 void filter_client(struct filter *, const struct sockaddr *sa, const char *addr);
 /* filter_helo - the HELO/EHLO argument as sent (checked for syntax) */
 void filter_helo(struct filter *, const char *helo);
-/* filter_mail - a transaction starts: SPF of sender ("" for <>) */
-void filter_mail(struct filter *, const char *sender);
+/* filter_mail - a transaction starts: SPF of sender ("" for <>); 0, or
+ * -1 when out of memory (the session is closed with 421) */
+int filter_mail(struct filter *, const char *sender);
 /* filter_reset - the transaction ended: cancel its lookups and any wait */
 void filter_reset(struct filter *);
 

@@ -6,16 +6,17 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 
+#include "fault.h"
 #include "ioev.h"
 #include "log.h"
 #include "util.h"
@@ -58,14 +59,15 @@ io_setup_top(struct io *io)
 struct io *
 io_new(struct event_base *base, int fd, io_callback cb, void *arg)
 {
-	struct io *io = xcalloc(1, sizeof(*io));
+	struct io *io = mx_try_calloc(1, sizeof(*io));
 
+	if (io == NULL)
+		return NULL;
 	io->base = base;
 	io->cb = cb;
 	io->arg = arg;
 	io->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (io->bev == NULL) {
-		close(fd);
 		free(io);
 		return NULL;
 	}
@@ -127,20 +129,39 @@ io_input(struct io *io)
 	return bufferevent_get_input(io->top);
 }
 
-void
+int
 io_write(struct io *io, const void *p, size_t n)
 {
-	bufferevent_write(io->top, p, n);
+	if (FAULT_HIT("session_alloc"))
+		return -1;
+	return bufferevent_write(io->top, p, n);
 }
 
 void
-io_printf(struct io *io, const char *fmt, ...)
+io_abort(struct io *io, const char *last)
 {
-	va_list ap;
+	struct evbuffer *out = bufferevent_get_output(io->bev);
+	evutil_socket_t fd = bufferevent_getfd(io->bev);
+	size_t n = strlen(last);
 
-	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(io->top), fmt, ap);
-	va_end(ap);
+	if (io->top != io->bev) {
+		/* the TLS filter encrypts into io->bev's output as it is written,
+		 * which takes memory: try, but never wait for it */
+		bufferevent_setcb(io->top, NULL, NULL, NULL, NULL);
+		if (bufferevent_write(io->top, last, n) == 0)
+			bufferevent_flush(io->top, EV_WRITE, BEV_FLUSH);
+		last = NULL;
+	}
+	/* the bufferevent keeps the front of its output frozen for itself;
+	 * it will not write any more */
+	evbuffer_unfreeze(out, 1);
+	while (evbuffer_get_length(out) > 0 && evbuffer_write(out, fd) > 0)
+		;
+	/* Best effort: a socket that takes no more just loses the text. */
+	if (last != NULL && evbuffer_get_length(out) == 0 &&
+	    send(fd, last, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("io abort send: %s", strerror(errno));
+	io_destroy(io);
 }
 
 size_t

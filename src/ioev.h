@@ -26,15 +26,22 @@ enum io_event {
 struct io;
 typedef void (*io_callback)(struct io *, enum io_event, void *arg);
 
-/* io_new - wrap a connected non-blocking socket; the io owns fd */
+/* io_new - wrap a connected non-blocking socket; the io owns fd. NULL
+ * when out of memory: fd is then still the caller's. */
 struct io *io_new(struct event_base *, int fd, io_callback, void *arg);
 /* io_free - no more callbacks; what is already written is still sent */
 void io_free(struct io *);
+/* io_abort - close now, without needing memory (the session ran out of
+ * it): what is queued and then last (a static reply) go straight to the
+ * socket, non-blocking, as far as it takes them; over TLS last is sent
+ * only if it can still be encrypted. No more callbacks. */
+void io_abort(struct io *, const char *last);
 const char *io_event_name(enum io_event);
 
 struct evbuffer *io_input(struct io *);
-void io_write(struct io *, const void *, size_t);
-void io_printf(struct io *, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* io_write - queue octets for output: 0, or -1 when the buffer could not
+ * grow (out of memory, or the session_alloc fault point of fault.h) */
+int io_write(struct io *, const void *, size_t);
 size_t io_queued(struct io *);
 /* io_set_timeout - read timeout in seconds (0: none); the same for a
  * write that waits, on plaintext and TLS alike */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "milter.h"
 #include "metrics.h"
+#include "metrics_http.h"
 #include "queue.h"
 #include "smtp_parse.h"
 #include "spoolfs.h"
@@ -29,11 +30,6 @@
 #include "store.h"
 #include "util.h"
 
-#define METRICS_PATH		"/metrics"
-#define METRICS_HEADERS_MAX	8192	/* a scraper's request headers, bytes */
-#define METRICS_BODY_MAX	1024	/* GET has none; a sender of one is cut off */
-#define METRICS_TIMEOUT		30	/* seconds for a request to arrive */
-#define METRICS_CONTENT_TYPE	"text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_OTHER_DOMAIN	"other"
 
 static struct {
@@ -374,26 +370,6 @@ metrics_render(struct evbuffer *out)
 	    "accepted to \"250 queued\", per message", &mx_stats.smtp_transaction);
 }
 
-/* on_request - GET /metrics; evhttp answers 501 to other methods */
-static void
-on_request(struct evhttp_request *req, void *arg)
-{
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-	struct evbuffer *out;
-
-	if (path == NULL || strcmp(path, METRICS_PATH) != 0) {
-		evhttp_send_error(req, HTTP_NOTFOUND, "try " METRICS_PATH);
-		return;
-	}
-	out = evbuffer_new();
-	metrics_render(out);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-	    "Content-Type", METRICS_CONTENT_TYPE);
-	evhttp_send_reply(req, HTTP_OK, "OK", out);
-	evbuffer_free(out);
-}
-
 int
 metrics_init(struct event_base *base, const struct config *cfg, char *err,
     size_t errlen)
@@ -409,11 +385,7 @@ metrics_init(struct event_base *base, const struct config *cfg, char *err,
 		    cfg->metrics_listen), -1;
 	if ((mt.http = evhttp_new(base)) == NULL)
 		return snprintf(err, errlen, "metrics: evhttp_new failed"), -1;
-	evhttp_set_allowed_methods(mt.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-	evhttp_set_max_headers_size(mt.http, METRICS_HEADERS_MAX);
-	evhttp_set_max_body_size(mt.http, METRICS_BODY_MAX);
-	evhttp_set_timeout(mt.http, METRICS_TIMEOUT);
-	evhttp_set_gencb(mt.http, on_request, NULL);
+	metrics_http_setup(mt.http);
 	if (evhttp_bind_socket_with_handle(mt.http, host, (uint16_t)port) == NULL) {
 		snprintf(err, errlen, "metrics: cannot listen on %s: %s",
 		    cfg->metrics_listen, strerror(errno));

@@ -1332,9 +1332,12 @@ bounce_enqueue(struct bounce_job *bj)
 	env.body_8bit = is8;
 	env.smtputf8 = m->smtputf8;
 	env.route_mx = 1;
-	/* written behind by the spool writer; a failure shows at commit */
-	sm = spool_msg_open(id, &env);
-	spool_msg_write(sm, text, len);
+	/* written behind by the spool writer; a failure shows at commit. The
+	 * spool's message buffers are fallible for sessions' sake; a bounce
+	 * is the daemon's own work: out of memory here stops it, as xmalloc
+	 * would (util.h). */
+	if ((sm = spool_msg_open(id, &env)) == NULL || spool_msg_write(sm, text, len) < 0)
+		fatalx("bounce %s: out of memory", id);
 	free(text);
 	spool_msg_commit(sm, bounce_committed, bj);
 }

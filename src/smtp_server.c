@@ -8,6 +8,14 @@
  * index and never block. Filter verdicts (filter.c: DNSBL, SPF, HELO) are
  * given per recipient at RCPT; a filtered recipient whose lookups are still
  * running parks the session in S_FILTER (input paused) until they end.
+ *
+ * Out of memory: what a session holds (itself, its transaction, the
+ * message buffers, its replies) is allocated with the fallible mx_try_
+ * allocators (util.h). When one fails the session stops where it is
+ * (smtp_oom), and once control is back at the loop it is freed: the
+ * message being received is discarded from the spool, and the client
+ * gets SMTP_OOM_REPLY, a static string written straight to the socket.
+ * The daemon and the other sessions go on.
  */
 #include "autoconf.h"
 
@@ -57,6 +65,9 @@
  * pause while the shortage lasts. */
 #define SMTP_ACCEPT_PAUSE_MIN_MS	100
 #define SMTP_ACCEPT_PAUSE_MAX_MS	2000
+/* the last words of a session that ran out of memory: static, so that
+ * saying them takes none */
+#define SMTP_OOM_REPLY	"421 4.3.0 Out of memory, closing connection\r\n"
 
 enum smtp_state {
 	S_PREGREET,	/* waiting filters.pregreet_wait before the banner */
@@ -142,6 +153,9 @@ struct smtp_session {
 	struct spool_msg *msg;
 	char qid[SPOOL_ID_LEN + 1];
 
+	int oom;			/* an allocation failed: closing */
+	struct event *oom_ev;		/* frees the session from the loop */
+
 	struct smtp_session *prev, *next;
 };
 
@@ -162,13 +176,39 @@ static void smtp_process(struct smtp_session *);
 static void smtp_close(struct smtp_session *, const char *reason);
 static void smtp_session_free(struct smtp_session *);
 
-/* smtp_enter_state - the one place states change, traced in debug logs */
+/* smtp_enter_state - the one place states change, traced in debug logs.
+ * A session out of memory stays in S_CLOSING whatever its callers do
+ * after the failure. */
 static void
 smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
+	if (s->oom)
+		return;
 	log_debug("%s smtp state %s -> %s", s->id, state_names[s->state],
 	    state_names[st]);
 	s->state = st;
+}
+
+/* smtp_oom - an allocation for the session failed (what: for the log):
+ * stop reading and replying now, and free the session from the loop
+ * (smtp_oom_close), where no caller up the stack still uses it. */
+static void
+smtp_oom(struct smtp_session *s, const char *what)
+{
+	if (s->oom)
+		return;
+	log_warnx("%s smtp out of memory at %s state=%s: closing", s->id, what,
+	    state_names[s->state]);
+	/* a message in the group commit goes on without us, as in
+	 * smtp_txn_reset; any other is aborted when the session is freed */
+	if (s->state == S_COMMIT && s->msg != NULL) {
+		spool_msg_detach(s->msg);
+		s->msg = NULL;
+	}
+	smtp_enter_state(s, S_CLOSING);
+	s->oom = 1;
+	io_pause(s->io);
+	event_active(s->oom_ev, EV_TIMEOUT, 1);
 }
 
 static void
@@ -178,6 +218,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (s->oom)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
 	va_end(ap);
@@ -190,7 +232,8 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		s->errors++;	/* every refusal counts: see smtp_too_many_errors */
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	io_write(s->io, buf, (size_t)n);
+	if (io_write(s->io, buf, (size_t)n) < 0)
+		smtp_oom(s, "reply");
 }
 
 /* smtp_pending_clear - drop the RCPT waiting for its verdict */
@@ -374,8 +417,11 @@ cmd_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "452 4.3.1 Error: %s", why);
 		return;
 	}
-	s->sender = xstrdup(path.null ? "" : path.mbox.text);
-	filter_mail(s->filter, s->sender);
+	if ((s->sender = mx_try_strdup(path.null ? "" : path.mbox.text)) == NULL ||
+	    filter_mail(s->filter, s->sender) < 0) {
+		smtp_oom(s, "mail");
+		return;
+	}
 	s->txn_start_us = mx_mono_us();
 	/* The queue ID is known from MAIL on, as Postfix's, so that every line
 	 * of the transaction carries it: grep ID tells the message's story. */
@@ -493,24 +539,40 @@ smtp_rcpt_state(struct smtp_session *s)
 		smtp_enter_state(s, st);
 }
 
+/* smtp_grow - room for n + 1 elements of size sz in *v; -1 when out of
+ * memory (*v is then as it was) */
+static int
+smtp_grow(void *v, int n, size_t sz)
+{
+	void **p = v, *q = mx_try_realloc(*p, sz * (size_t)(n + 1));
+
+	if (q == NULL)
+		return -1;
+	*p = q;
+	return 0;
+}
+
 /* smtp_rcpt_add - the pending RCPT joins the transaction; the same
- * recipient twice (in any written form) is delivered once */
-static void
+ * recipient twice (in any written form) is delivered once. -1 when out of
+ * memory (the RCPT stays pending, freed with the session). */
+static int
 smtp_rcpt_add(struct smtp_session *s)
 {
 	for (int i = 0; i < s->nrcpts; i++)
 		if (strcasecmp(s->rcpts[i], s->pending_rcpt) == 0) {
 			smtp_pending_clear(s);
-			return;
+			return 0;
 		}
-	s->rcpts = xrealloc(s->rcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
-	s->orcpts = xrealloc(s->orcpts, sizeof(char *) * (size_t)(s->nrcpts + 1));
-	s->rcpt_nofilter = xrealloc(s->rcpt_nofilter, sizeof(int) * (size_t)(s->nrcpts + 1));
+	if (smtp_grow(&s->rcpts, s->nrcpts, sizeof(char *)) < 0 ||
+	    smtp_grow(&s->orcpts, s->nrcpts, sizeof(char *)) < 0 ||
+	    smtp_grow(&s->rcpt_nofilter, s->nrcpts, sizeof(int)) < 0)
+		return -1;
 	s->rcpt_nofilter[s->nrcpts] = s->pending_nofilter;
 	s->rcpts[s->nrcpts] = s->pending_rcpt;
 	s->orcpts[s->nrcpts] = s->pending_orcpt;
 	s->nrcpts++;
 	s->pending_rcpt = s->pending_orcpt = NULL;
+	return 0;
 }
 
 /* smtp_rcpt_verdict - the filters' word on the RCPT in s->pending_rcpt:
@@ -540,9 +602,12 @@ smtp_rcpt_verdict(struct smtp_session *s)
 	case FILTER_OK:
 		break;
 	}
+	if (smtp_rcpt_add(s) < 0) {
+		smtp_oom(s, "rcpt");
+		return;
+	}
 	mx_stats.rcpt_accepted++;
 	log_info("%s smtp rcpt accepted id=%s to=<%s>", s->id, s->qid, shown);
-	smtp_rcpt_add(s);
 	smtp_rcpt_state(s);
 	smtp_reply(s, "250 2.1.5 Ok");
 }
@@ -681,9 +746,13 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 	}
 	if ((rc = smtp_check_rcpt(s, &path, canon, &nofilter)) < 0)
 		return;
-	s->pending_rcpt = xstrdup(canon);
-	s->pending_orcpt = strcmp(canon, path.mbox.text) != 0 ?
-	    xstrdup(path.mbox.text) : NULL;
+	s->pending_rcpt = mx_try_strdup(canon);
+	s->pending_orcpt = NULL;
+	if (s->pending_rcpt == NULL || (strcmp(canon, path.mbox.text) != 0 &&
+	    (s->pending_orcpt = mx_try_strdup(path.mbox.text)) == NULL)) {
+		smtp_oom(s, "rcpt");
+		return;
+	}
 	s->pending_nofilter = nofilter;
 	if (rc == 1) {
 		smtp_rcpt_verify(s);
@@ -723,15 +792,23 @@ smtp_received(struct smtp_session *s, char *buf, size_t len)
 static void
 smtp_msg_write(struct smtp_session *s, const char *p, size_t n)
 {
-	if (spool_msg_write(s->msg, p, n))
+	int r;
+
+	if (s->oom)
+		return;		/* the message is broken: aborted at the free */
+	if ((r = spool_msg_write(s->msg, p, n)) < 0) {
+		smtp_oom(s, "data");
+		return;
+	}
+	if (r > 0)
 		s->spool_busy = 1;
 	if (s->milter && milter_txn_write(s->milter, p, n))
 		s->milter_busy = 1;
 }
 
 /* smtp_milter_start - the milters see the message when it has filtered
- * recipients (nofilter ones skip them, SPEC 5) */
-static void
+ * recipients (nofilter ones skip them, SPEC 5); -1 when out of memory */
+static int
 smtp_milter_start(struct smtp_session *s)
 {
 	struct milter_info in;
@@ -739,8 +816,9 @@ smtp_milter_start(struct smtp_session *s)
 	int n = 0;
 
 	if (s->srv->cfg->nmilters == 0)
-		return;
-	rc = xcalloc((size_t)s->nrcpts, sizeof(char *));
+		return 0;
+	if ((rc = mx_try_calloc((size_t)s->nrcpts, sizeof(char *))) == NULL)
+		return -1;
 	for (int i = 0; i < s->nrcpts; i++)
 		if (!s->rcpt_nofilter[i])
 			rc[n++] = s->rcpts[i];
@@ -762,6 +840,7 @@ smtp_milter_start(struct smtp_session *s)
 		s->milter = milter_txn_start(s->srv->base, s->srv->cfg, &in);
 	}
 	free(rc);
+	return 0;
 }
 
 static void
@@ -806,8 +885,11 @@ cmd_data(struct smtp_session *s, const char *args)
 	env.rcpts = (const char *const *)s->rcpts;
 	env.orcpts = (const char *const *)s->orcpts;
 	env.nrcpts = s->nrcpts;
-	s->msg = spool_msg_open(s->qid, &env);
-	smtp_milter_start(s);
+	if ((s->msg = spool_msg_open(s->qid, &env)) == NULL ||
+	    smtp_milter_start(s) < 0) {
+		smtp_oom(s, "data");
+		return;
+	}
 	/* RFC 7208 9.1: Received-SPF above our Received: */
 	if ((n = filter_headers(s->filter, trace, sizeof(trace))) > 0)
 		smtp_msg_write(s, trace, n);
@@ -1351,12 +1433,14 @@ smtp_data_input(struct smtp_session *s)
 	size_t used;
 	int done = 0;
 
-	while (!done && !s->spool_busy && !s->milter_busy &&
+	while (!done && !s->spool_busy && !s->milter_busy && !s->oom &&
 	    evbuffer_peek(in, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
 		used = smtp_data_feed(&s->data, v.iov_base, v.iov_len, &done,
 		    smtp_data_out, s);
 		evbuffer_drain(in, used);
 	}
+	if (s->oom)
+		return 0;
 	if (done) {
 		s->spool_busy = 0;
 		s->milter_busy = 0;
@@ -1542,16 +1626,23 @@ smtp_client_admit(struct smtp_server *srv, const char *addr, const char **why)
 	return 0;
 }
 
-/* smtp_client_release - undo smtp_client_admit */
+/* smtp_client_undo - undo smtp_client_admit of addr */
 static void
-smtp_client_release(struct smtp_session *s)
+smtp_client_undo(struct smtp_server *srv, const char *addr)
 {
 	int *n;
 
+	if ((n = client_count(srv, addr, 0)) != NULL && --*n <= 0)
+		free(dict_del(srv->per_client, addr));
+}
+
+/* smtp_client_release - undo smtp_client_admit of the session */
+static void
+smtp_client_release(struct smtp_session *s)
+{
 	if (s->counted[0] == '\0')
 		return;
-	if ((n = client_count(s->srv, s->counted, 0)) != NULL && --*n <= 0)
-		free(dict_del(s->srv->per_client, s->counted));
+	smtp_client_undo(s->srv, s->counted);
 	s->counted[0] = '\0';
 }
 
@@ -1565,7 +1656,12 @@ smtp_session_free(struct smtp_session *s)
 	filter_free(s->filter);
 	if (s->pregreet_ev)
 		event_free(s->pregreet_ev);
-	io_free(s->io);
+	if (s->oom_ev)
+		event_free(s->oom_ev);
+	if (s->oom)
+		io_abort(s->io, SMTP_OOM_REPLY);
+	else
+		io_free(s->io);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1574,6 +1670,25 @@ smtp_session_free(struct smtp_session *s)
 		s->next->prev = s->prev;
 	mx_stats.connections_current--;
 	free(s);
+}
+
+/* smtp_oom_close - free a session that ran out of memory (loop) */
+static void
+smtp_oom_close(evutil_socket_t fd, short ev, void *arg)
+{
+	smtp_session_free(arg);
+}
+
+/* smtp_oom_refuse - no memory for a new session: SMTP_OOM_REPLY, best
+ * effort as in smtp_refuse, and close fd */
+static void
+smtp_oom_refuse(int fd, const char *addr)
+{
+	log_warnx("smtp out of memory at connect client=%s: closing", addr);
+	if (send(fd, SMTP_OOM_REPLY, strlen(SMTP_OOM_REPLY),
+	    MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("smtp refuse send: %s", strerror(errno));
+	close(fd);
 }
 
 /* smtp_refuse - answer 421 CODE on a socket we will not serve, and close it */
@@ -1646,7 +1761,12 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		smtp_refuse(srv, fd, "4.7.0", why);
 		return;
 	}
-	s = xcalloc(1, sizeof(*s));
+	if ((s = mx_try_calloc(1, sizeof(*s))) == NULL) {
+		if (!proxy)
+			smtp_client_undo(srv, addr);
+		smtp_oom_refuse(fd, addr);
+		return;
+	}
 	s->srv = srv;
 	snprintf(s->id, sizeof(s->id), "s%06lx", ++srv->next_id);
 	memcpy(&s->peer_ss, sa, (size_t)salen < sizeof(s->ss) ? (size_t)salen : sizeof(s->ss));
@@ -1657,12 +1777,20 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	s->state = S_HELO;
 	if (!proxy)
 		mx_strlcpy(s->counted, addr, sizeof(s->counted));
-	if ((s->io = io_new(srv->base, fd, smtp_io, s)) == NULL) {
+	if ((s->io = io_new(srv->base, fd, smtp_io, s)) == NULL ||
+	    (s->filter = filter_new(srv->base, cfg, s->id)) == NULL ||
+	    (s->oom_ev = event_new(srv->base, -1, 0, smtp_oom_close, s)) == NULL) {
 		smtp_client_release(s);
+		filter_free(s->filter);
+		if (s->io != NULL) {
+			log_warnx("%s smtp out of memory at connect client=%s: closing",
+			    s->id, addr);
+			io_abort(s->io, SMTP_OOM_REPLY);
+		} else
+			smtp_oom_refuse(fd, addr);
 		free(s);
 		return;
 	}
-	s->filter = filter_new(srv->base, cfg, s->id);
 	filter_client(s->filter, (struct sockaddr *)&s->ss, s->addr);
 	mx_stats.connections_current++;
 	s->next = srv->sessions;
@@ -1674,8 +1802,10 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	if (cfg->pregreet_wait > 0) {
 		struct timeval tv = { cfg->pregreet_wait, 0 };
 		smtp_enter_state(s, S_PREGREET);
-		s->pregreet_ev = evtimer_new(srv->base, smtp_pregreet_done, s);
-		evtimer_add(s->pregreet_ev, &tv);
+		if ((s->pregreet_ev = evtimer_new(srv->base, smtp_pregreet_done, s)) == NULL)
+			smtp_oom(s, "connect");
+		else
+			evtimer_add(s->pregreet_ev, &tv);
 		return;
 	}
 	smtp_greet(s);

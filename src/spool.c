@@ -246,23 +246,29 @@ spool_count_messages(void)
 	return spool.messages;
 }
 
-/* spool_header - the envelope block; size digits are patched at commit */
+/* spool_header - the envelope block; size digits are patched at commit.
+ * NULL when out of memory (a session's message: mx_try_ allocators) */
 static char *
 spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
     size_t *rcpts_pos, size_t *size_pos)
 {
-	char *h = NULL;
+	char *h = NULL, *bigger;
 	size_t cap = 512, len = 0;
 	int i, n;
 
-	h = xmalloc(cap);
+	if ((h = mx_try_malloc(cap)) == NULL)
+		return NULL;
 #define HDR_ADD(...) do {						\
 	for (;;) {							\
 		n = snprintf(h + len, cap - len, __VA_ARGS__);		\
 		if (n >= 0 && (size_t)n < cap - len)			\
 			break;						\
 		cap *= 2;						\
-		h = xrealloc(h, cap);					\
+		if ((bigger = mx_try_realloc(h, cap)) == NULL) {	\
+			free(h);					\
+			return NULL;					\
+		}							\
+		h = bigger;						\
 	}								\
 	len += (size_t)n;						\
 } while (0)
@@ -416,19 +422,28 @@ spool_chunk_done(void *arg)
 	}
 }
 
-/* spool_chunk_submit - hand buf (malloc'd, taken over) to the writer */
-static void
+/* spool_chunk_submit - hand buf (malloc'd, taken over) to the writer;
+ * -1 when out of memory (buf is then still the caller's) */
+static int
 spool_chunk_submit(struct spool_msg *m, char *buf, size_t len, int recycle)
 {
-	struct spool_chunk *c = xcalloc(1, sizeof(*c));
+	struct spool_chunk *c = mx_try_calloc(1, sizeof(*c));
 
+	if (c == NULL)
+		return -1;
 	c->m = m;
 	c->buf = buf;
 	c->len = len;
 	c->recycle = recycle;
+	if (worker_try_submit(spool.writer, spool_chunk_job, spool_chunk_done, c) < 0) {
+		free(c);
+		return -1;
+	}
 	m->inflight++;
-	worker_submit(spool.writer, spool_chunk_job, spool_chunk_done, c);
+	return 0;
 }
+
+static void spool_msg_free(struct spool_msg *);
 
 struct spool_msg *
 spool_msg_open(const char *id, const struct spool_envelope *e)
@@ -438,20 +453,34 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	time_t arrival = time(NULL);
 	char *h;
 
-	h = spool_header(id, e, arrival, &rcpts_pos, &size_pos);
-	m = xcalloc(1, sizeof(*m));
+	if ((h = spool_header(id, e, arrival, &rcpts_pos, &size_pos)) == NULL)
+		return NULL;
+	if ((m = mx_try_calloc(1, sizeof(*m))) == NULL) {
+		free(h);
+		return NULL;
+	}
 	spool.open_msgs++;
 	mx_strlcpy(m->id, id, sizeof(m->id));
 	m->fd = -1;
-	m->nrcpts = e->nrcpts;
-	m->rcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
-	m->orcpts = xcalloc((size_t)e->nrcpts + 1, sizeof(char *));
-	for (int i = 0; i < e->nrcpts; i++) {
-		m->rcpts[i] = xstrdup(e->rcpts[i]);
-		if (e->orcpts != NULL && e->orcpts[i] != NULL)
-			m->orcpts[i] = xstrdup(e->orcpts[i]);
+	m->rcpts = mx_try_calloc((size_t)e->nrcpts + 1, sizeof(char *));
+	m->orcpts = mx_try_calloc((size_t)e->nrcpts + 1, sizeof(char *));
+	if (m->rcpts == NULL || m->orcpts == NULL)
+		goto fail;
+	/* counted as they are copied: spool_msg_free frees that many */
+	for (; m->nrcpts < e->nrcpts; m->nrcpts++) {
+		int i = m->nrcpts;
+
+		if ((m->rcpts[i] = mx_try_strdup(e->rcpts[i])) == NULL)
+			goto fail;
+		if (e->orcpts != NULL && e->orcpts[i] != NULL &&
+		    (m->orcpts[i] = mx_try_strdup(e->orcpts[i])) == NULL) {
+			m->nrcpts++;
+			goto fail;
+		}
 	}
-	m->sender = xstrdup(e->sender);
+	if ((m->sender = mx_try_strdup(e->sender)) == NULL ||
+	    (m->wbuf = mx_try_malloc(SPOOL_WBUF)) == NULL)
+		goto fail;
 	m->arrival = arrival;
 	m->body_8bit = e->body_8bit;
 	m->smtputf8 = e->smtputf8;
@@ -459,7 +488,6 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 	m->rcpts_off = (off_t)rcpts_pos;
 	m->size_off = (off_t)size_pos;
 	m->body_off = (off_t)strlen(h);
-	m->wbuf = xmalloc(SPOOL_WBUF);
 	/* The envelope starts the first buffer: a message that fits in it
 	 * (most do) is created and written whole by the commit job, with
 	 * no hand-off to the writer thread. A bigger envelope (many long
@@ -468,9 +496,14 @@ spool_msg_open(const char *id, const struct spool_envelope *e)
 		memcpy(m->wbuf, h, (size_t)m->body_off);
 		m->wlen = (size_t)m->body_off;
 		free(h);
-	} else
-		spool_chunk_submit(m, h, strlen(h), 0);
+	} else if (spool_chunk_submit(m, h, strlen(h), 0) < 0)
+		goto fail;
 	return m;
+fail:
+	/* nothing reached the writer: no file to remove */
+	free(h);
+	spool_msg_free(m);
+	return NULL;
 }
 
 /* spool_msg_flush - commit worker: the octets still in the buffer (the
@@ -497,8 +530,16 @@ spool_msg_write(struct spool_msg *m, const char *p, size_t n)
 		p += k;
 		n -= k;
 		if (m->wlen == SPOOL_WBUF) {
-			spool_chunk_submit(m, m->wbuf, m->wlen, 1);
-			m->wbuf = m->spare ? m->spare : xmalloc(SPOOL_WBUF);
+			char *next = m->spare ? m->spare : mx_try_malloc(SPOOL_WBUF);
+
+			if (next == NULL)
+				return -1;
+			if (spool_chunk_submit(m, m->wbuf, m->wlen, 1) < 0) {
+				if (next != m->spare)
+					free(next);
+				return -1;
+			}
+			m->wbuf = next;
 			m->spare = NULL;
 			m->wlen = 0;
 		}

@@ -49,7 +49,8 @@ void spool_new_id(char id[SPOOL_ID_LEN + 1]);
 
 /* spool_msg_open - start incoming/ID with the envelope header. No disk
  * call here: the file is created and written by the writer thread, and a
- * failure shows at commit (ok = 0, spool_msg_error). Never NULL. */
+ * failure shows at commit (ok = 0, spool_msg_error). NULL only when out
+ * of memory (the message's buffers are a session's: util.h mx_try_). */
 /* spool_msgs_open - messages being received or committed: each may hold
  * a file descriptor (loop thread) */
 int64_t spool_msgs_open(void);
@@ -57,7 +58,9 @@ int64_t spool_msgs_open(void);
 struct spool_msg *spool_msg_open(const char *id, const struct spool_envelope *);
 /* spool_msg_write - append message octets (buffered, written behind).
  * Returns 1 when the caller should stop feeding more until the drain
- * callback (spool_msg_on_drain) says the writer caught up, else 0. */
+ * callback (spool_msg_on_drain) says the writer caught up, else 0; -1
+ * when out of memory: the message is broken, only spool_msg_abort is
+ * left to do with it. */
 int spool_msg_write(struct spool_msg *, const char *, size_t);
 /* called on the loop thread once fewer buffers are in flight */
 typedef void (*spool_drain_fn)(void *arg);

@@ -1,4 +1,4 @@
-/* util.c - allocators that abort, small string and time helpers */
+/* util.c - allocators that abort or fail, small string and time helpers */
 #include "autoconf.h"
 
 #include <ctype.h>
@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "util.h"
 
@@ -70,6 +71,41 @@ xasprintf(char **ret, const char *fmt, ...)
 	if (n < 0)
 		fatal("asprintf");
 	return n;
+}
+
+/* mx_alloc_refused - the session_alloc fault point: fail this allocation
+ * as the allocator would (NULL, ENOMEM) */
+static int
+mx_alloc_refused(void)
+{
+	if (FAULT_HIT("session_alloc") == 0)
+		return 0;
+	errno = ENOMEM;
+	return 1;
+}
+
+void *
+mx_try_malloc(size_t n)
+{
+	return mx_alloc_refused() ? NULL : malloc(n ? n : 1);
+}
+
+void *
+mx_try_calloc(size_t n, size_t sz)
+{
+	return mx_alloc_refused() ? NULL : calloc(n ? n : 1, sz ? sz : 1);
+}
+
+void *
+mx_try_realloc(void *p, size_t n)
+{
+	return mx_alloc_refused() ? NULL : realloc(p, n ? n : 1);
+}
+
+char *
+mx_try_strdup(const char *s)
+{
+	return mx_alloc_refused() ? NULL : strdup(s);
 }
 
 size_t

@@ -13,6 +13,19 @@ char *xstrdup(const char *);
 char *xstrndup(const char *, size_t);
 int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
 
+/* Fallible allocators for what one client's SMTP session holds (issue
+ * 15): NULL when the memory is not there, or when the fault point
+ * session_alloc says so (fault.h). The caller ends that session with 421
+ * and frees what it held; the daemon and the other sessions go on. The
+ * daemon's own state (configuration, store, queue, spool index) stays on
+ * the x allocators above: a daemon that cannot allocate its own state
+ * stops rather than runs half-initialised. */
+void *mx_try_malloc(size_t);
+void *mx_try_calloc(size_t, size_t);
+/* mx_try_realloc - on failure p is left as it was */
+void *mx_try_realloc(void *p, size_t);
+char *mx_try_strdup(const char *);
+
 /* strlcpy-like: returns strlen(src); truncation when >= size */
 size_t mx_strlcpy(char *dst, const char *src, size_t size);
 /* ASCII lower-case in place; returns s */

@@ -121,11 +121,11 @@ worker_new(struct event_base *base, const char *name)
 	return w;
 }
 
-void
-worker_submit(struct worker *w, worker_job_fn job, worker_done_fn done, void *arg)
+/* worker_queue - queue j, filled in */
+static void
+worker_queue(struct worker *w, struct job *j, worker_job_fn job,
+    worker_done_fn done, void *arg)
 {
-	struct job *j = xmalloc(sizeof(*j));
-
 	j->job = job;
 	j->done = done;
 	j->arg = arg;
@@ -133,6 +133,24 @@ worker_submit(struct worker *w, worker_job_fn job, worker_done_fn done, void *ar
 	list_push(&w->todo, j);
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+}
+
+void
+worker_submit(struct worker *w, worker_job_fn job, worker_done_fn done, void *arg)
+{
+	worker_queue(w, xmalloc(sizeof(struct job)), job, done, arg);
+}
+
+int
+worker_try_submit(struct worker *w, worker_job_fn job, worker_done_fn done,
+    void *arg)
+{
+	struct job *j = mx_try_malloc(sizeof(*j));
+
+	if (j == NULL)
+		return -1;
+	worker_queue(w, j, job, done, arg);
+	return 0;
 }
 
 void

@@ -15,6 +15,9 @@ struct worker *worker_new(struct event_base *base, const char *name);
 /* worker_submit - queue a job; done (may be NULL) runs on the loop when it finished.
  * Jobs run one at a time, in submission order. Thread-safe. */
 void worker_submit(struct worker *, worker_job_fn job, worker_done_fn done, void *arg);
+/* worker_try_submit - the same for a session's job: -1 when out of memory
+ * (util.h mx_try_), and nothing was queued */
+int worker_try_submit(struct worker *, worker_job_fn job, worker_done_fn done, void *arg);
 /* worker_free - finish queued jobs, join the thread */
 void worker_free(struct worker *);
 

@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use Test::More;
 use HTTP::Tiny;
+use IO::Socket::INET;
 use MxTest;
 use MxPeers;
 
@@ -160,6 +161,15 @@ is("@unknown", '', 'the dashboard and the rules use only metrics mxrelayd export
 # only GET /metrics
 is($http->get("http://127.0.0.1:$mport/")->{status}, 404, 'other paths: 404');
 is($http->post_form($url, {})->{status}, 501, 'POST: 501 (evhttp: method not implemented)');
+# evhttp takes HTTP/0.x and 1.2 and would answer in them (fuzz_metrics_http)
+for my $v ('0.1', '1.2') {
+	my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mport,
+	    Timeout => 5) or die "connect: $!";
+	print $c "GET /metrics HTTP/$v\r\nHost: x\r\n\r\n";
+	my $status = <$c>;
+	like($status // '', qr{^HTTP/1\.1 505 }, "HTTP/$v: 505 in HTTP/1.1");
+	close $c;
+}
 
 # a bad metrics.listen is named by -t
 my $bad = MxTest::Daemon->new(config => { metrics => { listen => 'localhost:9425' } });

@@ -5,8 +5,10 @@
  * (which command template) and a length-prefixed argument, so that most
  * inputs get past EHLO, MAIL and RCPT into DATA. The store, the spool and
  * the filters are in-memory test doubles of our own interfaces (store.h,
- * spool.h, filter.h, verify.h, spf.h, milter.h: none configured); logging
- * is a silent double of log.h. After each
+ * spool.h, filter.h, verify.h, spf.h, milter.h: none configured; the
+ * filter double makes the first RCPT to joe wait for a "lookup", so the
+ * S_FILTER path is driven too); logging is a silent double of log.h.
+ * After each
  * step the loop runs until idle and the replies are checked:
  *
  *   - every reply line is "DDD SP/- text CRLF", at most SMTP_LINE_MAX + 64;
@@ -23,6 +25,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -190,7 +193,7 @@ spf_shutdown(void)
 {
 }
 
-/* --- filter.h double: every recipient OK (see filter_rcpt) ---------------- */
+/* --- filter.h double: every recipient OK, joe after a wait (filter_rcpt) -- */
 
 struct filter {
 	struct event_base *base;
@@ -200,12 +203,31 @@ struct filter {
 	int waited;
 };
 
+/* "lookups" under way, and wake-ups so far: pump() runs the loop on while
+ * one is under way and for a few turns after one fired */
+static struct {
+	int waiting;
+	unsigned long woken;
+} lookups;
+
 static void
 filter_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct filter *f = arg;
 
+	lookups.waiting--;
+	lookups.woken++;
 	f->wake(f->arg);
+}
+
+/* filter_unwait - a "lookup" under way is dropped */
+static void
+filter_unwait(struct filter *f)
+{
+	if (evtimer_pending(f->ev, NULL)) {
+		evtimer_del(f->ev);
+		lookups.waiting--;
+	}
 }
 
 struct filter *
@@ -225,18 +247,19 @@ filter_free(struct filter *f)
 {
 	if (f == NULL)
 		return;
+	filter_unwait(f);
 	event_free(f->ev);
 	free(f);
 }
 
 void filter_client(struct filter *f, const struct sockaddr *sa, const char *addr) { }
 void filter_helo(struct filter *f, const char *helo) { FUZZ_ASSERT(helo != NULL); }
-void filter_mail(struct filter *f, const char *sender) { FUZZ_ASSERT(sender != NULL); }
+int filter_mail(struct filter *f, const char *sender) { FUZZ_ASSERT(sender != NULL); return 0; }
 
 void
 filter_reset(struct filter *f)
 {
-	event_del(f->ev);
+	filter_unwait(f);
 	f->waited = 0;
 }
 
@@ -246,17 +269,22 @@ filter_rcpt(struct filter *f, const char *rcpt, int nofilter, char *reply,
 {
 	struct timeval now = { 0, 1000 };
 
-	/* FUZZ_SESSION_FILTER_WAIT=1: a RCPT to joe waits once for a
-	 * "lookup". Off by default: in this harness the reply written by the
-	 * wake-up stays unsent until the client writes again, which the
-	 * daemon with a real (slow DNS) wait does not show (t/filter_slowdns.t
-	 * and a pipelined RCPT+DATA by hand); not yet understood. */
-	if (nofilter || strncasecmp(rcpt, "joe@", 4) != 0 || f->waited ||
-	    getenv("FUZZ_SESSION_FILTER_WAIT") == NULL)
+	/* A RCPT to joe waits once for a "lookup" of 1 ms: the session parks
+	 * in S_FILTER, input paused, and answers from the wake-up (the path
+	 * of a slow DNSBL or SPF lookup). This used to be off: pump() counted
+	 * the turns of the wait as idle and returned when the wake-up had
+	 * written the 250 but the loop had not yet sent it, so the reply came
+	 * with the next step's octets and broke "no reply before a full
+	 * line". pump() now runs on while a lookup is under way; two TCP
+	 * delays that showed the same way (Nagle on either side, waiting
+	 * for a delayed ACK) are taken out too: see pump() and the client
+	 * socket's TCP_NODELAY. None was the server's fault. */
+	if (nofilter || strncasecmp(rcpt, "joe@", 4) != 0 || f->waited)
 		return FILTER_OK;
 	f->waited = 1;
 	f->wake = wake;
 	f->arg = arg;
+	lookups.waiting++;
 	evtimer_add(f->ev, &now);
 	return FILTER_WAIT;
 }
@@ -509,15 +537,27 @@ static int
 pump(int fd, struct replies *r)
 {
 	struct timeval turn = { 0, PUMP_TURN_US };
-	int idle = 0, closed = 0;
+	unsigned long woken = lookups.woken;
+	int idle = 0, closed = 0, one = 1;
 
 	for (int round = 0; round < 200 && idle < 3; round++) {
 		char tmp[8192];
 		ssize_t n;
 
+		/* ACK at once what the server sent: its replies written on
+		 * different turns (a MAIL answered at once, a RCPT after a
+		 * lookup) are otherwise held by its Nagle until our delayed
+		 * ACK, up to 40 ms on loopback, longer than a pump waits.
+		 * Quick-ACK mode does not last: set it every turn. */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 		event_base_loopexit(fz_base, &turn);
 		event_base_loop(fz_base, 0);
 		idle++;
+		/* a wake-up's reply is sent on a later turn than its own */
+		if (lookups.waiting > 0 || lookups.woken != woken) {
+			woken = lookups.woken;
+			idle = 0;
+		}
 		while ((n = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT)) > 0) {
 			FUZZ_ASSERT(r->len + (size_t)n <= FUZZ_REPLY_MAX);
 			memcpy(r->buf + r->len, tmp, (size_t)n);
@@ -596,7 +636,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static char out[600];
 	struct replies r = { NULL, 0, 0 };
 	size_t i = 0;
-	int fd, steps = 0;
+	int fd, steps = 0, one = 1;
 
 	if (srv == NULL)
 		fuzz_setup();
@@ -605,7 +645,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons((uint16_t)port);
+	/* TCP_NODELAY: a step is sent when it is written. With Nagle a step
+	 * that follows one the server did not answer (no LF yet) waits for
+	 * the delayed ACK, up to 40 ms on loopback, longer than pump() waits:
+	 * its reply then came with a later step's ("no reply before a full
+	 * line" broken by the harness, not the server). */
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
 	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
 		abort();
 	pump(fd, &r);
