@@ -44,7 +44,8 @@ struct filter {
 
 	struct spf_check *spf;		/* running */
 	enum spf_state spf_state;
-	struct spf_verdict sv;
+	struct spf_verdict *sv;		/* from MAIL on, while SPF runs: not
+					 * in every idle session (776 octets) */
 	char *sender;
 
 	filter_wake_fn wake;		/* a RCPT waits */
@@ -109,6 +110,8 @@ filter_spf_stop(struct filter *f)
 	f->spf_state = FS_SPF_IDLE;
 	free(f->sender);
 	f->sender = NULL;
+	free(f->sv);
+	f->sv = NULL;
 }
 
 void
@@ -202,7 +205,7 @@ filter_spf_done(const struct spf_verdict *v, void *arg)
 	struct filter *f = arg;
 
 	f->spf = NULL;
-	f->sv = *v;
+	*f->sv = *v;
 	f->spf_state = FS_SPF_DONE;
 	mx_stats.spf_results[v->result]++;
 	log_info("%s filter spf client=%s identity=%s domain=%s result=%s "
@@ -220,7 +223,8 @@ filter_mail(struct filter *f, const char *sender)
 	/* an allow-listed client is not checked further */
 	if (f->dnsbl_known && f->dv.allowed)
 		return 0;
-	if ((f->sender = mx_try_strdup(sender)) == NULL)
+	if ((f->sender = mx_try_strdup(sender)) == NULL ||
+	    (f->sv = mx_try_calloc(1, sizeof(*f->sv))) == NULL)
 		return -1;
 	f->spf = spf_check_start(f->addr, f->helo, sender, filter_spf_done, f);
 	if (f->spf != NULL)
@@ -254,14 +258,14 @@ filter_wait_expired(evutil_socket_t fd, short ev, void *arg)
 	if (f->spf_state == FS_SPF_RUNNING) {
 		spf_check_cancel(f->spf);
 		f->spf = NULL;
-		memset(&f->sv, 0, sizeof(f->sv));
-		f->sv.result = SPF_TEMPERROR;
-		snprintf(f->sv.comment, sizeof(f->sv.comment),
+		memset(f->sv, 0, sizeof(*f->sv));
+		f->sv->result = SPF_TEMPERROR;
+		snprintf(f->sv->comment, sizeof(f->sv->comment),
 		    "no answer within %d seconds", FILTER_WAIT_MAX_SECS);
 		f->spf_state = FS_SPF_DONE;
 		mx_stats.spf_results[SPF_TEMPERROR]++;
 		log_info("%s filter spf client=%s result=temperror comment=\"%s\"",
-		    f->sid, f->addr, f->sv.comment);
+		    f->sid, f->addr, f->sv->comment);
 	}
 	filter_wakeup(f);
 }
@@ -330,17 +334,17 @@ filter_rcpt(struct filter *f, const char *rcpt, int nofilter, char *reply,
 		return filter_wait(f, wake, arg);
 	if (f->spf_state != FS_SPF_DONE || !cfg->spf_reject_fail)
 		return FILTER_OK;
-	if (f->sv.result == SPF_FAIL) {
+	if (f->sv->result == SPF_FAIL) {
 		snprintf(reply, replylen, "550 5.7.23 SPF validation failed: %s",
-		    filter_spf_reason(&f->sv));
+		    filter_spf_reason(f->sv));
 		return filter_refuse(f, rcpt, "spf", &mx_stats.spf_refused, reply);
 	}
-	if (f->sv.result == SPF_TEMPERROR) {
+	if (f->sv->result == SPF_TEMPERROR) {
 		/* RFC 7208 8.6: a DNS error is temporary, never a 5xx; SPEC 5
 		 * gives our own trouble (a DNS timeout) 451 4.3.0, not RFC
 		 * 7372's 4.7.24 */
 		snprintf(reply, replylen, "451 4.3.0 SPF temporary error for %s, "
-		    "try again later", f->sv.domain[0] ? f->sv.domain : "the sender");
+		    "try again later", f->sv->domain[0] ? f->sv->domain : "the sender");
 		return filter_refuse(f, rcpt, "spf", &mx_stats.spf_deferred, reply);
 	}
 	return FILTER_OK;
@@ -351,6 +355,6 @@ filter_headers(struct filter *f, char *buf, size_t len)
 {
 	if (f->spf_state != FS_SPF_DONE || f->sender == NULL)
 		return 0;
-	return spf_headers(&f->sv, f->cfg->hostname, f->addr, f->helo, f->sender,
+	return spf_headers(f->sv, f->cfg->hostname, f->addr, f->helo, f->sender,
 	    buf, len);
 }

@@ -67,6 +67,7 @@
 #define SMTP_ACCEPT_PAUSE_MAX_MS	2000
 /* the last words of a session that ran out of memory: static, so that
  * saying them takes none */
+#define SMTP_MILTER_LOG(s)	((s)->milter_log ? (s)->milter_log : "")
 #define SMTP_OOM_REPLY	"421 4.3.0 Out of memory, closing connection\r\n"
 
 enum smtp_state {
@@ -147,7 +148,8 @@ struct smtp_session {
 	int pending_nofilter;
 	struct milter_txn *milter;	/* filters.milters: this message's chain */
 	int milter_busy;		/* a milter is behind: S_SPOOL */
-	char milter_log[MILTER_LOG_MAX];	/* verdicts for the queued line */
+	char *milter_log;		/* verdicts for the queued line, or NULL:
+					 * allocated with them, not per session */
 	struct verify_wait *verify;	/* S_VERIFY: the probe we wait for */
 	struct smtp_data data;
 	struct spool_msg *msg;
@@ -266,7 +268,8 @@ smtp_txn_reset(struct smtp_session *s)
 	milter_txn_abort(s->milter);
 	s->milter = NULL;
 	s->milter_busy = 0;
-	s->milter_log[0] = '\0';
+	free(s->milter_log);
+	s->milter_log = NULL;
 	memset(&s->mp, 0, sizeof(s->mp));
 	smtp_pending_clear(s);
 	if (s->filter)
@@ -1276,8 +1279,8 @@ smtp_commit_done(struct spool_msg *m, int ok, void *arg)
 		log_info("%s smtp queued id=%s from=<%s> nrcpt=%d size=%llu client=%s%s%s%s",
 		    s->id, s->qid, s->sender, spool_msg_nrcpts(m),
 		    (unsigned long long)s->data.size, s->addr,
-		    s->milter_log[0] ? " milters=\"" : "", s->milter_log,
-		    s->milter_log[0] ? "\"" : "");
+		    s->milter_log ? " milters=\"" : "", SMTP_MILTER_LOG(s),
+		    s->milter_log ? "\"" : "");
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 	} else if (spool_msg_error(m) == ENOSPC || spool_msg_error(m) == EDQUOT)
 		smtp_reply(s, "452 4.3.1 Error: insufficient system storage");
@@ -1347,7 +1350,9 @@ smtp_milter_done(void *arg, struct milter_result *res)
 	char reply[SMTP_MILTER_REPLY_MAX];
 
 	s->milter = NULL;	/* it freed itself */
-	mx_strlcpy(s->milter_log, res->log, sizeof(s->milter_log));
+	/* only for the log line: without memory for it the line goes without */
+	free(s->milter_log);
+	s->milter_log = res->log[0] ? mx_try_strdup(res->log) : NULL;
 	switch (smtp_milter_apply(&m, res, reply, sizeof(reply))) {
 	case SMTP_MILTER_COMMIT:
 		smtp_enter_state(s, S_COMMIT);
@@ -1355,13 +1360,13 @@ smtp_milter_done(void *arg, struct milter_result *res)
 		return;
 	case SMTP_MILTER_DROP:
 		log_info("%s smtp message discarded id=%s from=<%s> milters=\"%s\"",
-		    s->id, s->qid, s->sender, s->milter_log);
+		    s->id, s->qid, s->sender, SMTP_MILTER_LOG(s));
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
 		break;
 	case SMTP_MILTER_REFUSE:
 		mx_stats.messages_refused++;
 		log_info("%s smtp message refused id=%s from=<%s> reply=\"%s\" "
-		    "milters=\"%s\"", s->id, s->qid, s->sender, reply, s->milter_log);
+		    "milters=\"%s\"", s->id, s->qid, s->sender, reply, SMTP_MILTER_LOG(s));
 		smtp_reply(s, "%s", reply);
 		break;
 	}
