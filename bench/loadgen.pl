@@ -17,7 +17,8 @@
 #   started      sessions connected
 #   acked        messages answered 250 after the data
 #   refused:STAGE:CODE  the first reply that was not the expected one, by
-#                stage (banner, ehlo, mail, rcpt, data, dot) and code
+#                stage (banner, ehlo, mail, rcpt, data, dot) and code (with
+#                its enhanced code when it has one: 421:4.7.0, 421:4.3.2)
 #   closed:STAGE connection closed without a reply
 #   timeout      sessions cut at SESSION_TIMEOUT
 #   skipped      sessions not started (MAXOPEN)
@@ -79,7 +80,10 @@ sub reply {
 	my ($s) = @_;
 	while ($s->{in} =~ s/^([^\n]*)\n//) {
 		my $l = $1;
-		return substr($l, 0, 3) if $l =~ /^\d{3}(?: |\r|$)/;
+		next unless $l =~ /^(\d{3})(?: |\r|$)/;
+		# the enhanced code too (421 4.7.0 at the limit, 421 4.3.2 spool busy)
+		$s->{ecode} = $l =~ /^\d{3} ([245]\.\d{1,3}\.\d{1,3})\b/ ? ":$1" : "";
+		return $1 if $l =~ /^(\d{3})/;
 	}
 	return undef;
 }
@@ -105,7 +109,7 @@ sub advance {
 		my %ok = (banner => 220, ehlo => 250, mail => 250, rcpt => 250,
 		    data => 354, dot => 250, quit => 221);
 		if ($code != $ok{$st}) {
-			finish($s, "refused:$st:$code");
+			finish($s, "refused:$st:$code$s->{ecode}");
 			return;
 		}
 		if ($st eq 'banner') {
