@@ -308,8 +308,9 @@ spool_header(const char *id, const struct spool_envelope *e, time_t arrival,
  * crash cannot leave a file there that is also linked in queue/.
  */
 
-/* spool_recycle - commit worker: queue/ID is delivered; keep it in free/
- * for reuse. -1 when it is not kept (too big, pool full): remove it. */
+/* spool_recycle - commit worker (the only thread that adds to the pool):
+ * queue/ID is delivered; keep it in free/ for reuse. -1 when it is not
+ * kept (too big, pool full): remove it. */
 static int
 spool_recycle(const char *id)
 {
@@ -324,13 +325,10 @@ spool_recycle(const char *id)
 	pthread_mutex_unlock(&spool.free_lock);
 	if (full || renameat(spool.queuefd, id, spool.freefd, id) < 0)
 		return -1;
+	/* only this thread adds to the pool: it can only have shrunk since */
 	pthread_mutex_lock(&spool.free_lock);
-	full = spool.nfree == SPOOL_FREE_MAX;	/* another thread may have filled it */
-	if (!full)
-		mx_strlcpy(spool.free_ids[spool.nfree++], id, SPOOL_ID_LEN + 1);
+	mx_strlcpy(spool.free_ids[spool.nfree++], id, SPOOL_ID_LEN + 1);
 	pthread_mutex_unlock(&spool.free_lock);
-	if (full)
-		unlinkat(spool.freefd, id, 0);
 	return 0;
 }
 
