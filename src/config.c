@@ -37,6 +37,7 @@
 /* limits on integer keys: positive, and small enough to be sane */
 #define MAX_CONNECTIONS_MAX	1000000
 #define MAX_RECIPIENTS_MAX	100000
+#define CONFIG_LINE_MAX		4096	/* a line read back for its literal */
 #define MESSAGE_SIZE_MAX	(1LL << 40)	/* 1 TiB */
 #define QUEUED_MAX		1000000000
 #define MINFREE_MAX		(1LL << 50)	/* 1 PiB */
@@ -718,11 +719,67 @@ apply_string(struct loader *ld, const config_setting_t *s, const char *key,
 	return 0;
 }
 
+/* literal_value - the integer written after "NAME =" (or ":") on line
+ * LINE of FILE; 0 when it cannot be read back */
+static int
+literal_value(const char *file, unsigned line, const char *name, long long *v)
+{
+	char buf[CONFIG_LINE_MAX], *end;
+	const char *p, *q;
+	size_t nl = strlen(name);
+	unsigned n = 0;
+	FILE *fp;
+
+	if ((fp = fopen(file, "r")) == NULL)
+		return 0;
+	while (n < line && fgets(buf, sizeof buf, fp) != NULL)
+		n++;
+	fclose(fp);
+	if (n != line)
+		return 0;
+	for (p = buf; (p = strstr(p, name)) != NULL; p += nl) {
+		if (p > buf && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+			continue;
+		q = p + nl + strspn(p + nl, " \t");
+		if (*q != '=' && *q != ':')
+			continue;
+		q += 1 + strspn(q + 1, " \t");
+		errno = 0;
+		*v = strtoll(q, &end, 0);
+		if (end == q)
+			return 0;
+		if (errno == ERANGE)
+			*v = *v < 0 ? LLONG_MIN : LLONG_MAX;
+		return 1;
+	}
+	return 0;
+}
+
+/* int_wrapped - libconfig 1.5 keeps an integer written without the L
+ * suffix in 32 bits and wraps a larger one without a word: 4294967396
+ * reads as 100, 2^50 as 0. Read the literal back and compare. */
+static int
+int_wrapped(struct loader *ld, const config_setting_t *s, long long *v)
+{
+	char name[PATH_MAX];
+	const char *file;
+
+	if (config_setting_type(s) != CONFIG_TYPE_INT || config_setting_name(s) == NULL)
+		return 0;
+	file = source_name(ld->lc, config_setting_source_file(s), ld->path, name,
+	    sizeof name);
+	return literal_value(file, config_setting_source_line(s),
+	    config_setting_name(s), v) && *v != (long long)config_setting_get_int(s);
+}
+
 /* int_in_range - the setting's value, or -1 with the error reported */
 static int
 int_in_range(struct loader *ld, const config_setting_t *s, const char *key,
     const struct key_rule *r, long long *v)
 {
+	if (int_wrapped(ld, s, v))
+		return load_error(ld, s, key, "%lld needs the L suffix (%lldL): "
+		    "libconfig keeps an integer without it in 32 bits", *v, *v);
 	*v = config_setting_get_int64(s);
 	if (*v < r->min || *v > r->max)
 		return load_error(ld, s, key, "must be an integer between %lld "

@@ -109,6 +109,12 @@ my @bad = (
 	[$minimal . "delivery = {\n  retry_schedule = [ \"later\" ];\n};\n", $base_lines + 2, 'retry_schedule',
 	    'wrong type in a list'],
 	[$minimal . "filters = {\n  pregreet_wait = -1;\n};\n", $base_lines + 2, 'pregreet_wait', 'bad value (negative wait)'],
+	# libconfig 1.5 wraps an integer without the L suffix to 32 bits:
+	# 4294967396 would read as 100, 2^50 as 0 (in range!)
+	[$minimal =~ s/max_connections = 100;/max_connections = 100;\n  max_message_size = 4294967396;/r, 13,
+	    'max_message_size', 'over 32 bits without L (would wrap to 100)'],
+	[$minimal =~ s/max_connections = 100;/max_connections = 100;\n  queue_minfree = 1125899906842624;/r, 13,
+	    'queue_minfree', 'over 32 bits without L (would wrap to 0, in range)'],
 );
 for my $b (@bad) {
 	my ($text, $line, $k, $name) = @$b;
@@ -124,6 +130,11 @@ for my $b (@bad) {
 ($rc, $out, my $f) = check($minimal =~ s/max_connections = 100;/max_connections = = 100;/r);
 is($rc, 1, 'syntax error: exit 1');
 like($out, qr/(?:^|\s)\Q$f\E:12: /m, 'syntax error: FILE:LINE:') or diag($out);
+
+($rc, $out) = check($minimal =~ s/max_connections = 100;/max_connections = 100;\n  max_message_size = 4294967396;/r);
+like($out, qr/max_message_size: 4294967396 needs the L suffix \(4294967396L\)/, 'the message says how to write it');
+($rc, $out) = check($minimal =~ s/max_connections = 100;/max_connections = 100;\n  max_message_size = 4294967396L;\n  queue_minfree = 0x10;/r);
+is($rc, 0, 'with the L suffix, and a small hexadecimal value: valid') or diag($out);
 
 ($rc, my $mout, my $merr) = MxTest::run_cmd($bin, '-t', '-c', "$dir/does-not-exist.conf");
 $out = "$mout$merr";
