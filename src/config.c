@@ -768,8 +768,11 @@ int_wrapped(struct loader *ld, const config_setting_t *s, long long *v)
 		return 0;
 	file = source_name(ld->lc, config_setting_source_file(s), ld->path, name,
 	    sizeof name);
+	/* only a literal beyond 32 bits can have been wrapped (this also
+	 * keeps a string on the same line that looks like "NAME = 5" out) */
 	return literal_value(file, config_setting_source_line(s),
-	    config_setting_name(s), v) && *v != (long long)config_setting_get_int(s);
+	    config_setting_name(s), v) && (*v < INT_MIN || *v > INT_MAX) &&
+	    *v != (long long)config_setting_get_int(s);
 }
 
 /* int_in_range - the setting's value, or -1 with the error reported */
