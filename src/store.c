@@ -188,6 +188,22 @@ op_free(struct store_op *op)
 	free(op);
 }
 
+/* domain_settings_set - a domain's cutover safety-net settings (dual,
+ * hold, max_lifetime, unknown) and past holds, as committed here or, in a
+ * fleet, by another host */
+static void
+domain_settings_set(struct domain_entry *d, const struct domain_info *s,
+    const struct store_hold *holds, int nholds)
+{
+	d->info.dual = s->dual;
+	d->info.hold = s->hold;
+	d->info.hold_since = s->hold_since;
+	d->info.max_lifetime = s->max_lifetime;
+	d->info.unknown = s->unknown;
+	memcpy(d->holds, holds, sizeof(d->holds));
+	d->nholds = nholds;
+}
+
 static struct domain_entry *
 apply_domain(const char *name)
 {
@@ -348,13 +364,7 @@ apply_op(struct store_op *op, size_t budget, int *more)
 		return 1;
 	case OP_DOMAIN_SETTINGS:
 		if ((d = apply_domain(op->name)) != NULL) {
-			d->info.dual = op->now.dual;
-			d->info.hold = op->now.hold;
-			d->info.hold_since = op->now.hold_since;
-			d->info.max_lifetime = op->now.max_lifetime;
-			d->info.unknown = op->now.unknown;
-			memcpy(d->holds, op->holds, sizeof(d->holds));
-			d->nholds = op->nholds;
+			domain_settings_set(d, &op->now, op->holds, op->nholds);
 		}
 		return 1;
 	}
@@ -504,13 +514,7 @@ change_domain(struct store_change *c)
 		flags |= STORE_APPLIED_RELEASE;
 	if (!d->info.dual && c->settings.dual)
 		flags |= STORE_APPLIED_RELEASE;
-	d->info.dual = c->settings.dual;
-	d->info.hold = c->settings.hold;
-	d->info.hold_since = c->settings.hold_since;
-	d->info.max_lifetime = c->settings.max_lifetime;
-	d->info.unknown = c->settings.unknown;
-	memcpy(d->holds, c->holds, sizeof(d->holds));
-	d->nholds = c->nholds;
+	domain_settings_set(d, &c->settings, c->holds, c->nholds);
 	return flags;
 }
 
