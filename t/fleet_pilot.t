@@ -22,11 +22,7 @@ my ($A, $B) = $pg->fleet($db, 2,
     hosting => 'smtp:[127.0.0.1]:' . $hosting->port);
 
 sub rcpt { MxPg::rcpt_code(@_) }
-sub shown {
-	my ($mx, $key) = @_;
-	my (undef, $j) = $mx->ctl_json('domain', 'show', 'example.test');
-	return $j ? $j->{$key} : undef;
-}
+sub shown { MxPg::domain_field($_[0], 'example.test', $_[1]) }
 
 $A->ctl_ok('domain', 'add', 'example.test', '--legacy', '127.0.0.1:' . $old->port);
 $A->ctl_ok('address', 'add', $_) for qw(joe@example.test mary@example.test);

@@ -161,6 +161,14 @@ sub rcpt_code {
 	return substr($r, 0, 3);
 }
 
+# domain_field - KEY of relayctl --json domain show DOMAIN on daemon mx
+# (undef when the command fails)
+sub domain_field {
+	my ($mx, $d, $key) = @_;
+	my (undef, $j) = $mx->ctl_json('domain', 'show', $d);
+	return $j ? $j->{$key} : undef;
+}
+
 # wait_addresses - until daemon mx shows n addresses in domain d (a change
 # made on another host has arrived); true on success
 sub wait_addresses {
