@@ -7,8 +7,9 @@
  * At the end of DATA the message joins the pending list; the commit worker
  * takes every pending message at once, finishes each file (last octets,
  * size field, trailer), renames them into SPOOL/queue/ and makes the whole
- * batch durable with one sync: the group commit. The 250 reply is sent from
- * the completion callback. Format and recovery rules: doc/spool.md.
+ * batch durable with one sync of the commit journal (spool_journal.c): the
+ * group commit. The 250 reply is sent from the completion callback. Format
+ * and recovery rules: doc/spool.md.
  */
 #include "autoconf.h"
 
@@ -31,6 +32,7 @@
 #include "log.h"
 #include "smtp_parse.h"
 #include "spool.h"
+#include "spool_journal.h"
 #include "stats.h"
 #include "util.h"
 #include "worker.h"
@@ -51,6 +53,8 @@ struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
 	int fd;
 	off_t reused_size;		/* a recycled file's old size, else 0 */
+	size_t image_len;		/* written whole from wbuf: its length */
+	int journaled;			/* worker: made durable by the journal */
 	int nrcpts;
 	char **rcpts;			/* canonical; handed to the queue */
 	char **orcpts;			/* as written, NULL when the same */
@@ -101,7 +105,7 @@ struct spool_op {
 	char id[SPOOL_ID_LEN + 1];
 	char *text;
 	size_t len;
-	int fd;				/* worker: open until the sync */
+	off_t off;			/* worker: where the records went */
 	int ok;
 	spool_op_fn cb;
 	void *arg;
@@ -620,6 +624,7 @@ spool_msg_finish(struct spool_msg *m)
 		memcpy(m->wbuf + m->size_off, digits, SPOOL_SIZE_DIGITS);
 		memcpy(m->wbuf + m->wlen, trailer, (size_t)tlen);
 		m->wlen += (size_t)tlen;
+		m->image_len = m->wlen;	/* the whole file, for the journal */
 		return spool_msg_flush(m) < 0 ? -1 : spool_msg_cut(m);
 	}
 	if (spool_msg_flush(m) < 0)
@@ -812,53 +817,94 @@ spool_msg_place(struct spool_msg *m)
 	return renameat(spool.incfd, m->id, spool.queuefd, m->id);
 }
 
-/* spool_op_prepare - worker: apply one change before the batch sync */
+/* spool_op_prepare - worker: apply one change before the batch sync and
+ * note it in the journal, which makes it durable */
 static void
-spool_op_prepare(struct spool_op *op)
+spool_op_prepare(struct spool_op *op, struct journal_batch *jb)
 {
-	op->fd = -1;
+	off_t end = 0;
+	int fd;
+
 	if (op->kind == SPOOL_OP_REMOVE) {
 		op->ok = spool_recycle(op->id) == 0 ||
 		    unlinkat(spool.queuefd, op->id, 0) == 0 || errno == ENOENT;
-		if (!op->ok)
+		if (op->ok)
+			journal_add_done(jb, op->id);
+		else
 			log_warn("%s spool remove", op->id);
 		return;
 	}
-	op->fd = openat(spool.queuefd, op->id, O_WRONLY | O_APPEND | O_CLOEXEC);
-	op->ok = op->fd >= 0 && write_all(op->fd, op->text, op->len) == 0;
-	if (!op->ok) {
+	fd = openat(spool.queuefd, op->id, O_WRONLY | O_APPEND | O_CLOEXEC);
+	op->ok = fd >= 0 && write_all(fd, op->text, op->len) == 0 &&
+	    (end = lseek(fd, 0, SEEK_CUR)) >= 0;
+	if (op->ok)
+		journal_add_append(jb, op->id, end - (off_t)op->len, op->text, op->len);
+	else
 		log_warn("%s spool state append", op->id);
-		if (op->fd >= 0)
-			close(op->fd);
-		op->fd = -1;
-	}
+	if (fd >= 0)
+		close(fd);
 }
 
-/* spool_sync_batch - make the batch durable: new files, their directory
- * entries, appended records and removals. Small batches: fdatasync each
- * touched file plus one fsync of queue/ when names changed; larger ones:
- * one syncfs(2) covers data and directory entries alike. */
+/* spool_msg_journal - worker: a placed message's file into the journal:
+ * from its buffer when it was written whole from there, else read back.
+ * -1 when it is too big for the journal (it is synced on its own). */
 static int
-spool_sync_batch(struct spool_msg *list, int nmsgs, struct spool_op *ops,
-    int nfiles, int names_changed)
+spool_msg_journal(struct spool_msg *m, struct journal_batch *jb)
+{
+	struct stat st;
+
+	if (m->image_len > 0 && !m->rewrite)
+		m->journaled = journal_add_commit(jb, m->id, m->wbuf, m->image_len) == 0;
+	else
+		m->journaled = fstat(m->fd, &st) == 0 &&
+		    (size_t)st.st_size <= journal_commit_max() &&
+		    journal_add_commit_fd(jb, m->id, m->fd, (size_t)st.st_size) == 0;
+	return m->journaled ? 0 : -1;
+}
+
+/* spool_sync_batch - make the batch durable. The journal holds the new
+ * files it could take, the appended records and the removals: one write
+ * and one fdatasync(2) of it (jsync). Files too big for it (nalone) are
+ * synced on their own: fdatasync each and one fsync of queue/, or one
+ * syncfs(2) when there are SPOOL_SYNCFS_MIN of them or more (which covers
+ * the journal as well). */
+static int
+spool_sync_batch(struct spool_msg *list, int nalone, struct journal_batch *jb,
+    int jsync)
 {
 	struct spool_msg *m;
-	struct spool_op *op;
-	int ferr = FAULT_HIT("spool_sync");
+	int covered, ferr = FAULT_HIT("spool_sync");
 
 	if (ferr) {
 		errno = ferr;
 		return -1;
 	}
-	if (nmsgs + nfiles >= SPOOL_SYNCFS_MIN)
+	if (journal_write(jb, &covered) < 0)
+		return -1;
+	if (covered)
+		return 0;
+	if (nalone >= SPOOL_SYNCFS_MIN)
 		return syncfs(spool.queuefd);
 	for (m = list; m; m = m->next)
-		if (m->ok && fdatasync(m->fd) < 0)
+		if (m->ok && !m->journaled && fdatasync(m->fd) < 0)
 			return -1;
-	for (op = ops; op; op = op->next)
-		if (op->ok && op->fd >= 0 && fdatasync(op->fd) < 0)
-			return -1;
-	return names_changed ? fsync(spool.queuefd) : 0;
+	if (nalone > 0 && fsync(spool.queuefd) < 0)
+		return -1;
+	return jsync ? journal_sync() : 0;
+}
+
+/* spool_journal_only - worker: records nobody waits for (removals of
+ * delivered files) are written, not synced: they ride on the next sync,
+ * or the kernel's writeback. A crash before that brings the file back and
+ * delivers again: at least once, as after a crash between the
+ * downstream's 250 and our record (doc/spool.md). */
+static void
+spool_journal_only(struct journal_batch *jb)
+{
+	int covered;
+
+	if (journal_write(jb, &covered) < 0)
+		log_warn("spool journal write");
 }
 
 /* take_all - detach a newest-first list under the lock, oldest first */
@@ -882,9 +928,10 @@ static void
 spool_commit_job(void *arg)
 {
 	struct spool_batch *b = arg;
+	struct journal_batch jb = { 0 };
 	struct spool_msg *m;
 	struct spool_op *op;
-	int n = 0, nok = 0, nfiles = 0, names = 0;
+	int n = 0, nalone = 0, njournal = 0, waiters = 0;
 
 	pthread_mutex_lock(&spool.lock);
 	spool.kicked = 0;
@@ -901,45 +948,42 @@ spool_commit_job(void *arg)
 			/* the writer thread's error, not this thread's errno */
 			log_warnx("%s spool commit failed: %s", m->id, strerror(m->werr));
 			unlinkat(spool.incfd, m->id, 0);
-		} else
-			nok++;
+		} else if (spool_msg_journal(m, &jb) == 0)
+			njournal++;
+		else
+			nalone++;
 	}
 	for (op = b->ops; op; op = op->next) {
-		spool_op_prepare(op);
+		spool_op_prepare(op, &jb);
 		if (op->ok && op->kind == SPOOL_OP_APPEND)
-			nfiles++;
+			njournal++;
 		else if (op->ok && op->cb)
-			names = 1;
-		/* A removal nobody waits for (the message is delivered) does
-		 * not cost a sync of its own: it rides on the next sync of
-		 * queue/, or the kernel's writeback. A crash before that
-		 * brings the file back and delivers again: at least once,
-		 * as after a crash between the downstream's 250 and our
-		 * record (doc/spool.md). */
+			waiters = 1;	/* a queue delete: its removal durable */
 	}
-	if (nok + nfiles == 0 && !names)
-		return;
-	if (spool_sync_batch(b->msgs, nok, b->ops, nfiles, nok > 0 || names) < 0) {
+	if (nalone + njournal == 0 && !waiters)
+		spool_journal_only(&jb);
+	else if (spool_sync_batch(b->msgs, nalone, &jb, njournal > 0 || waiters) < 0) {
 		int serr = errno ? errno : EIO;
 
-		log_warnx("spool sync failed batch=%d changes=%d: %s", n, nfiles,
+		log_warnx("spool sync failed batch=%d changes=%d: %s", n, njournal,
 		    strerror(serr));
+		/* their commit records may be in the journal: cancel them */
+		jb.len = 0;
 		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;
 				m->werr = serr;
 				unlinkat(spool.queuefd, m->id, 0);
+				journal_add_done(&jb, m->id);
 			}
+		spool_journal_only(&jb);
 		for (op = b->ops; op; op = op->next)
 			op->ok = 0;
 	}
-	for (op = b->ops; op; op = op->next)
-		if (op->fd >= 0) {
-			close(op->fd);
-			op->fd = -1;
-		}
+	journal_batch_free(&jb);
 	if (b->msgs || b->ops)
-		log_debug("spool group commit messages=%d changes=%d", nok, nfiles);
+		log_debug("spool group commit messages=%d alone=%d changes=%d",
+		    njournal, nalone, n);
 }
 
 /* spool_msg_entry - the committed message as the queue sees it; takes the
@@ -1089,7 +1133,6 @@ spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
 		memcpy(op->text, text, len);
 		op->len = len;
 	}
-	op->fd = -1;
 	op->cb = cb;
 	op->arg = arg;
 	pthread_mutex_lock(&spool.lock);
@@ -1894,6 +1937,24 @@ purge_dir(int dirfd)
 	return 0;
 }
 
+/* spool_journal_replay - start-up, before the scan: the files the
+ * journal made durable, rebuilt where the machine went down before the
+ * kernel wrote them */
+static int
+spool_journal_replay(void)
+{
+	struct journal_replayed st;
+	uint64_t t0 = mx_mono_us();
+
+	if (journal_open(spool.dirfd) < 0 ||
+	    journal_replay(spool.queuefd, spool.incfd, &st) < 0)
+		return -1;
+	log_info("spool journal replayed records=%ld messages=%ld appends=%ld "
+	    "removals=%ld missing=%ld elapsed_ms=%" PRIu64, st.records, st.commits,
+	    st.appends, st.removals, st.missing, (mx_mono_us() - t0) / 1000);
+	return 0;
+}
+
 /* spool_recover - start-up scan: read every complete message back for the
  * queue, set aside files that never got their trailer (never
  * acknowledged), empty incoming/ and free/. */
@@ -1983,6 +2044,10 @@ spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	spool.dir = xstrdup(dir);
+	if (spool_journal_replay() < 0) {
+		snprintf(err, errlen, "spool %s: journal replay: %s", dir, strerror(errno));
+		return -1;
+	}
 	if (spool_recover() < 0) {
 		snprintf(err, errlen, "spool %s: recovery scan: %s", dir, strerror(errno));
 		return -1;
@@ -2000,6 +2065,10 @@ spool_close(void)
 	spool.writer = NULL;
 	worker_free(spool.worker);	/* runs pending commits to the end */
 	spool.worker = NULL;
+	/* everything durable in its own file: the next start replays nothing */
+	if (spool.dirfd >= 0 && journal_checkpoint() < 0)
+		log_warn("spool journal checkpoint");
+	journal_close();
 	if (spool.incfd >= 0)
 		close(spool.incfd);
 	if (spool.queuefd >= 0)

@@ -3,7 +3,8 @@
  * On-disk format: doc/spool.md. A message is written to SPOOL/incoming/ID
  * while DATA arrives, then committed: renamed into SPOOL/queue/ID and made
  * durable by one sync shared by every message committed in the same batch
- * (group commit) on the spool worker thread. Only then is it acknowledged.
+ * (group commit, through the commit journal: spool_journal.h) on the spool
+ * worker thread. Only then is it acknowledged.
  */
 #ifndef MX_SPOOL_H
 #define MX_SPOOL_H
