@@ -53,6 +53,11 @@ void io_pause(struct io *);	/* stop reading */
 void io_resume(struct io *);
 /* io_want_lowat - report IO_LOWAT once pending output has been sent */
 void io_want_lowat(struct io *, int on);
+/* io_cork, io_uncork - replies written in between are sent together at
+ * the uncork (pipelined commands: one send for their replies, not one
+ * each); outside, a reply is sent at once (io_write). Nest. */
+void io_cork(struct io *);
+void io_uncork(struct io *);
 
 /* io_start_tls - discard unread input (RFC 3207 4.2 / SPEC 5: plaintext
  * pipelined behind STARTTLS must not be processed) and start a server-side

@@ -1463,9 +1463,9 @@ smtp_data_input(struct smtp_session *s)
 	return done;
 }
 
-/* smtp_process - act on buffered input as far as the state allows */
+/* smtp_process_input - act on buffered input as far as the state allows */
 static void
-smtp_process(struct smtp_session *s)
+smtp_process_input(struct smtp_session *s)
 {
 	char line[SMTP_LINE_MAX + 1];
 	int r;
@@ -1500,6 +1500,18 @@ out:
 		io_pause(s->io);
 		io_want_lowat(s->io, 1);
 	}
+}
+
+/* smtp_process - the replies to a pipelined group of commands leave in one
+ * send (RFC 2920 section 3.2), each other reply at once */
+static void
+smtp_process(struct smtp_session *s)
+{
+	struct io *io = s->io;
+
+	io_cork(io);
+	smtp_process_input(s);
+	io_uncork(io);
 }
 
 /* --- connection life --------------------------------------------------- */
