@@ -48,6 +48,8 @@
 #define SPOOL_RECYCLE_SIZE	(64 * 1024)	/* larger ones are removed */
 #define SPOOL_WRITES_MAX	2		/* buffers of a message in flight
 						 * before its session stops reading */
+#define SPOOL_LAZY_MS		20		/* a change nobody waits for waits
+						 * this long for a group commit */
 
 struct spool_msg {
 	char id[SPOOL_ID_LEN + 1];
@@ -131,6 +133,8 @@ static struct {
 	struct spool_op *ops;		/* newest first, under lock too */
 	int kicked;			/* a commit job is queued and has not
 					 * taken the lists yet (under lock) */
+	struct event *lazy_ev;		/* kicks for changes nobody waits for */
+	int lazy_armed;			/* lazy_ev pending (loop thread) */
 	int64_t messages;
 	struct dict *by_domain;		/* domain -> int64_t queued recipients (loop thread) */
 	spool_queued_fn queued_fn;	/* the queue manager's hook */
@@ -931,7 +935,7 @@ spool_commit_job(void *arg)
 	struct journal_batch jb = { 0 };
 	struct spool_msg *m;
 	struct spool_op *op;
-	int n = 0, nalone = 0, njournal = 0, waiters = 0;
+	int n = 0, nalone = 0, njournal = 0, nappend = 0, waiters = 0;
 
 	pthread_mutex_lock(&spool.lock);
 	spool.kicked = 0;
@@ -956,16 +960,17 @@ spool_commit_job(void *arg)
 	for (op = b->ops; op; op = op->next) {
 		spool_op_prepare(op, &jb);
 		if (op->ok && op->kind == SPOOL_OP_APPEND)
-			njournal++;
+			nappend++;
 		else if (op->ok && op->cb)
 			waiters = 1;	/* a queue delete: its removal durable */
 	}
-	if (nalone + njournal == 0 && !waiters)
+	if (nalone + njournal + nappend == 0 && !waiters)
 		spool_journal_only(&jb);
-	else if (spool_sync_batch(b->msgs, nalone, &jb, njournal > 0 || waiters) < 0) {
+	else if (spool_sync_batch(b->msgs, nalone, &jb,
+	    njournal + nappend > 0 || waiters) < 0) {
 		int serr = errno ? errno : EIO;
 
-		log_warnx("spool sync failed batch=%d changes=%d: %s", n, njournal,
+		log_warnx("spool sync failed batch=%d changes=%d: %s", n, nappend,
 		    strerror(serr));
 		/* their commit records may be in the journal: cancel them */
 		jb.len = 0;
@@ -983,7 +988,7 @@ spool_commit_job(void *arg)
 	journal_batch_free(&jb);
 	if (b->msgs || b->ops)
 		log_debug("spool group commit messages=%d alone=%d changes=%d",
-		    njournal, nalone, n);
+		    njournal, nalone, nappend);
 }
 
 /* spool_msg_entry - the committed message as the queue sees it; takes the
@@ -1119,11 +1124,29 @@ spool_msg_commit(struct spool_msg *m, spool_commit_fn cb, void *arg)
 		spool_commit_enqueue(m);
 }
 
-/* spool_op_submit - queue a change for the next group commit */
+/* spool_lazy - loop: the changes nobody waits for have waited long
+ * enough for a group commit to take them along */
+static void
+spool_lazy(evutil_socket_t fd, short ev, void *arg)
+{
+	spool.lazy_armed = 0;
+	pthread_mutex_lock(&spool.lock);
+	if (spool.ops != NULL)
+		spool_kick();
+	pthread_mutex_unlock(&spool.lock);
+}
+
+/* spool_op_submit - queue a change for the next group commit. One that
+ * nobody waits for (no cb: a delivered message's removal, a deferral's
+ * record) does not start a commit of its own: it joins the next one, or
+ * one SPOOL_LAZY_MS later. At one client that halves the worker's
+ * hand-offs per message (a commit, then a removal, each a round trip of
+ * thread wake-ups). */
 static void
 spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
     size_t len, spool_op_fn cb, void *arg)
 {
+	struct timeval tv = { 0, SPOOL_LAZY_MS * 1000 };
 	struct spool_op *op = xcalloc(1, sizeof(*op));
 
 	op->kind = kind;
@@ -1138,8 +1161,13 @@ spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
 	pthread_mutex_lock(&spool.lock);
 	op->next = spool.ops;
 	spool.ops = op;
-	spool_kick();
+	if (cb != NULL || spool.lazy_ev == NULL)
+		spool_kick();
 	pthread_mutex_unlock(&spool.lock);
+	if (cb == NULL && spool.lazy_ev != NULL && !spool.lazy_armed) {
+		spool.lazy_armed = 1;
+		evtimer_add(spool.lazy_ev, &tv);
+	}
 }
 
 void
@@ -2053,6 +2081,7 @@ spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 		return -1;
 	}
 	spool.worker = worker_new(base, "spool");
+	spool.lazy_ev = evtimer_new(base, spool_lazy, NULL);
 	spool.writer = worker_new(base, "spool-writer");
 	return 0;
 }
@@ -2060,6 +2089,16 @@ spool_init(struct event_base *base, const char *dir, char *err, size_t errlen)
 void
 spool_close(void)
 {
+	/* the changes nobody waited for go with the last commit */
+	if (spool.lazy_ev != NULL) {
+		event_free(spool.lazy_ev);
+		spool.lazy_ev = NULL;
+		spool.lazy_armed = 0;
+		pthread_mutex_lock(&spool.lock);
+		if (spool.ops != NULL && spool.worker != NULL)
+			spool_kick();
+		pthread_mutex_unlock(&spool.lock);
+	}
 	/* the writer first: a commit may still wait for its buffers */
 	worker_free(spool.writer);
 	spool.writer = NULL;
