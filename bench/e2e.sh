@@ -168,40 +168,34 @@ relay_down() {
 # RUN_SECS (until the sink has all), ACK_SECS (until smtp-source finished);
 # returns 1 on failure or timeout
 one_run() {
-	local s=$1 size=$2 clients=$3 n=$4 t0 t1 tack="" src rc deadline got
+	local s=$1 size=$2 clients=$3 n=$4 t0 t1 tack src rc got
 	sink_start
 	relay_up "$s" "$clients"
 	t0=$(now_ns)
-	deadline=$(($(date +%s) + RUN_TIMEOUT))
 	"$SMTP_SOURCE" -s "$clients" -m "$n" -l "$size" -f sender@src.test \
 	    -t joe@example.test "127.0.0.1:$PORT" >"$BENCH_DIR/source.out" 2>&1 &
 	src=$!
 	bench_track "$src"
-	while :; do
-		if [ -z "$tack" ] && ! kill -0 "$src" 2>/dev/null; then
-			wait "$src"
-			rc=$?
-			bench_untrack "$src"
-			tack=$(now_ns)
-			if [ "$rc" -ne 0 ]; then
-				note "$s: smtp-source failed (exit $rc):"
-				tail -n 5 "$BENCH_DIR/source.out" >&2
-				relay_down "$s"; sink_stop
-				return 1
-			fi
-		fi
-		got=$(sink_count)
-		[ -n "$tack" ] && [ "$got" -ge "$n" ] && break
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			note "$s: timeout after $RUN_TIMEOUT s: sink has $got of $n"
-			[ -z "$tack" ] && { kill "$src" 2>/dev/null; wait "$src" 2>/dev/null; bench_untrack "$src"; }
-			[ "$s" != postfix ] && tail -n 5 "$MX_DIR/log" >&2
-			relay_down "$s"; sink_stop
-			return 1
-		fi
-		sleep 0.05
-	done
-	t1=$(now_ns)
+	if ! watch_run "$src" "$n" "$RUN_TIMEOUT"; then
+		note "$s: timeout after $RUN_TIMEOUT s: sink has $WATCH_GOT of $n"
+		[ "$WATCH_TACK" = 0 ] && kill "$src" 2>/dev/null
+		wait "$src" 2>/dev/null
+		bench_untrack "$src"
+		[ "$s" != postfix ] && tail -n 5 "$MX_DIR/log" >&2
+		relay_down "$s"; sink_stop
+		return 1
+	fi
+	wait "$src"
+	rc=$?
+	bench_untrack "$src"
+	if [ "$rc" -ne 0 ]; then
+		note "$s: smtp-source failed (exit $rc):"
+		tail -n 5 "$BENCH_DIR/source.out" >&2
+		relay_down "$s"; sink_stop
+		return 1
+	fi
+	tack=$WATCH_TACK
+	t1=$WATCH_T1
 	RUN_SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	ACK_SECS=$(awk -v a="$t0" -v b="$tack" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
 	# the sink may count a few more (at least once), never fewer
