@@ -106,23 +106,6 @@ bad:
 	return NULL;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n > 0) {
-		w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* read_header - the response's first line, byte by byte (it is short) */
 static int
 read_header(int fd, char *line, size_t len)
@@ -202,7 +185,7 @@ exchange(const char *sock, unsigned flags, int argc, char **argv,
 		return fail(EXIT_UNREACHABLE, "cannot connect to %s: %s", sock,
 		    strerror(errno));
 	req = ctlproto_request_encode(flags, argc, argv, data, datalen, &reqlen);
-	rc = write_all(fd, req, reqlen);
+	rc = mx_write_full(fd, req, reqlen, -1);
 	free(req);
 	/* a refusal (permission denied) may come before the request is read:
 	 * read the answer even when the write failed */

@@ -157,17 +157,7 @@ write_all(int fd, const char *p, size_t n)
 		errno = ferr;
 		return -1;
 	}
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return mx_write_full(fd, p, n, -1);
 }
 
 void

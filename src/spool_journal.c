@@ -65,24 +65,6 @@ static struct {
 	off_t alloc;			/* the file's size: zeros up to here */
 } journal = { .fd = -1 };
 
-static int
-pwrite_all(int fd, const char *p, size_t n, off_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += w;
-	}
-	return 0;
-}
-
 static uint32_t
 jrec_crc(const struct jrec *r, const char *payload)
 {
@@ -157,22 +139,13 @@ int
 journal_add_commit_fd(struct journal_batch *b, const char *id, int fd, size_t len)
 {
 	char *p;
-	size_t got = 0;
 	struct jrec r;
 
 	if (len > JOURNAL_COMMIT_MAX)
 		return -1;
 	p = batch_room(b, sizeof(r) + len);
-	while (got < len) {
-		ssize_t n = pread(fd, p + sizeof(r) + got, len - got, (off_t)got);
-
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			return -1;	/* the file is synced on its own */
-		}
-		got += (size_t)n;
-	}
+	if (mx_pread_full(fd, p + sizeof(r), len, 0) != (ssize_t)len)
+		return -1;	/* the file is synced on its own */
 	jrec_fill(&r, JREC_COMMIT, id, 0, p + sizeof(r), len);
 	memcpy(p, &r, sizeof(r));
 	b->len += sizeof(r) + len;
@@ -219,7 +192,7 @@ journal_grow(off_t end)
 
 		if ((off_t)n > target - journal.alloc)
 			n = (size_t)(target - journal.alloc);
-		if (pwrite_all(journal.fd, zeros, n, journal.alloc) < 0)
+		if (mx_write_full(journal.fd, zeros, n, journal.alloc) < 0)
 			return -1;
 		journal.alloc += (off_t)n;
 	}
@@ -235,7 +208,7 @@ journal_start(uint64_t gen)
 	journal.gen = gen;
 	jrec_fill(&h, JREC_HEADER, NULL, 0, NULL, 0);
 	if (journal_grow((off_t)sizeof(h)) < 0 ||
-	    pwrite_all(journal.fd, (const char *)&h, sizeof(h), 0) < 0 ||
+	    mx_write_full(journal.fd, (const char *)&h, sizeof(h), 0) < 0 ||
 	    fdatasync(journal.fd) < 0)
 		return -1;
 	journal.wpos = (off_t)sizeof(h);
@@ -263,7 +236,7 @@ journal_write(struct journal_batch *b, int *covered)
 		return journal_checkpoint();
 	}
 	if (journal_grow(journal.wpos + (off_t)b->len) < 0 ||
-	    pwrite_all(journal.fd, b->buf, b->len, journal.wpos) < 0)
+	    mx_write_full(journal.fd, b->buf, b->len, journal.wpos) < 0)
 		return -1;
 	journal.wpos += (off_t)b->len;
 	return 0;
@@ -324,7 +297,7 @@ replay_commit(int queuefd, int incfd, const char *id, const char *image, size_t 
 	fd = openat(incfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	if (pwrite_all(fd, image, len, 0) < 0 || close(fd) < 0) {
+	if (mx_write_full(fd, image, len, 0) < 0 || close(fd) < 0) {
 		int e = errno;
 
 		close(fd);
@@ -348,7 +321,7 @@ replay_append(int queuefd, const char *id, off_t off, const char *text, size_t l
 		st->missing++;
 		return 0;
 	}
-	rc = pwrite_all(fd, text, len, off);
+	rc = mx_write_full(fd, text, len, off);
 	close(fd);
 	return rc;
 }

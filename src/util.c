@@ -242,3 +242,21 @@ mx_pread_full(int fd, char *buf, size_t n, off_t off)
 	}
 	return (ssize_t)got;
 }
+
+int
+mx_write_full(int fd, const char *buf, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = off < 0 ? write(fd, buf, n) : pwrite(fd, buf, n, off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		buf += w;
+		n -= (size_t)w;
+		if (off >= 0)
+			off += w;
+	}
+	return 0;
+}

@@ -43,6 +43,9 @@ ssize_t mx_xtext_decode(char *dst, size_t dstlen, const char *src, size_t n);
 /* mx_pread_full - pread(2) until n octets or end of file (EINTR
  * retried): the octets read, or -1 with errno */
 ssize_t mx_pread_full(int fd, char *buf, size_t n, off_t off);
+/* mx_write_full - write(2) (off < 0) or pwrite(2) at off until all n
+ * octets are written (EINTR retried): 0, or -1 with errno */
+int mx_write_full(int fd, const char *buf, size_t n, off_t off);
 
 #define MX_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

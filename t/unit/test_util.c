@@ -1,7 +1,9 @@
 /* test_util.c - the small shared helpers of util.c */
 #include "autoconf.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tap.h"
 #include "util.h"
@@ -60,10 +62,32 @@ test_split_hostport(void)
 	    "port out of range");
 }
 
+/* mx_write_full: at the file position (off < 0) and at an offset; a
+ * descriptor that cannot be written is an error, not a loop */
+static void
+test_write_full(void)
+{
+	char path[] = "/tmp/test_util.XXXXXX", buf[32];
+	int fd = mkstemp(path);
+
+	if (!ok(fd >= 0, "a temporary file"))
+		return;
+	unlink(path);
+	is_int(mx_write_full(fd, "hello, ", 7, -1), 0, "write at the position");
+	is_int(mx_write_full(fd, "world", 5, -1), 0, "and on from there");
+	is_int(mx_write_full(fd, "W", 1, 7), 0, "pwrite at an offset");
+	is_int(mx_pread_full(fd, buf, sizeof(buf), 0), 12, "12 octets in the file");
+	buf[12] = '\0';
+	is_str(buf, "hello, World", "the offset write replaced one octet");
+	is_int(mx_write_full(-1, "x", 1, -1), -1, "a bad descriptor: -1");
+	close(fd);
+}
+
 int
 main(void)
 {
 	test_xtext();
 	test_split_hostport();
+	test_write_full();
 	return done_testing();
 }
