@@ -107,7 +107,6 @@ struct spool_op {
 	char id[SPOOL_ID_LEN + 1];
 	char *text;
 	size_t len;
-	off_t off;			/* worker: where the records went */
 	int ok;
 	spool_op_fn cb;
 	void *arg;
@@ -127,6 +126,7 @@ static struct {
 	char free_ids[SPOOL_FREE_MAX][SPOOL_ID_LEN + 1];
 	int nfree;
 	struct worker *worker;		/* group commits and changes */
+	struct journal_batch jb;	/* the worker's records, reused */
 	struct worker *writer;		/* message files being received */
 	pthread_mutex_t lock;
 	struct spool_msg *pending;	/* newest first; reversed by the job */
@@ -922,7 +922,7 @@ static void
 spool_commit_job(void *arg)
 {
 	struct spool_batch *b = arg;
-	struct journal_batch jb = { 0 };
+	struct journal_batch *jb = &spool.jb;
 	struct spool_msg *m;
 	struct spool_op *op;
 	int n = 0, nalone = 0, njournal = 0, nappend = 0, waiters = 0;
@@ -942,40 +942,40 @@ spool_commit_job(void *arg)
 			/* the writer thread's error, not this thread's errno */
 			log_warnx("%s spool commit failed: %s", m->id, strerror(m->werr));
 			unlinkat(spool.incfd, m->id, 0);
-		} else if (spool_msg_journal(m, &jb) == 0)
+		} else if (spool_msg_journal(m, jb) == 0)
 			njournal++;
 		else
 			nalone++;
 	}
 	for (op = b->ops; op; op = op->next) {
-		spool_op_prepare(op, &jb);
+		spool_op_prepare(op, jb);
 		if (op->ok && op->kind == SPOOL_OP_APPEND)
 			nappend++;
 		else if (op->ok && op->cb)
 			waiters = 1;	/* a queue delete: its removal durable */
 	}
 	if (nalone + njournal + nappend == 0 && !waiters)
-		spool_journal_only(&jb);
-	else if (spool_sync_batch(b->msgs, nalone, &jb,
+		spool_journal_only(jb);
+	else if (spool_sync_batch(b->msgs, nalone, jb,
 	    njournal + nappend > 0 || waiters) < 0) {
 		int serr = errno ? errno : EIO;
 
 		log_warnx("spool sync failed batch=%d changes=%d: %s", n, nappend,
 		    strerror(serr));
 		/* their commit records may be in the journal: cancel them */
-		jb.len = 0;
+		jb->len = 0;
 		for (m = b->msgs; m; m = m->next)
 			if (m->ok) {
 				m->ok = 0;
 				m->werr = serr;
 				unlinkat(spool.queuefd, m->id, 0);
-				journal_add_done(&jb, m->id);
+				journal_add_done(jb, m->id);
 			}
-		spool_journal_only(&jb);
+		spool_journal_only(jb);
 		for (op = b->ops; op; op = op->next)
 			op->ok = 0;
 	}
-	journal_batch_free(&jb);
+	journal_batch_reset(jb);
 	if (b->msgs || b->ops)
 		log_debug("spool group commit messages=%d alone=%d changes=%d",
 		    njournal, nalone, nappend);
@@ -2098,6 +2098,7 @@ spool_close(void)
 	if (spool.dirfd >= 0 && journal_checkpoint() < 0)
 		log_warn("spool journal checkpoint");
 	journal_close();
+	journal_batch_free(&spool.jb);
 	if (spool.incfd >= 0)
 		close(spool.incfd);
 	if (spool.queuefd >= 0)

@@ -43,6 +43,8 @@
 #define JOURNAL_MAX		(64 * 1024 * 1024)	/* a generation at most */
 #define JOURNAL_GROW		(4 * 1024 * 1024)	/* zeros written ahead */
 #define JOURNAL_COMMIT_MAX	(1024 * 1024)		/* bigger files sync alone */
+#define JOURNAL_BATCH_KEEP	(4 * 1024 * 1024)	/* batch memory kept between
+							 * group commits */
 #define JOURNAL_REPLAY_SUFFIX	".journal"
 
 enum jrec_type { JREC_HEADER = 1, JREC_COMMIT, JREC_APPEND, JREC_DONE };
@@ -163,6 +165,14 @@ void
 journal_add_done(struct journal_batch *b, const char *id)
 {
 	batch_add(b, JREC_DONE, id, 0, NULL, 0);
+}
+
+void
+journal_batch_reset(struct journal_batch *b)
+{
+	if (b->cap > JOURNAL_BATCH_KEEP)
+		journal_batch_free(b);
+	b->len = 0;
 }
 
 void

@@ -46,6 +46,9 @@ void journal_add_append(struct journal_batch *, const char *id, off_t off,
     const char *text, size_t len);
 /* queue/ID is gone (delivered, bounced or deleted) */
 void journal_add_done(struct journal_batch *, const char *id);
+/* journal_batch_reset - empty it for the next group commit, keeping its
+ * memory unless a big one grew it past JOURNAL_BATCH_KEEP */
+void journal_batch_reset(struct journal_batch *);
 void journal_batch_free(struct journal_batch *);
 
 /* journal_commit_max - the largest message file the journal takes; larger
