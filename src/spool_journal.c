@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "crc32.h"
+#include "dict.h"
 #include "spool.h"
 #include "spool_journal.h"
 #include "util.h"
@@ -336,15 +337,25 @@ replay_append(int queuefd, const char *id, off_t off, const char *text, size_t l
 	return rc;
 }
 
+static void
+jrec_id(const struct jrec *r, char id[SPOOL_ID_LEN + 1])
+{
+	memcpy(id, r->id, SPOOL_ID_LEN);
+	id[SPOOL_ID_LEN] = '\0';
+}
+
+/* replay_one - one record; a message removed later in the generation
+ * (gone) is not written again only to be removed */
 static int
 replay_one(int queuefd, int incfd, const struct jrec *r, const char *payload,
-    struct journal_replayed *st)
+    struct dict *gone, struct journal_replayed *st)
 {
 	char id[SPOOL_ID_LEN + 1];
 
-	memcpy(id, r->id, SPOOL_ID_LEN);
-	id[SPOOL_ID_LEN] = '\0';
+	jrec_id(r, id);
 	st->records++;
+	if (r->type != JREC_DONE && dict_get(gone, id) != NULL)
+		return 0;
 	switch (r->type) {
 	case JREC_COMMIT:
 		st->commits++;
@@ -382,12 +393,34 @@ jrec_read(off_t pos, off_t size, uint64_t gen, struct jrec *r, char **payload)
 	return 1;
 }
 
+/* replay_gone - first pass: the messages removed in the generation */
+static struct dict *
+replay_gone(uint64_t gen)
+{
+	struct dict *gone = dict_new();
+	off_t pos = (off_t)sizeof(struct jrec);
+	char id[SPOOL_ID_LEN + 1], *payload;
+	struct jrec r;
+
+	while (jrec_read(pos, journal.alloc, gen, &r, &payload)) {
+		free(payload);
+		if (r.type == JREC_DONE) {
+			jrec_id(&r, id);
+			dict_put(gone, id, gone);
+		}
+		pos += (off_t)sizeof(r) + r.len;
+	}
+	return gone;
+}
+
 int
 journal_replay(int queuefd, int incfd, struct journal_replayed *st)
 {
 	struct jrec h, r;
 	off_t pos = (off_t)sizeof(h);
+	struct dict *gone;
 	char *payload;
+	int rc = 0;
 
 	memset(st, 0, sizeof(*st));
 	if (journal.alloc < (off_t)sizeof(h) ||
@@ -395,14 +428,15 @@ journal_replay(int queuefd, int incfd, struct journal_replayed *st)
 	    h.magic != JOURNAL_MAGIC || h.type != JREC_HEADER || h.len != 0 ||
 	    jrec_crc(&h, NULL) != h.crc)
 		return journal_start(1);	/* new, or never started */
-	while (jrec_read(pos, journal.alloc, h.gen, &r, &payload)) {
-		int rc = replay_one(queuefd, incfd, &r, payload, st);
-
+	gone = replay_gone(h.gen);
+	while (rc == 0 && jrec_read(pos, journal.alloc, h.gen, &r, &payload)) {
+		rc = replay_one(queuefd, incfd, &r, payload, gone, st);
 		free(payload);
-		if (rc < 0)
-			return -1;
 		pos += (off_t)sizeof(r) + r.len;
 	}
+	dict_free(gone, NULL);
+	if (rc < 0)
+		return -1;
 	/* durable before the old generation is given up */
 	if (st->records > 0 && syncfs(journal.fd) < 0)
 		return -1;
