@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #define IO_READ_HIWAT	(64 * 1024)	/* stop reading when this much is unread */
+#define IO_READ_BULK_MIN 4096		/* libevent 2.1's most per read: more may wait */
 #define IO_LINGER_SECS	10		/* to send the last octets after io_free */
 
 enum io_event {
