@@ -50,6 +50,7 @@ struct mta_job {
 	int body_8bit;
 	int smtputf8;
 	int body_fd;		/* open spool file (read with pread) */
+	const char *body_mem;	/* or NULL: the whole body, in memory */
 	off_t body_off;		/* first octet of the message in it */
 	uint64_t body_size;
 	uint32_t body_crc;	/* CRC-32 of the body: checked while sending */

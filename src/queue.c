@@ -80,8 +80,11 @@ struct attempt_group {
 struct open_batch {
 	int n;
 	struct queue_msg *m[QUEUE_OPEN_BATCH];
+	off_t off[QUEUE_OPEN_BATCH];	/* the body, copied on the loop */
+	uint64_t size[QUEUE_OPEN_BATCH];
 	int fd[QUEUE_OPEN_BATCH];
 	int err[QUEUE_OPEN_BATCH];
+	char *body[QUEUE_OPEN_BATCH];	/* read whole, or NULL */
 };
 
 /* one failed recipient waiting for its DSN */
@@ -361,11 +364,21 @@ msg_new(struct spool_entry *e)
 	return m;
 }
 
+/* msg_close_body - the jobs are done with the body: its file and copy */
 static void
-msg_free(struct queue_msg *m)
+msg_close_body(struct queue_msg *m)
 {
 	if (m->fd >= 0)
 		close(m->fd);
+	m->fd = -1;
+	free(m->body);
+	m->body = NULL;
+}
+
+static void
+msg_free(struct queue_msg *m)
+{
+	msg_close_body(m);
 	for (int i = 0; i < m->nrcpts; i++) {
 		free(m->rcpts[i].addr);
 		free(m->rcpts[i].orig);
@@ -901,10 +914,8 @@ job_done(struct mta_job *mj, void *arg)
 		}
 	}
 	free(j);
-	if (m->njobs == 0 && m->fd >= 0) {
-		close(m->fd);
-		m->fd = -1;
-	}
+	if (m->njobs == 0)
+		msg_close_body(m);
 	if (q.closing) {
 		bounce_list_free(&bl);
 		return;
@@ -929,6 +940,7 @@ job_new(struct queue_msg *m, const struct route *r, int n, const char *sender)
 	j->mj.body_8bit = m->body_8bit;
 	j->mj.smtputf8 = m->smtputf8;
 	j->mj.body_fd = m->fd;
+	j->mj.body_mem = m->body;
 	j->mj.body_off = m->body_off;
 	j->mj.body_size = m->size;
 	j->mj.body_crc = m->crc;
@@ -976,7 +988,7 @@ group_of(struct attempt_group **groups, int *ngroups, const struct route *rt,
 /* msg_attempt - the file is open: expand what needs it, then route the
  * due recipients now, one mta job per route key and sender */
 static void
-msg_attempt(struct queue_msg *m, int fd)
+msg_attempt(struct queue_msg *m, int fd, char *body)
 {
 	struct queue_bounces bl = { 0, 0, NULL };
 	struct attempt_group *groups = NULL;
@@ -988,6 +1000,7 @@ msg_attempt(struct queue_msg *m, int fd)
 	time_t now = time(NULL);
 
 	m->fd = fd;
+	m->body = body;
 	queue_expand_msg(m, now, &bl);
 	group = xcalloc((size_t)m->nrcpts, sizeof(int));
 	for (int i = 0; i < m->nrcpts; i++) {
@@ -1049,10 +1062,8 @@ msg_attempt(struct queue_msg *m, int fd)
 	/* the open took one in-flight slot; the jobs take it over */
 	q.inflight += ngroups - 1;
 	m->njobs += ngroups;
-	if (ngroups == 0) {
-		close(fd);
-		m->fd = -1;
-	}
+	if (ngroups == 0)
+		msg_close_body(m);
 	/* failures found now wait for the jobs: one DSN per round */
 	bounce_merge(&m->bpend, &bl);
 	if (ngroups == 0 && m->bpend.n)
@@ -1087,6 +1098,33 @@ msg_open_failed(struct queue_msg *m, int err)
 	queue_msg_sync(m);
 }
 
+/* open_read_body - reader worker: a small body, whole, into memory. Its
+ * sending then needs no reader round trip (readahead.c): most mail is
+ * small, and at one client the trip's two thread wake-ups were a good part
+ * of a 4 KB message's delivery. NULL when it is larger or unreadable (the
+ * reads on the usual path meet the error and report it). */
+static char *
+open_read_body(int fd, off_t off, uint64_t size)
+{
+	char *p;
+	size_t got = 0;
+	ssize_t n;
+
+	if (size == 0 || size > QUEUE_PREREAD_MAX || (p = malloc(size)) == NULL)
+		return NULL;
+	while (got < size) {
+		n = pread(fd, p + got, size - got, off + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(p);
+			return NULL;
+		}
+		got += (size_t)n;
+	}
+	return p;
+}
+
 /* open_job - reader worker: open the files of a batch */
 static void
 open_job(void *arg)
@@ -1096,6 +1134,8 @@ open_job(void *arg)
 	for (int i = 0; i < b->n; i++) {
 		b->fd[i] = spool_open_message(b->m[i]->id);
 		b->err[i] = b->fd[i] < 0 ? errno : 0;
+		if (b->fd[i] >= 0)
+			b->body[i] = open_read_body(b->fd[i], b->off[i], b->size[i]);
 	}
 }
 
@@ -1110,6 +1150,7 @@ open_done(void *arg)
 		if (q.closing) {
 			if (b->fd[i] >= 0)
 				close(b->fd[i]);
+			free(b->body[i]);
 			continue;
 		}
 		m->opening = 0;
@@ -1117,11 +1158,12 @@ open_done(void *arg)
 			q.inflight--;
 			if (b->fd[i] >= 0)
 				close(b->fd[i]);
+			free(b->body[i]);
 			queue_msg_sync(m);
 		} else if (b->fd[i] < 0)
 			msg_open_failed(m, b->err[i]);
 		else
-			msg_attempt(m, b->fd[i]);
+			msg_attempt(m, b->fd[i], b->body[i]);
 	}
 	free(b);
 	if (!q.closing)
@@ -1177,6 +1219,8 @@ queue_run(evutil_socket_t fd, short ev, void *arg)
 			b = xcalloc(1, sizeof(*b));
 		m->opening = 1;
 		q.inflight++;
+		b->off[b->n] = m->body_off;
+		b->size[b->n] = m->size;
 		b->m[b->n++] = m;
 		if (b->n == QUEUE_OPEN_BATCH) {
 			worker_submit(q.reader, open_job, open_done, b);

@@ -31,6 +31,7 @@
 #include "spool.h"
 
 #define QUEUE_JOBS_MAX		1000	/* mta jobs (and message opens) in flight */
+#define QUEUE_PREREAD_MAX	(64 * 1024)	/* bodies read whole with the open */
 #define QUEUE_STORY_MAX		32	/* story lines kept per message: the first
 					 * and the latest ones */
 #define QUEUE_STORY_LINE_MAX	512
@@ -105,6 +106,8 @@ struct queue_msg {
 	int nbounces;		/* DSNs being enqueued */
 	int nexpanding;		/* expand records not durable yet */
 	int fd;			/* body, while jobs run */
+	char *body;		/* the whole body, read with the open when it
+				 * is at most QUEUE_PREREAD_MAX octets */
 	int deleted;		/* queue delete: remove when idle */
 	struct queue_delete_req *del;
 	struct queue_bounces bpend;	/* failed in the current attempt round */

@@ -44,6 +44,7 @@ struct readahead {
 	int inflight;		/* a read is at the worker */
 	int waiting;		/* the consumer found nothing: call fn */
 	int dead;		/* readahead_free ran during a read */
+	const char *mem;	/* the whole range in memory: no reads */
 	readahead_fn fn;
 	void *arg;
 };
@@ -143,15 +144,19 @@ ra_read_done(void *arg)
 }
 
 struct readahead *
-readahead_new(int fd, off_t off, uint64_t len, readahead_fn fn, void *arg)
+readahead_new(int fd, off_t off, uint64_t len, const char *mem,
+    readahead_fn fn, void *arg)
 {
 	struct readahead *r = xcalloc(1, sizeof(*r));
 
+	r->fd = -1;
+	r->left = len;
+	if ((r->mem = mem) != NULL)
+		return r;
 	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (r->fd < 0)
 		log_warn("readahead: dup");	/* the first read fails: EBADF */
 	r->next_off = off;
-	r->left = len;
 	r->fn = fn;
 	r->arg = arg;
 	for (int i = 0; i < 2; i++)
@@ -164,7 +169,20 @@ ssize_t
 readahead_take(struct readahead *r, const char **p, int *err)
 {
 	struct ra_buf *b;
+	ssize_t n;
 
+	if (r->mem) {
+		/* one chunk; a consumer asking for more than len finds the
+		 * end of the "file" */
+		if (r->left == 0) {
+			*err = 0;
+			return -1;
+		}
+		n = (ssize_t)r->left;
+		r->left = 0;
+		*p = r->mem;
+		return n;
+	}
 	for (int i = 0; i < 2; i++)
 		if (r->buf[i].state == RA_LENT)
 			r->buf[i].state = RA_FREE;

@@ -25,9 +25,11 @@ void readahead_init(struct event_base *);
 void readahead_close(void);
 
 /* readahead_new - read len octets of fd from off, in order; fd is
- * duplicated, the caller keeps its own */
+ * duplicated, the caller keeps its own. mem, when not NULL, holds those len
+ * octets already (read with the open, queue.c): they are served from it as
+ * one chunk, with no reader thread; mem must outlive r. */
 struct readahead *readahead_new(int fd, off_t off, uint64_t len,
-    readahead_fn fn, void *arg);
+    const char *mem, readahead_fn fn, void *arg);
 /* readahead_take - the next chunk: its length with *p set (valid until
  * the next call on r); 0 when it is not read yet (fn runs once it is);
  * -1 on a read error or a file shorter than len, with *err the errno

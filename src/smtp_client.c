@@ -896,7 +896,7 @@ sc_on_data(struct smtp_client *s)
 	}
 	if (s->reply.code == 354) {
 		s->ra = readahead_new(job->body_fd, job->body_off,
-		    job->body_size, sc_body_ready, s);
+		    job->body_size, job->body_mem, sc_body_ready, s);
 		s->crc = 0;
 		s->body_done = 0;
 		sc_dot_init(&s->dot);
