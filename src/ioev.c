@@ -32,6 +32,9 @@ struct io {
 	int timeout;
 	int write_timed_out;		/* the last timeout was a write's */
 	int want_lowat;
+	int paused;			/* io_pause: no IO_DATAIN */
+	int read_off;			/* reading really disabled */
+	int write_on;			/* EV_WRITE enabled on the socket */
 	int corked;			/* io_cork depth */
 	struct evbuffer *held;		/* replies written while corked */
 	char err[128];
@@ -49,14 +52,28 @@ io_event_name(enum io_event ev)
 	return (size_t)ev < MX_ARRAY_LEN(names) ? names[ev] : "?";
 }
 
-/* io_setup_top - callbacks, watermark and timeout on the current top */
+/* io_setup_top - callbacks, watermark and timeout on the current top.
+ * On a plaintext socket, writing is enabled only once a reply has to wait
+ * (io_write_on): replies mostly go straight out (io_send), and an enabled
+ * write event on an empty output costs two epoll_ctl(2) calls and a loop
+ * turn per connection. */
 static void
 io_setup_top(struct io *io)
 {
 	bufferevent_setcb(io->top, io_readcb, io_writecb, io_eventcb, io);
 	bufferevent_setwatermark(io->top, EV_READ, 0, IO_READ_HIWAT);
 	io_set_timeout(io, io->timeout);
-	bufferevent_enable(io->top, EV_READ | EV_WRITE);
+	bufferevent_enable(io->top, io->top == io->bev ? EV_READ : EV_READ | EV_WRITE);
+}
+
+/* io_write_on - the bufferevent sends what is queued from now on */
+static void
+io_write_on(struct io *io)
+{
+	if (!io->write_on) {
+		io->write_on = 1;
+		bufferevent_enable(io->bev, EV_WRITE);
+	}
 }
 
 struct io *
@@ -159,6 +176,7 @@ io_send(struct io *io, const void *p, size_t n)
 			n -= (size_t)w;
 		}
 	}
+	io_write_on(io);
 	return bufferevent_write(io->top, p, n);
 }
 
@@ -169,9 +187,11 @@ io_flush_held(struct io *io)
 	if (io->top == io->bev &&
 	    evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
 		evbuffer_write(io->held, bufferevent_getfd(io->bev));
-	if (evbuffer_get_length(io->held) > 0 &&
-	    bufferevent_write_buffer(io->top, io->held) < 0)
-		log_warnx("io: reply lost: out of memory");
+	if (evbuffer_get_length(io->held) > 0) {
+		io_write_on(io);
+		if (bufferevent_write_buffer(io->top, io->held) < 0)
+			log_warnx("io: reply lost: out of memory");
+	}
 	if (io->want_lowat && io_queued(io) == 0)
 		bufferevent_trigger(io->top, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -265,16 +285,37 @@ io_write_timed_out(const struct io *io)
 	return io->write_timed_out;
 }
 
+/* io_pause - lazily: reading is disabled only when input arrives while
+ * paused (io_readcb), or a read timeout or close would be reported. A
+ * session pauses for every message's commit and its client mostly sends
+ * nothing until the 250: disabling and enabling at once cost two
+ * epoll_ctl(2) calls per message. */
 void
 io_pause(struct io *io)
 {
-	bufferevent_disable(io->top, EV_READ);
+	io->paused = 1;
 }
 
 void
 io_resume(struct io *io)
 {
-	bufferevent_enable(io->top, EV_READ);
+	int was_paused = io->paused;
+
+	io->paused = 0;
+	if (io->read_off) {
+		io->read_off = 0;
+		bufferevent_enable(io->top, EV_READ);
+	} else if (was_paused)
+		io_set_timeout(io, io->timeout);	/* the peer's time starts now */
+}
+
+/* io_read_off - paused and something to report: stop reading for real,
+ * io_resume turns it on again (a close or a timeout is then seen anew) */
+static void
+io_read_off(struct io *io)
+{
+	io->read_off = 1;
+	bufferevent_disable(io->top, EV_READ);
 }
 
 void
@@ -298,6 +339,8 @@ io_start_tls(struct io *io, SSL_CTX *ctx)
 	/* our 220 goes out in plaintext, before the handshake */
 	if (io->held && evbuffer_get_length(io->held) > 0)
 		io_flush_held(io);
+	/* the filter writes the handshake into the socket's output */
+	io_write_on(io);
 	/* Drop what the client pipelined behind STARTTLS (RFC 3207 4.2). */
 	in = bufferevent_get_input(io->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
@@ -396,6 +439,10 @@ io_readcb(struct bufferevent *bev, void *arg)
 {
 	struct io *io = arg;
 
+	if (io->paused) {
+		io_read_off(io);
+		return;
+	}
 	io_read_bulk(io);
 	io->cb(io, IO_DATAIN, io->arg);
 }
@@ -420,6 +467,12 @@ io_eventcb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		io->cb(io, IO_TLSREADY, io->arg);
+		return;
+	}
+	/* a paused session hears of its peer's silence or close once it
+	 * resumes: an EOF is read again then, a read timer starts afresh */
+	if (io->paused && (what & BEV_EVENT_READING)) {
+		io_read_off(io);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {

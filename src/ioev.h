@@ -50,7 +50,9 @@ void io_set_timeout(struct io *, int secs);
 /* io_write_timed_out - the last IO_TIMEOUT was a write that waited:
  * libevent stopped writing, nothing more will be sent */
 int io_write_timed_out(const struct io *);
-void io_pause(struct io *);	/* stop reading */
+/* io_pause - no more IO_DATAIN (nor a read timeout, nor a peer's close)
+ * until io_resume; what arrives meanwhile waits in io_input() */
+void io_pause(struct io *);
 void io_resume(struct io *);
 /* io_want_lowat - report IO_LOWAT once pending output has been sent */
 void io_want_lowat(struct io *, int on);
