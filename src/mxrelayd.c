@@ -105,6 +105,20 @@ static struct config **config_retired;	/* older ones: sessions may point into th
 static int nconfig_retired;
 static struct event *stop_ev;
 static int stop_ticks;
+static struct event *log_flush_ev;
+
+/* the loop's log lines of one turn leave together (log_batch) */
+static void
+log_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	log_flush();
+}
+
+static void
+log_flush_schedule(void)
+{
+	event_active(log_flush_ev, EV_TIMEOUT, 0);
+}
 
 /* stop_tick - after SIGTERM: leave the loop once every session is gone */
 static void
@@ -330,9 +344,15 @@ main(int argc, char **argv)
 	    PACKAGE_VERSION, cfg->hostname, store_backend_name(), store_database());
 	sdnotify("READY=1\nSTATUS=accepting mail");
 	watchdog = sdnotify_watchdog_start(base);
+	log_flush_ev = event_new(base, -1, 0, log_flush_cb, NULL);
+	if (log_flush_ev != NULL)
+		log_batch(log_flush_schedule);
 	event_base_dispatch(base);
+	log_batch(NULL);
 	if (watchdog)
 		event_free(watchdog);
+	if (log_flush_ev)
+		event_free(log_flush_ev);
 
 	worker_free(reload_worker);	/* a reload under way completes first */
 	fleet_close();		/* waiting switches answer before control closes */
