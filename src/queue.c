@@ -1107,20 +1107,12 @@ static char *
 open_read_body(int fd, off_t off, uint64_t size)
 {
 	char *p;
-	size_t got = 0;
-	ssize_t n;
 
 	if (size == 0 || size > QUEUE_PREREAD_MAX || (p = malloc(size)) == NULL)
 		return NULL;
-	while (got < size) {
-		n = pread(fd, p + got, size - got, off + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(p);
-			return NULL;
-		}
-		got += (size_t)n;
+	if (mx_pread_full(fd, p, size, off) != (ssize_t)size) {
+		free(p);
+		return NULL;
 	}
 	return p;
 }

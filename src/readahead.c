@@ -76,23 +76,11 @@ ra_read_job(void *arg)
 {
 	struct ra_job *j = arg;
 	struct ra_buf *b = j->b;
-	size_t got = 0;
-	ssize_t n;
+	ssize_t n = mx_pread_full(j->r->fd, b->data, b->want, b->off);
 
-	b->err = 0;
-	while (got < b->want) {
-		n = pread(j->r->fd, b->data + got, b->want - got,
-		    b->off + (off_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			b->err = n < 0 ? errno : 0;
-			b->n = -1;
-			return;
-		}
-		got += (size_t)n;
-	}
-	b->n = (ssize_t)got;
+	/* a short file is an error too, with err 0 */
+	b->err = n < 0 ? errno : 0;
+	b->n = n == (ssize_t)b->want ? n : -1;
 }
 
 static void ra_release(struct readahead *r);
