@@ -397,11 +397,13 @@ io_error_string(struct io *io)
  * the socket holds in one readv(2), up to IO_READ_HIWAT. libevent 2.1 reads
  * at most 4096 octets per readable event: a 100 KB message took 25 loop
  * turns of epoll_wait, FIONREAD and readv (bench/README.md). Short inputs
- * (commands) are left alone, so they cost no extra system call. The space
- * is what FIONREAD says is there, not the high-water mark: thousands of
- * sessions in DATA would each hold a 64 KiB buffer (bench/overload.sh saw
- * 740 MB). An EOF or an error is left in the socket, for the bufferevent's
- * own next read to find and report. */
+ * (commands) are left alone, so they cost no extra system call, and so is
+ * a remainder under IO_READ_BULK_MIN. The space is what FIONREAD says is
+ * there, not the high-water mark: with thousands of sessions in DATA at
+ * once, bench/overload.sh saw a peak RSS of 740 MB reading to the mark,
+ * 480 MB reading every remainder, 300-340 MB as libevent alone. An EOF or
+ * an error is left in the socket, for the bufferevent's own next read to
+ * find and report. */
 static void
 io_read_bulk(struct io *io)
 {
@@ -412,7 +414,8 @@ io_read_bulk(struct io *io)
 	ssize_t r;
 
 	if (io->top != io->bev || have < IO_READ_BULK_MIN || have >= IO_READ_HIWAT ||
-	    ioctl(bufferevent_getfd(io->bev), FIONREAD, &avail) < 0 || avail <= 0)
+	    ioctl(bufferevent_getfd(io->bev), FIONREAD, &avail) < 0 ||
+	    avail < IO_READ_BULK_MIN)
 		return;
 	want = IO_READ_HIWAT - have;
 	if ((size_t)avail < want)
