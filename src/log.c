@@ -2,7 +2,6 @@
 #include "autoconf.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +21,11 @@ static const char *log_prog = "mxrelayd";
  * clients (bench/README.md) */
 static struct {
 	void (*schedule)(void);		/* NULL: not gathering */
-	pthread_t thread;
 	size_t len;
 	char buf[LOG_BATCH_MAX];
 } batch;
+/* the gathering thread's own mark: other threads never look at batch */
+static __thread int log_gathering;
 
 /* log_init - choose the sink; stderr lines carry no timestamp (journald adds one) */
 void
@@ -76,7 +76,7 @@ log_batch(void (*schedule)(void))
 	if (batch.schedule != NULL)
 		log_flush();
 	batch.schedule = schedule;
-	batch.thread = pthread_self();
+	log_gathering = schedule != NULL;
 }
 
 /* log_gather - 1 when the line joins the batch; a line that is not
@@ -84,7 +84,7 @@ log_batch(void (*schedule)(void))
 static int
 log_gather(int pri, const char *p, size_t n)
 {
-	if (batch.schedule == NULL || !pthread_equal(pthread_self(), batch.thread))
+	if (!log_gathering)
 		return 0;
 	if (pri < LOG_INFO || batch.len + n > sizeof(batch.buf)) {
 		log_flush();
