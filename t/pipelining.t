@@ -39,6 +39,26 @@ my $m = $s ? $s->{message} : '';
 $m =~ s/\A(Received:.*?\r\n)(?![ \t])//s;
 is($m, $body, 'body intact');
 
+# a 100 KB body, the end of data and QUIT in one write: read in bulk
+# (beyond libevent's 4 KiB per read), the QUIT arriving while the message
+# is being committed waits for the 250
+$c = $mx->smtp;
+$c->reply;
+$c->send("EHLO client.test\r\nMAIL FROM:<s\@src.test>\r\nRCPT TO:<joe\@example.test>\r\nDATA\r\n");
+$c->reply for 1 .. 3;
+like($c->reply, qr/^354 /, 'large body: DATA 354');
+my $big = "Subject: big\r\n\r\n" . join('', map { sprintf("%05d %s\r\n", $_, 'b' x 90) } 1 .. 1050);
+ok($c->send($big . ".\r\nQUIT\r\n"), 'large body (' . length($big) . ' octets), end of data and QUIT in one write');
+my $rb = $c->reply(10);
+like($rb // '', qr/^250 2\.0\.0 Ok: queued as \S+\z/, 'large body: 250 queued');
+like($c->reply // '', qr/^221 /, 'large body: QUIT answered after the 250');
+ok($c->closed(3), 'large body: closed after QUIT');
+my ($bid) = ($rb // '') =~ /queued as (\S+)/;
+my $bs = $bid ? $mx->spool($bid) : undef;
+my $bm = $bs ? $bs->{message} : '';
+$bm =~ s/\A(Received:.*?\r\n)(?![ \t])//s;
+ok($bm eq $big, 'large body intact in the spool');
+
 # refused commands inside a pipelined group, then a second transaction
 $c = $mx->smtp;
 $c->reply;
@@ -58,7 +78,7 @@ like($c->reply, qr/^354 /, 'next DATA');
 $c->send("Subject: 3\r\n\r\ny\r\n.\r\nQUIT\r\n");
 like($c->reply, qr/^250 2\.0\.0 Ok: queued as /, 'second message queued');
 like($c->reply, qr/^221 /, 'QUIT');
-is(scalar(my @q = $mx->queue_ids), 3, 'three messages in total');
+is(scalar(my @q = $mx->queue_ids), 4, 'four messages in total');
 
 # DATA refused in a group with no valid recipient: the body lines that
 # follow must not be taken as data
@@ -69,7 +89,7 @@ like($c->reply, qr/^554 /, 'RCPT refused');
 like($c->reply, qr/^(503|554) 5\.5\.1 /, 'DATA refused: no valid recipients');
 like($c->cmd('NOOP'), qr/^250 /, 'session still usable');
 $c->cmd('QUIT');
-is(scalar(my @q2 = $mx->queue_ids), 3, 'still three messages');
+is(scalar(my @q2 = $mx->queue_ids), 4, 'still four messages');
 
 # swaks --pipeline
 my ($rc, $out, $sid) = $mx->swaks('--pipeline', '--from', 's@src.test', '--to', 'joe@example.test,mary@example.test');
