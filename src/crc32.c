@@ -10,7 +10,8 @@
  * remainder and the tail go through the tables. bench/profile.sh at 100 KB
  * had the sliced CRC at 54 % of the daemon's instructions (three passes
  * per message) and removing it altogether made one client's run 15-20 %
- * faster; the folded form costs a tenth of the sliced one.
+ * faster; the folded form takes a fifth of the sliced one's time (10.9
+ * against 49.2 us per 100 KB here).
  *
  * The folding, in the reflected bit order the CRC uses: a 16-octet block
  * is a polynomial of degree < 128 whose first octet's bit 0 is the x^127
@@ -94,8 +95,7 @@ crc_init(void)
 	k_next[0] = crc_xpow(8 * CRC_BLOCK + 64 - 1);
 	k_next[1] = crc_xpow(8 * CRC_BLOCK - 1);
 	__builtin_cpu_init();
-	crc_fold_ok = __builtin_cpu_supports("pclmul") &&
-	    __builtin_cpu_supports("sse4.1");
+	crc_fold_ok = __builtin_cpu_supports("pclmul");	/* SSE2: x86-64's base */
 #endif
 }
 
@@ -125,7 +125,7 @@ crc_sliced(uint32_t crc, const unsigned char *p, size_t n)
 }
 
 #ifdef CRC_FOLDING
-#define CRC_TARGET	__attribute__((target("pclmul,sse4.1")))
+#define CRC_TARGET	__attribute__((target("pclmul")))
 
 /* fold - block b moved on by the distance of k, modulo P */
 CRC_TARGET static inline __m128i
