@@ -2,7 +2,8 @@
 # next message is written into it (the same inode: no inode allocation, see
 # doc/spool.md "Recycling"); the new message is whole, with nothing of the
 # old one left after its trailer; free/ is emptied at start-up; a file
-# over the recycling size is removed instead (issue 12)
+# over the recycling size (1 MiB) is removed instead, and free/ holds at
+# most 32 MiB (issue 12)
 use strict;
 use warnings;
 use Test::More;
@@ -65,10 +66,35 @@ ok($got, 'the sink has B');
 like($got->{text} // '', qr/\nSubject: B\n\nthe new message\n\z/, 'B arrived byte for byte (LF as dumped)');
 unlike($got->{text} // '', qr/OLD-MESSAGE-BYTES/, 'with nothing of A');
 
-# over SPOOL_RECYCLE_SIZE (64 KiB): removed, not kept
-my $big = submit($mx, 's@src.test', ['joe@example.test'], "Subject: C\r\n\r\n" . ("y" x 998 . "\r\n") x 80);
-ok($big && wait_queue_empty($mx, 15, $big), 'an 80 KB message delivered');
-my @left = free_files();
-ok(!grep({ $_ eq $big } @left), 'its file was removed, not kept in free/');
+# an 80 KB message's file is kept too (the limit was 64 KiB: every 100 KB
+# message allocated an inode)
+my $mid = submit($mx, 's@src.test', ['joe@example.test'], "Subject: C\r\n\r\n" . ("y" x 998 . "\r\n") x 80);
+ok($mid && wait_queue_empty($mx, 15, $mid), 'an 80 KB message delivered');
+ok(MxTest::wait_until(sub { grep { $_ eq $mid } free_files() }, 5), 'its file waits in free/');
+
+# over SPOOL_RECYCLE_SIZE (1 MiB): removed, not kept
+my $big = submit($mx, 's@src.test', ['joe@example.test'], "Subject: D\r\n\r\n" . ("z" x 998 . "\r\n") x 1100);
+ok($big && wait_queue_empty($mx, 15, $big), 'a 1.1 MB message delivered');
+ok(MxTest::wait_until(sub { !-e $mx->queue_dir . "/$big" }, 5), 'and gone from queue/');
+ok(!grep({ $_ eq $big } free_files()), 'its file was removed, not kept in free/');
+
+# free/ holds at most SPOOL_FREE_BYTES (32 MiB): 40 files of 900 KB
+# delivered at once, about 35 of them fit
+$mx->ctl_ok('domain', 'set', 'example.test', '--hold', 'on');
+my $body = "Subject: E\r\n\r\n" . ("w" x 998 . "\r\n") x 900;
+my @many = grep { defined } map { submit($mx, 's@src.test', ['joe@example.test'], $body) } 1 .. 40;
+is(scalar @many, 40, '40 messages of 900 KB queued');
+$mx->ctl_ok('domain', 'set', 'example.test', '--hold', 'off');
+$mx->ctl_ok('queue', 'flush');
+ok(wait_queue_empty($mx, 60, @many), 'all delivered');
+my ($n, $bytes, $one);
+ok(MxTest::wait_until(sub {
+	($n, $bytes) = (0, 0);
+	for (free_files()) { $n++; $bytes += -s "$free/$_" // 0; $one = -s "$free/$_" }
+	$n >= 30
+}, 10), "free/ filled: $n files");
+cmp_ok($bytes, '<=', 32 * 1024 * 1024, "free/ holds $bytes octets, at most 32 MiB");
+cmp_ok($bytes + $one, '>', 32 * 1024 * 1024, 'one file more would not fit: the octets stopped it');
+cmp_ok($n, '<', 40, 'the others were removed');
 $mx->stop_ok;
 done_testing();
