@@ -31,7 +31,9 @@
 #include "spool.h"
 
 #define QUEUE_JOBS_MAX		1000	/* mta jobs (and message opens) in flight */
-#define QUEUE_PREREAD_MAX	(64 * 1024)	/* bodies read whole with the open */
+#define QUEUE_PREREAD_MAX	(128 * 1024)	/* bodies read whole with the open:
+						 * what the reader's two buffers
+						 * held (bench/README.md) */
 #define QUEUE_STORY_MAX		32	/* story lines kept per message: the first
 					 * and the latest ones */
 #define QUEUE_STORY_LINE_MAX	512
