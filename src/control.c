@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "accept_pause.h"
 #include "control.h"
 #include "control_cmds.h"
 #include "control_cutover.h"
@@ -60,6 +61,7 @@ struct ctl_conn {
 static struct {
 	struct event_base *base;
 	struct evconnlistener *listener;
+	struct accept_pause *pause;	/* out of descriptors: stop accepting */
 	char *path;
 	struct ctl_conn *conns;
 	int nconns;
@@ -293,6 +295,13 @@ peer_check(int fd, struct ctl_conn *c)
 	    peer_in_group(fd, getegid());
 }
 
+/* accept_error_cb - accept(2) failed (accept_pause.c) */
+static void
+accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	accept_pause_error(ctl.pause);
+}
+
 static void
 accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
@@ -300,6 +309,7 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	struct timeval tv = { CTL_IDLE_TIMEOUT, 0 };
 	struct ctl_conn *c;
 
+	accept_pause_ok(ctl.pause);
 	if (ctl.nconns >= CTL_CLIENTS_MAX) {
 		log_warnx("control refused reason=too_many_clients max=%d",
 		    CTL_CLIENTS_MAX);
@@ -445,6 +455,9 @@ control_init(struct event_base *base, const struct config *cfg, char *err,
 		unlink(sun.sun_path);
 		return -1;
 	}
+	ctl.pause = accept_pause_new(base, "control accept");
+	accept_pause_watch(ctl.pause, ctl.listener);
+	evconnlistener_set_error_cb(ctl.listener, accept_error_cb);
 	ctl.base = base;
 	ctl.path = xstrdup(sun.sun_path);
 	control_pilot_init(base);
@@ -465,6 +478,8 @@ control_close(void)
 		ctl.listener = NULL;
 		unlink(ctl.path);
 	}
+	accept_pause_free(ctl.pause);
+	ctl.pause = NULL;
 	free(ctl.path);
 	ctl.path = NULL;
 	/* a command still running frees its connection when it answers */

@@ -17,6 +17,7 @@
 
 #include <event2/http.h>
 
+#include "accept_pause.h"
 #include "dict.h"
 #include "fleet.h"
 #include "log.h"
@@ -34,6 +35,7 @@
 
 static struct {
 	struct evhttp *http;
+	struct accept_pause *pause;	/* out of descriptors: stop accepting */
 } mt;
 
 /* label_value - a label value with \, " and newline escaped (format 0.0.4) */
@@ -370,10 +372,18 @@ metrics_render(struct evbuffer *out)
 	    "accepted to \"250 queued\", per message", &mx_stats.smtp_transaction);
 }
 
+/* metrics_accept_error - accept(2) failed (accept_pause.c) */
+static void
+metrics_accept_error(struct evconnlistener *l, void *arg)
+{
+	accept_pause_error(mt.pause);
+}
+
 int
 metrics_init(struct event_base *base, const struct config *cfg, char *err,
     size_t errlen)
 {
+	struct evhttp_bound_socket *bound;
 	char host[256];
 	int port;
 
@@ -386,13 +396,20 @@ metrics_init(struct event_base *base, const struct config *cfg, char *err,
 	if ((mt.http = evhttp_new(base)) == NULL)
 		return snprintf(err, errlen, "metrics: evhttp_new failed"), -1;
 	metrics_http_setup(mt.http);
-	if (evhttp_bind_socket_with_handle(mt.http, host, (uint16_t)port) == NULL) {
+	if ((bound = evhttp_bind_socket_with_handle(mt.http, host, (uint16_t)port)) == NULL) {
 		snprintf(err, errlen, "metrics: cannot listen on %s: %s",
 		    cfg->metrics_listen, strerror(errno));
 		evhttp_free(mt.http);
 		mt.http = NULL;
 		return -1;
 	}
+	/* evhttp's listener has no error callback of its own: it would spin.
+	 * evhttp accepts for itself (accept_pause_ok is never called), so a
+	 * later shortage starts from the pause the last one reached. */
+	mt.pause = accept_pause_new(base, "metrics accept");
+	accept_pause_watch(mt.pause, evhttp_bound_socket_get_listener(bound));
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
+	    metrics_accept_error);
 	log_info("metrics listening on %s%s", cfg->metrics_listen, METRICS_PATH);
 	return 0;
 }
@@ -403,5 +420,6 @@ metrics_close(void)
 	if (mt.http == NULL)
 		return;
 	evhttp_free(mt.http);
+	accept_pause_free(mt.pause);
 	memset(&mt, 0, sizeof(mt));
 }

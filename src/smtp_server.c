@@ -33,6 +33,7 @@
 
 #include <event2/listener.h>
 
+#include "accept_pause.h"
 #include "admission.h"
 #include "dict.h"
 #include "filter.h"
@@ -60,11 +61,6 @@
  * hold a session (and its spool file) forever, while a large message
  * on a slow link still gets the time it needs (SPEC 9, slow trickle). */
 #define SMTP_MIN_DATA_RATE	1024	/* octets per second */
-/* Out of descriptors (EMFILE...): the listening socket stays readable, so
- * retrying at once would spin the loop. Pause accepting, doubling the
- * pause while the shortage lasts. */
-#define SMTP_ACCEPT_PAUSE_MIN_MS	100
-#define SMTP_ACCEPT_PAUSE_MAX_MS	2000
 /* the last words of a session that ran out of memory: static, so that
  * saying them takes none */
 #define SMTP_MILTER_LOG(s)	((s)->milter_log ? (s)->milter_log : "")
@@ -103,8 +99,7 @@ struct smtp_server {
 	struct smtp_session *sessions;	/* all live sessions */
 	unsigned long next_id;
 	int stopping;			/* SIGTERM: no new sessions or commands */
-	struct event *accept_ev;	/* ends an accept pause */
-	int accept_pause_ms;		/* the next pause; 0: not pausing */
+	struct accept_pause *pause;	/* out of descriptors: stop accepting */
 };
 
 struct smtp_session {
@@ -1755,7 +1750,7 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 
 	sockaddr_text(sa, addr, sizeof(addr), &port);
 	mx_stats.connections_total++;
-	srv->accept_pause_ms = 0;
+	accept_pause_ok(srv->pause);
 	if (mx_stats.connections_current >= cfg->max_connections) {
 		log_info("smtp refused client=%s reason=max_connections", addr);
 		smtp_refuse(srv, fd, "4.7.0", "too many connections");
@@ -1828,45 +1823,13 @@ smtp_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	smtp_greet(s);
 }
 
-/* smtp_accept_resume - the pause is over: accept again */
-static void
-smtp_accept_resume(evutil_socket_t fd, short ev, void *arg)
-{
-	struct smtp_server *srv = arg;
-
-	if (srv->stopping)
-		return;
-	log_info("smtp accept resumed");
-	for (int i = 0; i < srv->nlisteners; i++)
-		evconnlistener_enable(srv->listeners[i]);
-}
-
+/* smtp_accept_error - accept(2) failed (accept_pause.c) */
 static void
 smtp_accept_error(struct evconnlistener *l, void *arg)
 {
 	struct smtp_server *srv = arg;
-	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv;
 
-	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
-		log_warnx("smtp accept: %s", strerror(err));
-		return;
-	}
-	/* Out of descriptors or memory: the sessions we have end and free
-	 * theirs; until then wait instead of spinning on the readable socket. */
-	if (srv->accept_pause_ms == 0)
-		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MIN_MS;
-	else if ((srv->accept_pause_ms *= 2) > SMTP_ACCEPT_PAUSE_MAX_MS)
-		srv->accept_pause_ms = SMTP_ACCEPT_PAUSE_MAX_MS;
-	log_warnx("smtp accept: %s; pausing for %d ms", strerror(err),
-	    srv->accept_pause_ms);
-	for (int i = 0; i < srv->nlisteners; i++)
-		evconnlistener_disable(srv->listeners[i]);
-	if (srv->accept_ev == NULL)
-		srv->accept_ev = evtimer_new(srv->base, smtp_accept_resume, srv);
-	tv.tv_sec = srv->accept_pause_ms / 1000;
-	tv.tv_usec = (srv->accept_pause_ms % 1000) * 1000;
-	evtimer_add(srv->accept_ev, &tv);
+	accept_pause_error(srv->pause);
 }
 
 static int
@@ -1896,6 +1859,7 @@ smtp_listen_one(struct smtp_server *srv, const struct listen_addr *la,
 		return -1;
 	}
 	evconnlistener_set_error_cb(l, smtp_accept_error);
+	accept_pause_watch(srv->pause, l);
 	srv->listeners[srv->nlisteners++] = l;
 	log_info("smtp listening on %s", text);
 	return 0;
@@ -1911,6 +1875,7 @@ smtp_server_new(struct event_base *base, const struct config *cfg, SSL_CTX *tls,
 	srv->cfg = cfg;
 	srv->tls = tls;
 	srv->per_client = dict_new();
+	srv->pause = accept_pause_new(base, "smtp accept");
 	for (int i = 0; i < cfg->nlisten; i++)
 		if (smtp_listen_one(srv, &cfg->listen[i], err, errlen) < 0) {
 			smtp_server_free(srv);
@@ -1949,6 +1914,7 @@ smtp_server_stop(struct smtp_server *srv)
 	struct smtp_session *s, *next;
 
 	srv->stopping = 1;
+	accept_pause_stop(srv->pause);
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_disable(srv->listeners[i]);
 	for (s = srv->sessions; s; s = next) {
@@ -1976,8 +1942,7 @@ smtp_server_free(struct smtp_server *srv)
 		return;
 	for (int i = 0; i < srv->nlisteners; i++)
 		evconnlistener_free(srv->listeners[i]);
-	if (srv->accept_ev)
-		event_free(srv->accept_ev);
+	accept_pause_free(srv->pause);
 	while (srv->sessions)
 		smtp_session_free(srv->sessions);
 	spf_shutdown();

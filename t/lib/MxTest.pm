@@ -399,8 +399,32 @@ sub queue_dir { "$_[0]{spool}/queue" }
 sub conf_path { $_[0]{conf} }
 sub hostname { $_[0]{hostname} }
 
-# log - the daemon's stderr since the first start; log_tail - its end
-sub log { return MxTest::slurp($_[0]{logfile}) // ''; }
+# log - the daemon's stderr since the first start; log_tail - its end.
+# The daemon writes the log lines of one event-loop turn at its end
+# (mxrelayd(8), LOGGING): a reply can reach the client before the lines of
+# the turn that sent it. So a running daemon is first asked, over its
+# control socket, for a command it does not know: that logs nothing, and is
+# answered in a later turn, after those lines are written.
+sub log {
+	my ($self) = @_;
+	$self->log_sync if $self->{pid};
+	return MxTest::slurp($self->{logfile}) // '';
+}
+
+sub log_sync {
+	my ($self) = @_;
+	my $body = "8:log-sync,0:,";
+	my $u = -S $self->{sock} && IO::Socket::UNIX->new(
+	    Type => SOCK_STREAM, Peer => $self->{sock}) or return;
+	print $u "MXRELAY-CONTROL 1 0 1 " . length($body) . "\n$body";
+	my $sel = IO::Select->new($u);
+	my $deadline = time + 2;	# a stopped (SIGSTOP) daemon: give up
+	while ((my $left = $deadline - time) > 0) {
+		last unless $sel->can_read($left);
+		last unless sysread($u, my $buf, 4096);
+	}
+	close $u;
+}
 sub log_tail {
 	my ($self, $n) = @_;
 	my $l = $self->log;
