@@ -2,6 +2,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,14 @@ static const char *log_prog = "mxrelayd";
  * lines, and their write(2) calls were 5 % of the daemon's CPU at 10
  * clients (bench/README.md) */
 static struct {
+	pthread_mutex_t lock;		/* the gathering thread's, and that
+					 * of another thread's fatal error */
 	void (*schedule)(void);		/* NULL: not gathering */
 	size_t len;
 	char buf[LOG_BATCH_MAX];
-} batch;
-/* the gathering thread's own mark: other threads never look at batch */
+} batch = { .lock = PTHREAD_MUTEX_INITIALIZER };
+/* the gathering thread's own mark: other threads only flush the batch,
+ * before their fatal error's line */
 static __thread int log_gathering;
 
 /* log_init - choose the sink; stderr lines carry no timestamp (journald adds one) */
@@ -63,11 +67,19 @@ log_write_all(const char *p, size_t n)
 	}
 }
 
-void
-log_flush(void)
+static void
+log_flush_locked(void)
 {
 	log_write_all(batch.buf, batch.len);
 	batch.len = 0;
+}
+
+void
+log_flush(void)
+{
+	pthread_mutex_lock(&batch.lock);
+	log_flush_locked();
+	pthread_mutex_unlock(&batch.lock);
 }
 
 void
@@ -80,22 +92,31 @@ log_batch(void (*schedule)(void))
 }
 
 /* log_gather - 1 when the line joins the batch; a line that is not
- * gathered first flushes the batch, to keep the thread's order */
+ * gathered first flushes the batch, to keep the thread's order. Another
+ * thread's fatal error flushes it too: the loop's last lines are the
+ * context of the error, and exit(3) would lose them. */
 static int
 log_gather(int pri, const char *p, size_t n)
 {
-	if (!log_gathering)
+	int gathered = 0;
+
+	if (!log_gathering) {
+		if (pri <= LOG_CRIT)
+			log_flush();
 		return 0;
-	if (pri < LOG_INFO || batch.len + n > sizeof(batch.buf)) {
-		log_flush();
-		if (pri < LOG_INFO || n > sizeof(batch.buf))
-			return 0;
 	}
-	if (batch.len == 0)
-		batch.schedule();
-	memcpy(batch.buf + batch.len, p, n);
-	batch.len += n;
-	return 1;
+	pthread_mutex_lock(&batch.lock);
+	if (pri < LOG_INFO || batch.len + n > sizeof(batch.buf))
+		log_flush_locked();
+	if (pri >= LOG_INFO && n <= sizeof(batch.buf)) {
+		if (batch.len == 0)
+			batch.schedule();
+		memcpy(batch.buf + batch.len, p, n);
+		batch.len += n;
+		gathered = 1;
+	}
+	pthread_mutex_unlock(&batch.lock);
+	return gathered;
 }
 
 static void

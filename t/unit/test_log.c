@@ -1,12 +1,14 @@
 /* test_log.c - log_batch: the loop thread's info lines wait for
  * log_flush, in order; a warning goes at once, after them; other threads
- * and lines after log_batch(NULL) are written at once */
+ * and lines after log_batch(NULL) are written at once; another thread's
+ * fatal error writes the gathered lines before its own */
 #include "autoconf.h"
 
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -39,6 +41,32 @@ other_thread(void *arg)
 {
 	log_info("from another thread");
 	return arg;
+}
+
+static void *
+fatal_thread(void *arg)
+{
+	fatalx("a worker's fatal error");
+}
+
+/* fatal_elsewhere - in a child (fatalx exits): the loop thread gathers a
+ * line, another thread dies; the child's status */
+static int
+fatal_elsewhere(void)
+{
+	pid_t pid = fork();
+	pthread_t t;
+	int st;
+
+	if (pid == 0) {
+		log_batch(schedule);
+		log_info("the loop's last line");
+		pthread_create(&t, NULL, fatal_thread, NULL);
+		pthread_join(t, NULL);
+		_exit(0);	/* not reached */
+	}
+	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) ?
+	    WEXITSTATUS(st) : -1;
 }
 
 int
@@ -85,6 +113,10 @@ main(void)
 	ok(strstr(drain(), "t: six\n") != NULL, "log_batch(NULL) flushes");
 	log_info("five");
 	is_str(drain(), "t: five\n", "after log_batch(NULL) lines are written at once");
+
+	is_int(fatal_elsewhere(), 1, "another thread's fatal error exits 1");
+	is_str(drain(), "t: the loop's last line\nt: a worker's fatal error\n",
+	    "the lines gathered before it are written first");
 
 	dup2(saved, STDERR_FILENO);
 	return done_testing();
