@@ -44,7 +44,10 @@ like(rcpt('other@catchall.test'), qr/^550 5\.1\.1 /, 'a second unknown address: 
 like($mx->log, qr/verify address=other\@catchall\.test result=table reason=catchall/,
     '... answered by the table without a probe');
 like(rcpt('mary@catchall.test'), qr/^250 /, 'a table address is accepted');
-is($catchall->count, 0, 'no message was sent to the old server');
+# counted by recipient: under make -j, another test's daemon may still
+# retry a delivery to a port this sink has taken since (seen in CI)
+is(scalar(grep { grep { /\@catchall\.test>?$/i } @{ $_->{rcpts} } } $catchall->messages), 0,
+    'no message was sent to the old server');
 is(scalar(my @v = grep { /\S/ } split /\n/, $mx->ctl_ok('address', 'list', 'catchall.test', '--verified')), 1,
     'nothing was learnt as verified');
 $mx->ctl_ok('domain', 'set', 'catchall.test', '--unknown', 'tempfail');
