@@ -40,6 +40,10 @@
 #                                as filters.milters, in the same run
 #   RSPAMD_WORKERS=1             its proxy workers
 #   RUN_TIMEOUT=300              seconds allowed per run (then the run fails)
+#   SMTP_SINK=smtp-sink          the downstream, for every server and the
+#                                ceiling (a wrapper that runs
+#                                `nice -n 19 smtp-sink "$@"` keeps it off
+#                                the relay's CPUs, as a remote server is)
 #   TMPDIR                       where the queues live (a real disk for fsync)
 #   BENCH_KEEP=1                 keep the temp dir
 
