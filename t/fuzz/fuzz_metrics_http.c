@@ -34,6 +34,7 @@
 #include <event2/http.h>
 
 #include "fuzz.h"
+#include "fuzz_net.h"
 #include "metrics.h"
 #include "metrics_http.h"
 
@@ -166,34 +167,9 @@ check_response(const uint8_t *req, size_t reqlen, const struct response *r)
 		FUZZ_ASSERT(r->len >= plen && memcmp(r->buf, proto, plen) == 0);
 }
 
-/* connect_loopback - connect, also when a signal interrupts it (libFuzzer's
- * timer thread sends SIGALRM: CI saw "connect: Interrupted system call" after
- * 96,000 runs). An interrupted connect goes on in the kernel: wait for it
- * and take its result, as connect(2) says. */
-static int
-connect_loopback(int fd, const struct sockaddr_in *sin)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-	socklen_t len = sizeof(int);
-	int err = 0;
-
-	if (connect(fd, (const struct sockaddr *)sin, sizeof(*sin)) == 0)
-		return 0;
-	if (errno != EINTR)
-		return -1;
-	while (poll(&pfd, 1, -1) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return -1;
-	errno = err;
-	return err ? -1 : 0;
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
 	struct response r = { NULL, 0, 0 };
 	int fd;
 
@@ -201,10 +177,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_setup();
 	if ((r.buf = malloc(FUZZ_RESPONSE_MAX)) == NULL)
 		abort();
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)port);
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
-	    connect_loopback(fd, &sin) < 0) {
+	    fuzz_connect_loopback(fd, port) < 0) {
 		fprintf(stderr, "fuzz_metrics_http: connect: %s\n", strerror(errno));
 		abort();
 	}

@@ -37,6 +37,7 @@
 #include "config.h"
 #include "filter.h"
 #include "fuzz.h"
+#include "fuzz_net.h"
 #include "log.h"
 #include "milter.h"
 #include "smtp_parse.h"
@@ -632,7 +633,6 @@ step_bytes(int op, const uint8_t *arg, size_t alen, char *out)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
 	static char out[600];
 	struct replies r = { NULL, 0, 0 };
 	size_t i = 0;
@@ -643,8 +643,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	commits.n = 0;
 	if ((r.buf = malloc(FUZZ_REPLY_MAX)) == NULL)
 		abort();
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sin.sin_port = htons((uint16_t)port);
 	/* TCP_NODELAY: a step is sent when it is written. With Nagle a step
 	 * that follows one the server did not answer (no LF yet) waits for
 	 * the delayed ACK, up to 40 ms on loopback, longer than pump() waits:
@@ -652,8 +650,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * line" broken by the harness, not the server). */
 	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+	    fuzz_connect_loopback(fd, port) < 0) {
+		fprintf(stderr, "fuzz_session: connect: %s\n", strerror(errno));
 		abort();
+	}
 	pump(fd, &r);
 	check_replies(&r);
 	FUZZ_ASSERT(r.len >= 4 && memcmp(r.buf, "220 ", 4) == 0);
