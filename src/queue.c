@@ -410,7 +410,7 @@ msg_due(const struct queue_msg *m)
 
 	/* held: looked at again when it expires (queue_run) */
 	if (m->held)
-		return m->arrival + q.cfg->max_lifetime;
+		return qsched_end(m->arrival, q.cfg->max_lifetime);
 	for (int i = 0; i < m->nrcpts; i++) {
 		const struct queue_rcpt *r = &m->rcpts[i];
 		time_t t = r->next > 0 ? r->next : 1;

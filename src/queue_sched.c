@@ -155,10 +155,16 @@ qsched_retry_delay(const int *schedule, int n, int attempts)
 	return schedule[i];
 }
 
+time_t
+qsched_end(time_t arrival, int lifetime)
+{
+	return arrival + (time_t)lifetime + 1;
+}
+
 int
 qsched_expired(time_t now, time_t arrival, int lifetime)
 {
-	return now - arrival >= (time_t)lifetime;
+	return now >= qsched_end(arrival, lifetime);
 }
 
 time_t
@@ -166,7 +172,7 @@ qsched_next_attempt(time_t now, time_t arrival, int lifetime,
     const int *schedule, int n, int attempts)
 {
 	time_t next = now + qsched_retry_delay(schedule, n, attempts);
-	time_t end = arrival + lifetime;
+	time_t end = qsched_end(arrival, lifetime);
 
 	if (next > end && end > now)
 		next = end;

@@ -39,6 +39,13 @@ struct qsched_node *qsched_pop(struct qsched_heap *);
  * attempt (1 = the first): schedule[min(attempts - 1, n - 1)]; the last
  * value repeats. 0 when the schedule is empty. */
 int qsched_retry_delay(const int *schedule, int n, int attempts);
+/* qsched_end - the first second at which a message that arrived during
+ * second arrival has surely lived lifetime seconds. The arrival is kept in
+ * whole seconds, so the message may have come in up to a second after it:
+ * counted from arrival itself, a lifetime ended up to a second early
+ * (t/delivery_expire.t saw 2.0 s for 3 s). Never early, at most a second
+ * late. */
+time_t qsched_end(time_t arrival, int lifetime);
 /* qsched_expired - has a message that arrived at arrival outlived lifetime? */
 int qsched_expired(time_t now, time_t arrival, int lifetime);
 /* qsched_next_attempt - when to try again after attempts failed attempts:

@@ -40,11 +40,13 @@ test_retry(void)
 
 	/* lifetime 5 days; arrival at 1000 */
 	ok(!qsched_expired(1000 + 432000 - 1, 1000, 432000), "not expired one second before");
-	ok(qsched_expired(1000 + 432000, 1000, 432000), "expired at arrival + lifetime");
+	ok(!qsched_expired(1000 + 432000, 1000, 432000),
+	    "not at arrival + lifetime: the arrival second may have ended just after the message");
+	ok(qsched_expired(1000 + 432000 + 1, 1000, 432000), "expired a second later");
 	is_int((long)qsched_next_attempt(2000, 1000, 432000, sched, 5, 1), 2060,
 	    "next attempt: now + schedule[0]");
 	is_int((long)qsched_next_attempt(1000 + 432000 - 100, 1000, 432000, sched, 5, 9),
-	    1000 + 432000, "next attempt clamped to the end of the lifetime");
+	    1000 + 432000 + 1, "next attempt clamped to the end of the lifetime");
 	is_int((long)qsched_next_attempt(5000, 1000, 100, sched, 5, 2), 5300,
 	    "already expired: not clamped into the past");
 }
