@@ -1084,23 +1084,36 @@ spool_commit_done(void *arg)
 	free(b);
 }
 
-/* spool_kick - a commit job unless one is queued that has not taken the
- * lists yet (it will take this item along): one thread hand-off per
- * group, not per message. Called with spool.lock held. */
-static void
-spool_kick(void)
+/* spool_kick_claim - with spool.lock held, after an item joined a list:
+ * 1 when a commit job must be submitted (spool_kick), 0 when one is queued
+ * that has not taken the lists yet (it will take this item along): one
+ * thread hand-off per group, not per message */
+static int
+spool_kick_claim(void)
 {
 	if (spool.kicked)
-		return;
+		return 0;
 	spool.kicked = 1;
-	worker_submit(spool.worker, spool_commit_job, spool_commit_done,
-	    xcalloc(1, sizeof(struct spool_batch)));
+	return 1;
+}
+
+/* spool_kick - submit the commit job claimed, after spool.lock is let go:
+ * the worker, woken, takes the lists under that lock at once, and would
+ * block on it and be woken a second time if the loop still held it */
+static void
+spool_kick(int claimed)
+{
+	if (claimed)
+		worker_submit(spool.worker, spool_commit_job, spool_commit_done,
+		    xcalloc(1, sizeof(struct spool_batch)));
 }
 
 /* spool_commit_enqueue - every buffer is written: join the next group */
 static void
 spool_commit_enqueue(struct spool_msg *m)
 {
+	int kick;
+
 	m->commit_us = mx_mono_us();
 	m->cnext = NULL;
 	m->cprev = spool.ctail;
@@ -1112,8 +1125,9 @@ spool_commit_enqueue(struct spool_msg *m)
 	pthread_mutex_lock(&spool.lock);
 	m->next = spool.pending;
 	spool.pending = m;
-	spool_kick();
+	kick = spool_kick_claim();
 	pthread_mutex_unlock(&spool.lock);
+	spool_kick(kick);
 }
 
 void
@@ -1133,11 +1147,14 @@ spool_msg_commit(struct spool_msg *m, spool_commit_fn cb, void *arg)
 static void
 spool_lazy(evutil_socket_t fd, short ev, void *arg)
 {
+	int kick = 0;
+
 	spool.lazy_armed = 0;
 	pthread_mutex_lock(&spool.lock);
 	if (spool.ops != NULL)
-		spool_kick();
+		kick = spool_kick_claim();
 	pthread_mutex_unlock(&spool.lock);
+	spool_kick(kick);
 }
 
 /* spool_op_submit - queue a change for the next group commit. One that
@@ -1152,6 +1169,7 @@ spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
 {
 	struct timeval tv = { 0, SPOOL_LAZY_MS * 1000 };
 	struct spool_op *op = xcalloc(1, sizeof(*op));
+	int kick = 0;
 
 	op->kind = kind;
 	mx_strlcpy(op->id, id, sizeof(op->id));
@@ -1166,8 +1184,9 @@ spool_op_submit(enum spool_op_kind kind, const char *id, const char *text,
 	op->next = spool.ops;
 	spool.ops = op;
 	if (cb != NULL || spool.lazy_ev == NULL)
-		spool_kick();
+		kick = spool_kick_claim();
 	pthread_mutex_unlock(&spool.lock);
+	spool_kick(kick);
 	if (cb == NULL && spool.lazy_ev != NULL && !spool.lazy_armed) {
 		spool.lazy_armed = 1;
 		evtimer_add(spool.lazy_ev, &tv);
@@ -2095,13 +2114,15 @@ spool_close(void)
 {
 	/* the changes nobody waited for go with the last commit */
 	if (spool.lazy_ev != NULL) {
+		int kick;
+
 		event_free(spool.lazy_ev);
 		spool.lazy_ev = NULL;
 		spool.lazy_armed = 0;
 		pthread_mutex_lock(&spool.lock);
-		if (spool.ops != NULL && spool.worker != NULL)
-			spool_kick();
+		kick = spool.ops != NULL && spool.worker != NULL && spool_kick_claim();
 		pthread_mutex_unlock(&spool.lock);
+		spool_kick(kick);
 	}
 	/* the writer first: a commit may still wait for its buffers */
 	worker_free(spool.writer);

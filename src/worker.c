@@ -81,7 +81,12 @@ worker_main(void *arg)
 
 		pthread_mutex_lock(&w->lock);
 		list_push(&w->done, j);
+		pthread_mutex_unlock(&w->lock);
+		/* outside the lock, so that the loop, woken, does not block
+		 * on it (a second wake-up); a run of worker_run_done that
+		 * finds the list already taken does nothing */
 		event_active(w->done_ev, EV_READ, 0);
+		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -131,8 +136,11 @@ worker_queue(struct worker *w, struct job *j, worker_job_fn job,
 	j->arg = arg;
 	pthread_mutex_lock(&w->lock);
 	list_push(&w->todo, j);
-	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
+	/* after the unlock: a thread woken while the lock is still held
+	 * blocks on it at once and needs a second wake-up (two futex calls
+	 * and two context switches more per job, measured: bench/README.md) */
+	pthread_cond_signal(&w->cond);
 }
 
 void
